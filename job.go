@@ -1,0 +1,397 @@
+package ckpt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/store"
+)
+
+// Every says when checkpoints are taken: whichever condition is met first.
+// A zero field is off; the zero value takes checkpoints only by hand, on a
+// shutdown signal and at the end.
+type Every struct {
+	Records  int64         // after this many records
+	Bytes    int64         // after this many input bytes
+	Interval time.Duration // after this much time
+}
+
+// Config configures a job. The zero value is usable: a local store in
+// ./.ckpt, JSON state compressed with zstd, three checkpoints kept, a
+// checkpoint on SIGINT/SIGTERM.
+type Config struct {
+	// Store is the store's URL (see store.ParseURL). Empty means
+	// DefaultStore. Ignored when Backend is set.
+	Store string
+	// Backend is an already open store; the job does not close it.
+	Backend store.Store
+	// Every sets the automatic triggers.
+	Every Every
+	// Retain is how many of the newest checkpoints are kept, besides
+	// savepoints. Zero means 3; a negative value keeps all.
+	Retain int
+	// Codec encodes the state. Nil means codec.JSON.
+	Codec codec.Codec
+	// Uncompressed turns zstd compression of state off.
+	Uncompressed bool
+	// NoSignals leaves SIGINT and SIGTERM alone. By default the first one
+	// makes the next Advance take a shutdown checkpoint and return
+	// ErrInterrupted; a second one ends the process at once, which is safe:
+	// the next run resumes from the last checkpoint.
+	NoSignals bool
+	// Restart discards the job's checkpoints, savepoints included, and
+	// starts from the beginning.
+	Restart bool
+	// Metadata is recorded in every checkpoint.
+	Metadata map[string]string
+	// Logger receives warnings (a corrupt checkpoint skipped, a stale lock
+	// taken over) and debug events. Nil means slog.Default().
+	Logger *slog.Logger
+	// Owner identifies this process in the job's lock. The zero value means
+	// this process's pid and host name.
+	Owner store.Owner
+}
+
+func (c *Config) validate() error {
+	if c.Every.Records < 0 || c.Every.Bytes < 0 || c.Every.Interval < 0 {
+		return errors.New("ckpt: Every fields must not be negative")
+	}
+	return nil
+}
+
+// PositionSource is a source that can say where it is: the position from
+// which a resumed run continues. It is recorded as JSON in the checkpoint.
+type PositionSource interface {
+	Position() (json.RawMessage, error)
+}
+
+// SyncSink is a sink that makes everything written so far durable and says
+// how far that is (for a file, its length). The engine calls it first in
+// every checkpoint: step one of the commit protocol.
+type SyncSink interface {
+	Sync(ctx context.Context) (json.RawMessage, error)
+}
+
+// Job is a running job with typed state. Its State field holds the state
+// restored from the newest valid checkpoint (or the zero value); the user
+// updates it and every checkpoint saves it.
+//
+// A Job is used from one goroutine, except that signals and the interval
+// timer may fire at any time.
+type Job[S any] struct {
+	// State is saved in every checkpoint and restored on resume.
+	State S
+
+	name    string
+	cfg     Config
+	codec   codec.Codec
+	comp    codec.Compression
+	st      store.Store
+	ownSt   bool
+	w       *writer
+	log     *slog.Logger
+	resumed *Checkpoint
+
+	records, bytes         int64 // counted since the job began, across resumes
+	nextRecords, nextBytes int64 // thresholds of the count triggers
+	pending                atomic.Uint32
+	timer                  *time.Timer
+	stopSignals            func()
+
+	src  PositionSource
+	sink SyncSink
+
+	closeOnce sync.Once
+}
+
+// Open opens the job called name for writing, taking its lock (a second
+// writer is refused with ErrLocked), and restores State from the newest
+// checkpoint that verifies. A corrupt newer checkpoint is logged as a
+// warning and skipped; if checkpoints exist and none verifies, Open fails
+// with ErrNoValidCheckpoint rather than start over silently.
+func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) {
+	if err := ValidJobName(name); err != nil {
+		return nil, fmt.Errorf("ckpt: %w", err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	j := &Job[S]{name: name, cfg: cfg, codec: cfg.Codec, comp: codec.Zstd, log: cfg.Logger}
+	if j.codec == nil {
+		j.codec = codec.JSON{}
+	}
+	if cfg.Uncompressed {
+		j.comp = codec.None
+	}
+	if j.log == nil {
+		j.log = slog.Default()
+	}
+	retain := cfg.Retain
+	if retain == 0 {
+		retain = 3
+	}
+	j.st = cfg.Backend
+	if j.st == nil {
+		st, err := OpenStore(ctx, cfg.Store, j.log)
+		if err != nil {
+			return nil, err
+		}
+		j.st, j.ownSt = st, true
+	}
+	owner := cfg.Owner
+	if owner.ID == "" {
+		owner = processOwner()
+	}
+	w, err := openWriter(ctx, j.st, name, owner, retain, j.log)
+	if err != nil {
+		j.closeStore()
+		return nil, err
+	}
+	j.w = w
+	if cfg.Restart {
+		if err := w.removeAll(ctx); err != nil {
+			j.Close()
+			return nil, fmt.Errorf("ckpt: restart job %q: %w", name, err)
+		}
+	}
+	if err := j.restore(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	j.arm()
+	return j, nil
+}
+
+// restore loads the newest checkpoint whose manifest and blobs verify.
+func (j *Job[S]) restore(ctx context.Context) error {
+	var skipped []error
+	for i := len(j.w.kept) - 1; i >= 0; i-- {
+		k := j.w.kept[i]
+		if k.cp == nil {
+			if errors.Is(k.err, ErrFormat) {
+				return fmt.Errorf("ckpt: job %q: cannot resume: %w", j.name, k.err)
+			}
+			j.log.Warn("ckpt: skipping corrupt checkpoint; trying the previous one", "job", j.name, "seq", k.seq, "err", k.err)
+			skipped = append(skipped, k.err)
+			continue
+		}
+		var zero S
+		j.State = zero
+		err := readState(ctx, j.st, k.cp, "state", j.codec, &j.State)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				j.log.Warn("ckpt: skipping corrupt checkpoint; trying the previous one", "job", j.name, "seq", k.seq, "err", err)
+				skipped = append(skipped, err)
+				continue
+			}
+			j.State = zero
+			return fmt.Errorf("ckpt: job %q: restore checkpoint %d: %w", j.name, k.seq, err)
+		}
+		j.resumed = k.cp
+		j.records, j.bytes = k.cp.Records, k.cp.Bytes
+		if len(skipped) > 0 {
+			j.log.Warn("ckpt: resumed from an older checkpoint", "job", j.name, "seq", k.seq, "skipped", len(skipped))
+		}
+		return nil
+	}
+	if len(skipped) > 0 {
+		return fmt.Errorf("ckpt: job %q: %w: all %d checkpoints fail verification (newest: %w); check the store, or restart the job to discard them", j.name, ErrNoValidCheckpoint, len(skipped), skipped[0])
+	}
+	return nil
+}
+
+// arm sets the count thresholds, the interval timer and the signal handler.
+func (j *Job[S]) arm() {
+	j.resetCounts()
+	if d := j.cfg.Every.Interval; d > 0 {
+		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(Interval)) })
+	}
+	if !j.cfg.NoSignals {
+		ch := make(chan os.Signal, 1)
+		done := make(chan struct{})
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			select {
+			case sig := <-ch:
+				j.pending.Store(uint32(Shutdown))
+				// Back to the default disposition: a second signal ends
+				// the process at once.
+				signal.Stop(ch)
+				j.log.Info("ckpt: signal received; checkpointing before exit (signal again to exit at once)", "job", j.name, "signal", sig.String())
+			case <-done:
+				signal.Stop(ch)
+			}
+		}()
+		j.stopSignals = func() { close(done) }
+	}
+}
+
+func (j *Job[S]) resetCounts() {
+	j.nextRecords, j.nextBytes = math.MaxInt64, math.MaxInt64
+	if n := j.cfg.Every.Records; n > 0 {
+		j.nextRecords = j.records + n
+	}
+	if n := j.cfg.Every.Bytes; n > 0 {
+		j.nextBytes = j.bytes + n
+	}
+}
+
+// Name returns the job's name.
+func (j *Job[S]) Name() string { return j.name }
+
+// Store returns the store the job writes to.
+func (j *Job[S]) Store() store.Store { return j.st }
+
+// Resumed returns the checkpoint the job resumed from, or nil if it
+// started from the beginning.
+func (j *Job[S]) Resumed() *Checkpoint { return j.resumed }
+
+// Done reports whether the job had already finished: it resumed from the
+// final checkpoint that Finish took.
+func (j *Job[S]) Done() bool { return j.resumed != nil && j.resumed.Final }
+
+// Records and Bytes return the input counted since the job began.
+func (j *Job[S]) Records() int64 { return j.records }
+
+// Bytes returns the input bytes counted since the job began.
+func (j *Job[S]) Bytes() int64 { return j.bytes }
+
+// Stopping reports whether a shutdown signal has arrived.
+func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == Shutdown }
+
+// Bind attaches the source and sink whose positions every checkpoint
+// records. Either may be nil.
+func (j *Job[S]) Bind(src PositionSource, sink SyncSink) { j.src, j.sink = src, sink }
+
+// Advance counts records and bytes of input just processed and takes a
+// checkpoint if a trigger has fired. Call it after the state reflects them.
+// It costs two additions and three comparisons when nothing is due.
+//
+// After a shutdown signal it takes the shutdown checkpoint and returns
+// ErrInterrupted: the caller stops and exits; the next run resumes.
+func (j *Job[S]) Advance(ctx context.Context, records, bytes int64) error {
+	j.records += records
+	j.bytes += bytes
+	if j.records < j.nextRecords && j.bytes < j.nextBytes && j.pending.Load() == 0 {
+		return nil
+	}
+	return j.fire(ctx)
+}
+
+func (j *Job[S]) fire(ctx context.Context) error {
+	t := Trigger(j.pending.Load())
+	switch {
+	case t == Shutdown:
+	case t == Interval:
+	case j.records >= j.nextRecords:
+		t = Records
+	default:
+		t = Bytes
+	}
+	if _, err := j.commit(ctx, t, false, ""); err != nil {
+		return err
+	}
+	if t == Shutdown {
+		return ErrInterrupted
+	}
+	return nil
+}
+
+// Checkpoint takes a checkpoint now (trigger manual).
+func (j *Job[S]) Checkpoint(ctx context.Context) (*Checkpoint, error) {
+	return j.commit(ctx, Manual, false, "")
+}
+
+// Savepoint takes a checkpoint now that retention keeps until it is
+// deleted, with an optional label.
+func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, error) {
+	return j.commit(ctx, Manual, true, label)
+}
+
+// Finish takes the final checkpoint: the job is complete, and opening it
+// again reports Done.
+func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
+	return j.commit(ctx, Final, false, "")
+}
+
+// commit runs the commit protocol: sink durable first, then the source
+// position, then state and manifest (writer.commit).
+func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label string) (*Checkpoint, error) {
+	if j.w == nil {
+		return nil, fmt.Errorf("ckpt: job %q: %w", j.name, store.ErrClosed)
+	}
+	cp := &Checkpoint{
+		Trigger:   t,
+		Savepoint: savepoint,
+		Label:     label,
+		Final:     t == Final,
+		Records:   j.records,
+		Bytes:     j.bytes,
+		Metadata:  j.cfg.Metadata,
+	}
+	if j.sink != nil {
+		pos, err := j.sink.Sync(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", j.name, err)
+		}
+		cp.Sink = pos
+	}
+	if j.src != nil {
+		pos, err := j.src.Position()
+		if err != nil {
+			return nil, fmt.Errorf("ckpt: job %q: source position: %w", j.name, err)
+		}
+		cp.Source = pos
+	}
+	cp, err := j.w.commit(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
+	if err != nil {
+		return nil, err
+	}
+	j.log.Debug("ckpt: checkpoint committed", "job", j.name, "seq", cp.Seq, "trigger", t.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
+	j.resetCounts()
+	if t != Shutdown {
+		j.pending.CompareAndSwap(uint32(Interval), 0)
+	}
+	if j.timer != nil {
+		j.timer.Reset(j.cfg.Every.Interval)
+	}
+	return cp, nil
+}
+
+// Close releases the job's lock without taking a checkpoint. Work since the
+// last checkpoint is redone by the next run. Calling Close twice is
+// harmless.
+func (j *Job[S]) Close() error {
+	var err error
+	j.closeOnce.Do(func() {
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		if j.stopSignals != nil {
+			j.stopSignals()
+		}
+		if j.w != nil {
+			err = j.w.close(context.Background())
+			j.w = nil
+		}
+		j.closeStore()
+	})
+	return err
+}
+
+func (j *Job[S]) closeStore() {
+	if j.ownSt && j.st != nil {
+		j.st.Close()
+	}
+}

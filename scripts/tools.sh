@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Go tools the checks need into ./.bin (pinned versions), so a
+# fresh machine needs nothing but Go. Idempotent: a tool already at the
+# pinned version is not rebuilt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="$PWD/.bin"
+mkdir -p "$BIN"
+
+install() { # name module version
+	local name=$1 module=$2 version=$3 stamp="$BIN/.$1.version"
+	if [[ -x "$BIN/$name" && -f "$stamp" && "$(cat "$stamp")" == "$version" ]]; then
+		return
+	fi
+	echo "installing $name $version" >&2
+	GOBIN="$BIN" go install "$module@$version"
+	echo "$version" >"$stamp"
+}
+
+install staticcheck honnef.co/go/tools/cmd/staticcheck v0.8.2

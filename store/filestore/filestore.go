@@ -1,0 +1,344 @@
+// Package filestore is the local-directory store, ckpt's embedded default.
+//
+// Every object is a file below the root directory. A write goes to a
+// temporary file in the destination directory, is fsynced and closed, then
+// renamed (Put) or hard-linked (Create, which must fail if the name exists)
+// into place, and the directory is fsynced. A crash at any instant therefore
+// leaves either the old state or the whole new file; at worst a temporary
+// ".tmp-*" file, which the next holder of the job's lock removes. New
+// directories are fsynced into their parents before anything is written in
+// them, so that a file never survives a crash in a directory that did not.
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ckptdev/ckpt/store"
+)
+
+const tmpPrefix = ".tmp-"
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives warnings such as the takeover of a stale lock.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store over a local directory.
+type Store struct {
+	root string
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open returns the store rooted at dir, creating the directory (durably) if
+// it does not exist.
+func Open(dir string, opts Options) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("filestore: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("filestore: %s exists and is not a directory", abs)
+	}
+	if err := mkdirAll(abs); err != nil {
+		return nil, fmt.Errorf("filestore: create store directory: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{root: abs, log: log}, nil
+}
+
+// Root returns the store's absolute directory.
+func (s *Store) Root() string { return s.root }
+
+func (s *Store) path(name string) (string, error) {
+	if err := store.ValidName(name); err != nil {
+		return "", fmt.Errorf("filestore: %w", err)
+	}
+	if err := s.checkOpen(); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(name)), nil
+}
+
+func (s *Store) checkOpen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("filestore: %w", store.ErrClosed)
+	}
+	return nil
+}
+
+// Put writes name atomically and durably, replacing any existing object.
+func (s *Store) Put(ctx context.Context, name string, r io.Reader) error {
+	return s.write(ctx, name, r, true)
+}
+
+// Create writes name atomically and durably, failing with store.ErrExist if
+// it exists. The temporary file is hard-linked into place, which the kernel
+// refuses if the name exists: check and write are one step.
+func (s *Store) Create(ctx context.Context, name string, r io.Reader) error {
+	return s.write(ctx, name, r, false)
+}
+
+func (s *Store) write(ctx context.Context, name string, r io.Reader, replace bool) (err error) {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("filestore: put %s: %w", name, err)
+	}
+	dir := filepath.Dir(p)
+	if err := mkdirAll(dir); err != nil {
+		return fmt.Errorf("filestore: put %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("filestore: put %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bufp := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(writerOnly{f}, ctxReader{ctx, r}, *bufp)
+	copyBufs.Put(bufp)
+	if err != nil {
+		return fmt.Errorf("filestore: put %s: write: %w", name, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("filestore: put %s: fsync: %w", name, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("filestore: put %s: close: %w", name, err)
+	}
+	if err = ctx.Err(); err != nil {
+		return fmt.Errorf("filestore: put %s: %w", name, err)
+	}
+	if replace {
+		if err = os.Rename(tmp, p); err != nil {
+			return fmt.Errorf("filestore: put %s: rename: %w", name, err)
+		}
+	} else {
+		if err = os.Link(tmp, p); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("filestore: create %s: %w", name, store.ErrExist)
+			}
+			return fmt.Errorf("filestore: create %s: link: %w", name, err)
+		}
+		// The object is in place; the temporary name is garbage now, and a
+		// failure to remove it must not fail a write that happened.
+		os.Remove(tmp)
+	}
+	if err = syncDir(dir); err != nil {
+		return fmt.Errorf("filestore: put %s: fsync directory: %w", name, err)
+	}
+	return nil
+}
+
+// Get opens name for reading.
+func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("filestore: get %s: %w", name, err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("filestore: get %s: %w", name, store.ErrNotFound)
+		}
+		return nil, fmt.Errorf("filestore: get %s: %w", name, err)
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("filestore: get %s: is a directory: %w", name, store.ErrNotFound)
+	}
+	return f, nil
+}
+
+// List returns the names below the store root that start with prefix.
+// Temporary files and lock files' internals are not objects and are skipped.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := store.ValidPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("filestore: %w", err)
+	}
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	// Walk only the deepest directory that the prefix names completely.
+	base := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		base = prefix[:i]
+	}
+	start := filepath.Join(s.root, filepath.FromSlash(base))
+	var names []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != start {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("filestore: list %q: %w", prefix, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Delete removes name durably: when it returns, the removal survives a
+// crash. Callers delete manifests before the blobs they name and rely on
+// this order surviving.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("filestore: delete %s: %w", name, err)
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("filestore: delete %s: %w", name, err)
+	}
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("filestore: delete %s: fsync directory: %w", name, err)
+	}
+	return nil
+}
+
+// Close marks the store closed. Files are opened per call, so there is
+// nothing else to release.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// removeTemps deletes temporary files left by crashed writers below dir.
+// It runs with the lock of that directory's job held, so no live writer can
+// own them.
+func (s *Store) removeTemps(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), tmpPrefix) {
+			if err := os.Remove(p); err == nil {
+				s.log.Debug("filestore: removed temporary file left by an interrupted write", "path", p)
+			}
+		}
+		return nil
+	})
+}
+
+// mkdirAll creates dir and its missing parents, fsyncing each parent after
+// a child is created in it, so that the new directories are durable.
+func mkdirAll(dir string) error {
+	fi, err := os.Stat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// copyBufs holds copy buffers larger than io.Copy's 32 KiB, so that a
+// large object is written in few system calls.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// writerOnly hides *os.File's ReadFrom, which would ignore our buffer.
+type writerOnly struct{ io.Writer }
+
+// ctxReader stops a long copy when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
