@@ -78,10 +78,10 @@ func ParseURL(raw string) (Location, error) {
 	switch loc.Scheme {
 	case "file":
 		if u.Host != "" && u.Host != "localhost" {
-			return Location{}, fmt.Errorf("%w: %s: file URLs name a local absolute path, as file:///abs/dir", ErrBadURL, raw)
+			return Location{}, fmt.Errorf("%w: %s: file URLs name a local absolute path, as file:///abs/dir", ErrBadURL, Redact(u))
 		}
 		if u.Path == "" {
-			return Location{}, fmt.Errorf("%w: %s: no directory", ErrBadURL, raw)
+			return Location{}, fmt.Errorf("%w: %s: no directory", ErrBadURL, Redact(u))
 		}
 		loc.Path = filepath.Clean(u.Path)
 	case "mem":

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptdev/ckpt/aggregate"
+	"github.com/ckptdev/ckpt/convert"
+)
+
+func newAggregateCmd(a *app) *cobra.Command {
+	var (
+		pf       pipelineFlags
+		from, to string
+		groupBy  []string
+		aggs     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "aggregate INPUT OUTPUT --group-by COL[,COL] --agg SPEC[,SPEC]",
+		Short: "Group-by aggregation over CSV or JSON Lines of any size, resumably",
+		Long: `Group the records of INPUT by one or more columns and compute, per group:
+count, sum:COL, min:COL, max:COL, mean:COL. The groups are written to OUTPUT
+(CSV or JSON Lines, by extension or --to), sorted by group key, once the
+whole input is read; the output columns are the group-by columns, then
+"count" and COL_sum, COL_min, COL_max, COL_mean.
+
+The groups live in the job's checkpointed state, so the job resumes after a
+kill or crash with exactly the totals of one uninterrupted run. Empty values
+are left out of sum, min, max and mean; a value that is not a number is a
+bad record (see --on-error). Sums of integers are exact; min and max are
+printed as written in the input.
+
+INPUT, the store, the triggers and the exit codes work as for ckpt convert.`,
+		Example: `  ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount,mean:amount
+  ckpt aggregate events.jsonl per_day.jsonl --group-by day,kind --agg count,max:latency_ms`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := aggregate.Options{Input: args[0], Output: args[1]}
+			var err error
+			if o.From, err = convert.ParseFormat(from); err != nil {
+				return usageErrorf("--from: %v", err)
+			}
+			if o.To, err = convert.ParseFormat(to); err != nil {
+				return usageErrorf("--to: %v", err)
+			}
+			for _, g := range groupBy {
+				if g = strings.TrimSpace(g); g != "" {
+					o.GroupBy = append(o.GroupBy, g)
+				}
+			}
+			if len(o.GroupBy) == 0 {
+				return usageErrorf("--group-by: name at least one column")
+			}
+			if o.Aggs, err = aggregate.ParseSpecs(strings.Join(aggs, ",")); err != nil {
+				return usageErrorf("--agg: %v", err)
+			}
+			if o.From == convert.Auto {
+				if o.From, err = convert.FormatOf(o.Input); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
+			if o.To == convert.Auto {
+				if o.To, err = convert.FormatOf(o.Output); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
+			if err := checkOutput(o.Output); err != nil {
+				return err
+			}
+			if o.Pipeline, err = pf.config(a, cmd, "aggregate", o.Output); err != nil {
+				return err
+			}
+			res, err := aggregate.Run(cmd.Context(), o)
+			return a.report("aggregate", o.Pipeline, o.Output, res, err)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&groupBy, "group-by", nil, "columns to group by, comma-separated (required)")
+	fl.StringSliceVar(&aggs, "agg", nil, "aggregations, comma-separated: count, sum:COL, min:COL, max:COL, mean:COL (required)")
+	fl.StringVar(&from, "from", "", "input format: csv or jsonl (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv or jsonl (default: from OUTPUT's extension)")
+	pf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ckptdev/ckpt/convert"
+)
+
+func newConvertCmd(a *app) *cobra.Command {
+	var (
+		pf         pipelineFlags
+		from, to   string
+		inferTypes bool
+	)
+	cmd := &cobra.Command{
+		Use:   "convert INPUT OUTPUT",
+		Short: "Convert CSV to JSON Lines or JSON Lines to CSV, resumably",
+		Long: `Convert CSV to JSON Lines, or JSON Lines to CSV, as a resumable job.
+
+Kill it at any moment (Ctrl-C, SIGTERM, kill -9, a crash, a reboot) and run
+the same command again: it resumes from its last checkpoint, and OUTPUT ends
+exactly as one uninterrupted run would have written it. The first Ctrl-C
+takes a checkpoint and exits with code 75; a second one exits at once (also
+safe). Running a finished job again says so and does nothing.
+
+INPUT is a file, a directory (its files with the input's extension, in name
+order; give --from) or a quoted glob pattern such as 'logs/*.csv'. Formats
+come from the extensions (.csv, .jsonl, .ndjson) or --from/--to.
+
+CSV to JSON Lines: the header names the keys; every value becomes a JSON
+string, losslessly (--infer-types writes numbers, true/false and null for
+empty fields instead). JSON Lines to CSV: the first object's keys are the
+columns; values are written as they are (strings unquoted, nested values as
+compact JSON, null as empty).
+
+Checkpoints go to a store, by default a .ckpt directory beside OUTPUT. The
+input must not change while the job is unfinished: a resume on changed input
+is refused (pass --restart to start over).`,
+		Example: `  ckpt convert orders.csv orders.jsonl
+  ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
+  ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
+  ckpt convert --from jsonl --to csv data.txt data.out`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes}
+			var err error
+			if o.From, err = convert.ParseFormat(from); err != nil {
+				return usageErrorf("--from: %v", err)
+			}
+			if o.To, err = convert.ParseFormat(to); err != nil {
+				return usageErrorf("--to: %v", err)
+			}
+			if err := o.Resolve(); err != nil {
+				return usageErrorf("%v", err)
+			}
+			if err := checkOutput(o.Output); err != nil {
+				return err
+			}
+			if o.Pipeline, err = pf.config(a, cmd, "convert", o.Output); err != nil {
+				return err
+			}
+			res, err := convert.Run(cmd.Context(), o)
+			return a.report("convert", o.Pipeline, o.Output, res, err)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&from, "from", "", "input format: csv or jsonl (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv or jsonl (default: from OUTPUT's extension)")
+	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types")
+	pf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ckptdev/ckpt"
+)
+
+// humanBytes renders n bytes in binary units: "512 B", "1.5 KiB".
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// compactJSON renders a position as compact JSON, shortened to at most max
+// characters ("…" marks the cut); max <= 0 means in full. An absent
+// position is "-".
+func compactJSON(raw json.RawMessage, max int) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "-"
+	}
+	var b bytes.Buffer
+	s := string(raw)
+	if json.Compact(&b, raw) == nil {
+		s = b.String()
+	}
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-1]) + "…"
+}
+
+// formatTime renders a checkpoint time, in UTC to the second.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// quoteIfNeeded quotes s when it would not read as one word.
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t\n\",=") || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// checkpointFlags lists what is special about a checkpoint, such as
+// "savepoint,label=before-migration" or "final".
+func checkpointFlags(cp *ckpt.Checkpoint) string {
+	var f []string
+	if cp.Savepoint {
+		f = append(f, "savepoint")
+	}
+	if cp.Label != "" {
+		f = append(f, "label="+quoteIfNeeded(cp.Label))
+	}
+	if cp.Final {
+		f = append(f, "final")
+	}
+	if len(f) == 0 {
+		return "-"
+	}
+	return strings.Join(f, ",")
+}
+
+// stateSizes renders a checkpoint's state size as "raw→stored".
+func stateSizes(cp *ckpt.Checkpoint) string {
+	if len(cp.State) == 0 {
+		return "-"
+	}
+	return humanBytes(cp.RawSize()) + "→" + humanBytes(cp.StoredSize())
+}
+
+// checkpointJSON is one checkpoint in the JSON output of list and jobs.
+// Its field names are part of ckpt's interface, like the manifest's.
+type checkpointJSON struct {
+	Seq              uint64            `json:"seq"`
+	Time             time.Time         `json:"time,omitzero"`
+	Trigger          string            `json:"trigger,omitempty"`
+	Savepoint        bool              `json:"savepoint"`
+	Label            string            `json:"label,omitempty"`
+	Final            bool              `json:"final"`
+	Records          int64             `json:"records"`
+	Bytes            int64             `json:"bytes"`
+	Source           json.RawMessage   `json:"source,omitempty"`
+	Sink             json.RawMessage   `json:"sink,omitempty"`
+	StateRawBytes    int64             `json:"state_raw_bytes"`
+	StateStoredBytes int64             `json:"state_stored_bytes"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	// Corrupt is set when the manifest does not decode; Error says why.
+	// Blobs are not read: `verify` checks them.
+	Corrupt bool   `json:"corrupt"`
+	Error   string `json:"error,omitempty"`
+}
+
+func entryJSON(e ckpt.Entry) checkpointJSON {
+	if e.Checkpoint == nil {
+		return checkpointJSON{Seq: e.Seq, Corrupt: errors.Is(e.Err, ckpt.ErrCorrupt), Error: errorText(e.Err)}
+	}
+	cp := e.Checkpoint
+	return checkpointJSON{
+		Seq:              cp.Seq,
+		Time:             cp.Time,
+		Trigger:          cp.Trigger.String(),
+		Savepoint:        cp.Savepoint,
+		Label:            cp.Label,
+		Final:            cp.Final,
+		Records:          cp.Records,
+		Bytes:            cp.Bytes,
+		Source:           cp.Source,
+		Sink:             cp.Sink,
+		StateRawBytes:    cp.RawSize(),
+		StateStoredBytes: cp.StoredSize(),
+		Metadata:         cp.Metadata,
+	}
+}
+
+// errorText renders an error for output, without the package prefix.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "ckpt: "), ": ckpt: ", ": ")
+}
+
+// entryProblem says why a manifest did not decode, for a table cell.
+func entryProblem(e ckpt.Entry) string {
+	if errors.Is(e.Err, ckpt.ErrCorrupt) {
+		return "corrupt"
+	}
+	return "unreadable"
+}

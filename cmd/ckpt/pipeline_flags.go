@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/internal/progress"
+	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/sink"
+	"github.com/ckptdev/ckpt/source"
+)
+
+// The default triggers: a checkpoint every second and every million
+// records, whichever comes first. A checkpoint costs the job a flush of
+// the output and a few microseconds; the fsync and the manifest write run
+// in the background.
+const (
+	defaultEvery    = 1_000_000
+	defaultInterval = time.Second
+)
+
+// pipelineFlags are the flags of the commands that run jobs (convert,
+// aggregate).
+type pipelineFlags struct {
+	store      string
+	job        string
+	every      int64
+	everyBytes string
+	interval   time.Duration
+	retain     int
+	onError    string
+	deadLetter string
+	restart    bool
+	noProgress bool
+}
+
+func (f *pipelineFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.store, "store", "", "where checkpoints live: a directory or a store URL (default: .ckpt beside OUTPUT)")
+	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: derived from the command and OUTPUT)")
+	fl.Int64Var(&f.every, "every", defaultEvery, "checkpoint every N records (0: off)")
+	fl.StringVar(&f.everyBytes, "every-bytes", "0", "checkpoint every N bytes of input, as 64MiB or 1GB (0: off)")
+	fl.DurationVar(&f.interval, "interval", defaultInterval, "checkpoint at least this often (0: off)")
+	fl.IntVar(&f.retain, "retain", 3, "checkpoints kept in the store (at least 1)")
+	fl.StringVar(&f.onError, "on-error", "fail", "bad records: fail (stop, naming file, line and column), skip (count them), or dead-letter (write them to --dead-letter)")
+	fl.StringVar(&f.deadLetter, "dead-letter", "", "file for bad records, as JSON Lines with the reason (implies --on-error dead-letter; default OUTPUT.rejects.jsonl)")
+	fl.BoolVar(&f.restart, "restart", false, "discard the job's checkpoints and start over from the beginning")
+	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+}
+
+// config builds the run's configuration for a job writing output.
+func (f *pipelineFlags) config(a *app, cmd *cobra.Command, verb, output string) (pipeline.Config, error) {
+	var cfg pipeline.Config
+	if f.every < 0 || f.interval < 0 {
+		return cfg, usageErrorf("--every and --interval must not be negative")
+	}
+	if f.retain < 1 {
+		return cfg, usageErrorf("--retain must be at least 1")
+	}
+	eb, err := parseSize(f.everyBytes)
+	if err != nil {
+		return cfg, usageErrorf("--every-bytes: %v", err)
+	}
+	cfg.Store = f.store
+	if cfg.Store == "" {
+		cfg.Store = filepath.Join(filepath.Dir(output), ckpt.DefaultStore)
+	}
+	cfg.Job = f.job
+	if cfg.Job == "" {
+		cfg.Job = jobName(verb, output)
+	}
+	if err := ckpt.ValidJobName(cfg.Job); err != nil {
+		return cfg, usageErrorf("--job: %v", err)
+	}
+	cfg.Every = ckpt.Every{Records: f.every, Bytes: eb, Interval: f.interval}
+	cfg.Retain = f.retain
+	cfg.Restart = f.restart
+	cfg.Logger = a.log
+	switch f.onError {
+	case "fail":
+		cfg.OnBadRecord = pipeline.Fail
+	case "skip":
+		cfg.OnBadRecord = pipeline.Skip
+	case "dead-letter":
+		cfg.OnBadRecord = pipeline.DeadLetter
+	default:
+		return cfg, usageErrorf("--on-error %q: use fail, skip or dead-letter", f.onError)
+	}
+	if f.deadLetter != "" {
+		if cmd.Flags().Changed("on-error") && f.onError != "dead-letter" {
+			return cfg, usageErrorf("--dead-letter goes with --on-error dead-letter, not %s", f.onError)
+		}
+		cfg.OnBadRecord = pipeline.DeadLetter
+		cfg.DeadLetterPath = f.deadLetter
+	} else if cfg.OnBadRecord == pipeline.DeadLetter {
+		cfg.DeadLetterPath = output + ".rejects.jsonl"
+	}
+	if a.stderrTTY && !a.quiet && !f.noProgress {
+		width := 80
+		if fd, ok := a.stderr.(interface{ Fd() uintptr }); ok {
+			if w, _, err := term.GetSize(int(fd.Fd())); err == nil && w > 0 {
+				width = w
+			}
+		}
+		bar := &progress.Bar{W: a.stderr, Width: width}
+		cfg.Progress = bar.Update
+	}
+	return cfg, nil
+}
+
+// jobName derives a job's name from the command and the output file, such
+// as "convert-orders.jsonl". The default store lives beside the output, so
+// the name only needs to be unique within that directory.
+func jobName(verb, output string) string {
+	base := filepath.Base(output)
+	var b strings.Builder
+	b.WriteString(verb + "-")
+	for _, c := range base {
+		if c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	return name
+}
+
+// parseSize reads a byte count: 1048576, 64KiB, 64MiB, 1GiB, 10MB, 2GB.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (use a number of bytes, or 64MiB, 1GB, ...)", s)
+	}
+	return n * mult, nil
+}
+
+// report prints the outcome of a run and turns the pipeline's errors into
+// ckpt's exit codes and hints.
+func (a *app) report(verb string, cfg pipeline.Config, output string, res pipeline.Result, err error) error {
+	if errors.Is(err, pipeline.ErrAlreadyDone) {
+		a.infof("job %s already finished (checkpoint %d, %s): %s is complete; pass --restart to run it again\n",
+			cfg.Job, res.Final.Seq, formatTime(res.Final.Time), output)
+		return nil
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, ckpt.ErrInterrupted):
+			return withHint(fmt.Errorf("%s interrupted after %s records: %w", verb, progress.Count(res.Records), err),
+				"run the same command again to resume")
+		case errors.Is(err, source.ErrInputChanged), errors.Is(err, sink.ErrOutputChanged):
+			return withHint(err, "pass --restart to start over from the beginning")
+		case errors.Is(err, context.Canceled):
+			return err
+		}
+		var re *source.RecordError
+		if errors.As(err, &re) {
+			return withHint(err, "fix the input, or pass --on-error skip or --on-error dead-letter to go on past bad records")
+		}
+		return err
+	}
+	from := "from the beginning"
+	if res.Resumed != nil {
+		from = fmt.Sprintf("resumed from checkpoint %d at record %s", res.Resumed.Seq, progress.Count(res.Resumed.Records))
+	}
+	a.infof("%s: %s records (%s) into %s\n", verb, progress.Count(res.Records), from, output)
+	if res.Skipped > 0 {
+		a.infof("skipped %s bad records\n", progress.Count(res.Skipped))
+	}
+	if res.DeadLettered > 0 {
+		a.infof("wrote %s bad records to %s\n", progress.Count(res.DeadLettered), cfg.DeadLetterPath)
+	}
+	return nil
+}
+
+// started tells whether the command's run began (for usage errors) and
+// checks an output path early, so a typo costs nothing.
+func checkOutput(output string) error {
+	dir := filepath.Dir(output)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("output directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("output directory %s is not a directory", dir)
+	}
+	if fi, err := os.Stat(output); err == nil && fi.IsDir() {
+		return fmt.Errorf("output %s is a directory", output)
+	}
+	return nil
+}

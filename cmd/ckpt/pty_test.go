@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY returns a new pseudo-terminal: a real terminal for the code under
+// test (slave), and the other side for the test to type into and read
+// from (master).
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+func TestDeleteAsksOnATerminal(t *testing.T) {
+	for _, c := range []struct {
+		typed   string
+		code    int
+		deleted bool
+	}{
+		{"y\n", exitOK, true},
+		{"YES\n", exitOK, true},
+		{"n\n", exitError, false},
+		{"\n", exitError, false},
+		{"yep, sure\n", exitError, false},
+	} {
+		t.Run(strings.TrimSpace(c.typed), func(t *testing.T) {
+			dir, _ := ordersStore(t)
+			master, tty := openPTY(t)
+			if _, err := master.Write([]byte(c.typed)); err != nil {
+				t.Fatal(err)
+			}
+			r := ckptRun(t, tty, "checkpoints", "delete", "--store", dir, "--job", "orders", "3")
+			r.want(t, c.code)
+			if want := fmt.Sprintf("Delete savepoint 3 of job \"orders\" (before-migration) from store %s? [y/N] ", dir); !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("prompt %q, want %q", r.stderr, want)
+			}
+			got := seqs(t, dir, "orders")
+			if deleted := !slices.Contains(got, 3); deleted != c.deleted {
+				t.Errorf("typed %q: checkpoints %v, deleted = %v, want %v", c.typed, got, deleted, c.deleted)
+			}
+			if !c.deleted && !strings.Contains(r.stderr, "nothing deleted") {
+				t.Errorf("declining should say nothing was deleted:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// TestColourOnlyOnATerminal checks both sides of the rule: colour when
+// stdout is a terminal, none when it is not (a pipe, a file, a buffer).
+func TestColourOnlyOnATerminal(t *testing.T) {
+	t.Setenv("NO_COLOR", "")
+	t.Setenv("TERM", "xterm")
+	dir, _ := ordersStore(t)
+	args := []string{"checkpoints", "verify", "--store", dir, "--job", "orders"}
+
+	master, tty := openPTY(t)
+	read := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(master) // until the terminal is closed (EIO)
+		read <- b
+	}()
+	var stderr bytes.Buffer
+	if code := run(context.Background(), args, strings.NewReader(""), tty, &stderr); code != exitOK {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	tty.Close()
+	out := <-read
+	if !bytes.Contains(out, []byte("checkpoint 1: \x1b[32mok\x1b[0m")) {
+		t.Errorf("no colour on a terminal: %q", out)
+	}
+
+	r := ckptRun(t, nil, args...).want(t, exitOK)
+	if strings.Contains(r.stdout, "\x1b") || !strings.Contains(r.stdout, "checkpoint 1: ok") {
+		t.Errorf("escape codes when stdout is not a terminal: %q", r.stdout)
+	}
+	t.Setenv("NO_COLOR", "1")
+	master, tty = openPTY(t)
+	go func() {
+		b, _ := io.ReadAll(master)
+		read <- b
+	}()
+	run(context.Background(), args, strings.NewReader(""), tty, &stderr)
+	tty.Close()
+	if out := <-read; bytes.Contains(out, []byte("\x1b")) || !bytes.Contains(out, []byte("checkpoint 1: ok")) {
+		t.Errorf("escape codes despite NO_COLOR: %q", out)
+	}
+}
+
+func TestDeleteAllAsksOnATerminal(t *testing.T) {
+	dir, _ := ordersStore(t)
+	master, tty := openPTY(t)
+	if _, err := master.Write([]byte("y\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := ckptRun(t, tty, "checkpoints", "delete", "--all", "--store", dir, "--job", "orders").want(t, exitOK)
+	if want := fmt.Sprintf("Delete job \"orders\" and all 5 of its checkpoints (1 savepoint) from store %s? [y/N] ", dir); !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("prompt %q, want %q", r.stderr, want)
+	}
+	if got := jobsIn(t, dir); len(got) != 0 {
+		t.Errorf("jobs left after delete --all: %v", got)
+	}
+}
