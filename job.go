@@ -76,11 +76,18 @@ type PositionSource interface {
 	Position() (json.RawMessage, error)
 }
 
-// SyncSink is a sink that makes everything written so far durable and says
-// how far that is (for a file, its length). The engine calls it first in
-// every checkpoint: step one of the commit protocol.
-type SyncSink interface {
-	Sync(ctx context.Context) (json.RawMessage, error)
+// Sink is a sink whose output is part of every checkpoint (for a file,
+// its length). The engine uses it for step one of the commit protocol:
+// Flush, synchronously, at the instant of the checkpoint; then Sync, which
+// may run in the background while the job goes on writing, and must return
+// before the manifest is written.
+type Sink interface {
+	// Flush hands buffered output to the operating system and returns the
+	// position that covers everything written so far.
+	Flush() (json.RawMessage, error)
+	// Sync makes everything flushed so far durable. It may run concurrently
+	// with writes of later output, never with Flush.
+	Sync(ctx context.Context) error
 }
 
 // Job is a running job with typed state. Its State field holds the state
@@ -110,7 +117,13 @@ type Job[S any] struct {
 	stopSignals            func()
 
 	src  PositionSource
-	sink SyncSink
+	sink Sink
+
+	// At most one automatic checkpoint is in flight: its manifest is being
+	// committed in the background. inflight is closed when it ends and
+	// bgErr then holds its error.
+	inflight chan struct{}
+	bgErr    error
 
 	closeOnce sync.Once
 }
@@ -199,6 +212,7 @@ func (j *Job[S]) restore(ctx context.Context) error {
 			return fmt.Errorf("ckpt: job %q: restore checkpoint %d: %w", j.name, k.seq, err)
 		}
 		j.resumed = k.cp
+		j.w.trustOnly(k.cp)
 		j.records, j.bytes = k.cp.Records, k.cp.Bytes
 		if len(skipped) > 0 {
 			j.log.Warn("ckpt: resumed from an older checkpoint", "job", j.name, "seq", k.seq, "skipped", len(skipped))
@@ -272,14 +286,17 @@ func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == Shutdown 
 
 // Bind attaches the source and sink whose positions every checkpoint
 // records. Either may be nil.
-func (j *Job[S]) Bind(src PositionSource, sink SyncSink) { j.src, j.sink = src, sink }
+func (j *Job[S]) Bind(src PositionSource, sink Sink) { j.src, j.sink = src, sink }
 
 // Advance counts records and bytes of input just processed and takes a
 // checkpoint if a trigger has fired. Call it after the state reflects them.
 // It costs two additions and three comparisons when nothing is due.
 //
-// After a shutdown signal it takes the shutdown checkpoint and returns
-// ErrInterrupted: the caller stops and exits; the next run resumes.
+// Automatic checkpoints commit in the background: Advance returns once
+// state and positions are captured, and the error of a failed background
+// commit is returned by the next checkpoint, Wait or Close. After a
+// shutdown signal Advance takes the shutdown checkpoint synchronously and
+// returns ErrInterrupted: the caller stops and exits; the next run resumes.
 func (j *Job[S]) Advance(ctx context.Context, records, bytes int64) error {
 	j.records += records
 	j.bytes += bytes
@@ -299,7 +316,7 @@ func (j *Job[S]) fire(ctx context.Context) error {
 	default:
 		t = Bytes
 	}
-	if _, err := j.commit(ctx, t, false, ""); err != nil {
+	if _, err := j.commit(ctx, t, false, "", t != Shutdown); err != nil {
 		return err
 	}
 	if t == Shutdown {
@@ -310,26 +327,35 @@ func (j *Job[S]) fire(ctx context.Context) error {
 
 // Checkpoint takes a checkpoint now (trigger manual).
 func (j *Job[S]) Checkpoint(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, false, "")
+	return j.commit(ctx, Manual, false, "", false)
 }
 
 // Savepoint takes a checkpoint now that retention keeps until it is
 // deleted, with an optional label.
 func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, true, label)
+	return j.commit(ctx, Manual, true, label, false)
 }
 
 // Finish takes the final checkpoint: the job is complete, and opening it
 // again reports Done.
 func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Final, false, "")
+	return j.commit(ctx, Final, false, "", false)
 }
 
-// commit runs the commit protocol: sink durable first, then the source
-// position, then state and manifest (writer.commit).
-func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label string) (*Checkpoint, error) {
+// commit runs the commit protocol. In the calling goroutine: wait for the
+// previous checkpoint, flush the sink, record the source position, and
+// serialize state (blobs are written now: nothing references them yet).
+// Then, in the background when async, else before returning: make the sink
+// durable, write the manifest (the commit point), apply retention. The job
+// goes on processing while the background part runs; state and positions
+// were captured at one instant, so the checkpoint is consistent whatever
+// the job writes meanwhile.
+func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label string, async bool) (*Checkpoint, error) {
 	if j.w == nil {
 		return nil, fmt.Errorf("ckpt: job %q: %w", j.name, store.ErrClosed)
+	}
+	if err := j.wait(); err != nil {
+		return nil, err
 	}
 	cp := &Checkpoint{
 		Trigger:   t,
@@ -341,9 +367,9 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Metadata:  j.cfg.Metadata,
 	}
 	if j.sink != nil {
-		pos, err := j.sink.Sync(ctx)
+		pos, err := j.sink.Flush()
 		if err != nil {
-			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", j.name, err)
+			return nil, fmt.Errorf("ckpt: job %q: flush output: %w", j.name, err)
 		}
 		cp.Sink = pos
 	}
@@ -354,11 +380,9 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		}
 		cp.Source = pos
 	}
-	cp, err := j.w.commit(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
-	if err != nil {
+	if err := j.w.saveState(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp); err != nil {
 		return nil, err
 	}
-	j.log.Debug("ckpt: checkpoint committed", "job", j.name, "seq", cp.Seq, "trigger", t.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
 	j.resetCounts()
 	if t != Shutdown {
 		j.pending.CompareAndSwap(uint32(Interval), 0)
@@ -366,15 +390,60 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	if j.timer != nil {
 		j.timer.Reset(j.cfg.Every.Interval)
 	}
+	if !async {
+		return j.finish(ctx, cp)
+	}
+	done := make(chan struct{})
+	j.inflight = done
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer close(done)
+		_, j.bgErr = j.finish(bg, cp)
+	}()
 	return cp, nil
 }
 
-// Close releases the job's lock without taking a checkpoint. Work since the
-// last checkpoint is redone by the next run. Calling Close twice is
-// harmless.
+// finish is the second half of commit: sink durable, then the manifest.
+func (j *Job[S]) finish(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+	if j.sink != nil {
+		if err := j.sink.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", j.name, err)
+		}
+	}
+	cp, err := j.w.commitManifest(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	j.log.Debug("ckpt: checkpoint committed", "job", j.name, "seq", cp.Seq, "trigger", cp.Trigger.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
+	return cp, nil
+}
+
+// wait waits for the checkpoint in flight, if any, and returns its error.
+// A failed background checkpoint leaves the previous one valid; its error
+// is returned once, by the next call that checkpoints (or by Close).
+func (j *Job[S]) wait() error {
+	if j.inflight == nil {
+		return nil
+	}
+	<-j.inflight
+	j.inflight = nil
+	err := j.bgErr
+	j.bgErr = nil
+	return err
+}
+
+// Wait waits until the automatic checkpoint in flight, if any, is
+// committed, and returns its error.
+func (j *Job[S]) Wait() error { return j.wait() }
+
+// Close waits for a checkpoint in flight and releases the job's lock
+// without taking another. Work since the last checkpoint is redone by the
+// next run. It returns the error of the checkpoint in flight, if it
+// failed. Calling Close twice is harmless.
 func (j *Job[S]) Close() error {
 	var err error
 	j.closeOnce.Do(func() {
+		err = j.wait()
 		if j.timer != nil {
 			j.timer.Stop()
 		}
@@ -382,7 +451,7 @@ func (j *Job[S]) Close() error {
 			j.stopSignals()
 		}
 		if j.w != nil {
-			err = j.w.close(context.Background())
+			err = errors.Join(err, j.w.close(context.Background()))
 			j.w = nil
 		}
 		j.closeStore()

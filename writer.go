@@ -35,10 +35,10 @@ type writer struct {
 	retain    int
 	chunkSize int
 
-	seq  uint64  // highest sequence number seen, committed or corrupt
-	kept []kept  // checkpoints in the store, oldest first
+	seq  uint64 // highest sequence number seen, committed or corrupt
+	kept []kept // checkpoints in the store, oldest first
 	refs map[string]int
-	size blobSet // stored size of every referenced blob
+	size blobSet // stored size of referenced blobs that commits may reuse unwritten; see trustOnly
 }
 
 // kept is one manifest in the store; cp is nil when it failed to decode.
@@ -75,8 +75,13 @@ func openWriter(ctx context.Context, st store.Store, job string, owner store.Own
 		lease.Release(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	if err := w.collect(ctx); err != nil {
-		w.log.Warn("ckpt: could not remove unreferenced blobs", "job", job, "err", err)
+	// A manifest that does not decode (damaged, or written by a newer ckpt)
+	// may name any blob: collecting now would destroy what a repair or an
+	// upgrade needs. Its blobs wait until retention has removed it.
+	if !slices.ContainsFunc(w.kept, func(k kept) bool { return k.cp == nil }) {
+		if err := w.collect(ctx); err != nil {
+			w.log.Warn("ckpt: could not remove unreferenced blobs", "job", job, "err", err)
+		}
 	}
 	return w, nil
 }
@@ -104,6 +109,23 @@ func (w *writer) addRefs(cp *Checkpoint) {
 		for _, c := range s.Chunks {
 			if c.Data == nil {
 				w.refs[c.ID]++
+				w.size[c.ID] = c.Stored
+			}
+		}
+	}
+}
+
+// trustOnly narrows the blobs that later commits reuse without writing
+// them to those of cp, which a restore has just read and verified. Any
+// other blob may be the damaged copy that made a newer checkpoint fail
+// (or an older one nobody has read): a checkpoint reusing it would be
+// committed corrupt. Such a chunk is written again instead, which also
+// repairs the blob in place.
+func (w *writer) trustOnly(cp *Checkpoint) {
+	w.size = make(blobSet)
+	for _, s := range cp.State {
+		for _, c := range s.Chunks {
+			if c.Data == nil {
 				w.size[c.ID] = c.Stored
 			}
 		}
@@ -151,23 +173,33 @@ type stateInput struct {
 	value any
 }
 
-// commit saves states and commits cp as the next checkpoint, then applies
-// retention. The sink and source positions in cp must already be durable.
-// On error nothing is committed and the previous checkpoint stays the
-// newest; blobs already written are collected later.
-func (w *writer) commit(ctx context.Context, cp *Checkpoint, states []stateInput, comp codec.Compression) (*Checkpoint, error) {
+// saveState serializes states into blobs and records them in cp. Nothing
+// references the blobs until commitManifest, so a failure here (or a crash)
+// leaves garbage that collect removes, never a visible change.
+func (w *writer) saveState(ctx context.Context, cp *Checkpoint, states []stateInput, comp codec.Compression) error {
 	if w.lease == nil {
-		return nil, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
+		return fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
 	}
-	cp.Job = w.job
 	cp.State = cp.State[:0]
 	for _, s := range states {
 		ref, err := writeState(ctx, w.st, w.job, s.name, s.codec, s.value, comp, w.chunkSize, w.size)
 		if err != nil {
-			return nil, fmt.Errorf("ckpt: checkpoint %d of job %q: %w", w.seq+1, w.job, err)
+			return fmt.Errorf("ckpt: checkpoint %d of job %q: %w", w.seq+1, w.job, err)
 		}
 		cp.State = append(cp.State, ref)
 	}
+	return nil
+}
+
+// commitManifest commits cp, whose blobs saveState wrote, as the next
+// checkpoint, then applies retention. The sink and source positions in cp
+// must already be durable. On error nothing is committed and the previous
+// checkpoint stays the newest.
+func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+	if w.lease == nil {
+		return nil, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
+	}
+	cp.Job = w.job
 	cp.Seq = w.seq + 1
 	cp.Token = w.lease.Token()
 	cp.Writer = w.owner

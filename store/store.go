@@ -86,9 +86,9 @@ type Lease interface {
 
 // Owner identifies a lock holder to the people reading an error about it.
 type Owner struct {
-	ID    string    `json:"id"`              // random per process, or given by the caller
-	PID   int       `json:"pid,omitempty"`   // process id on Host
-	Host  string    `json:"host,omitempty"`  // host name
+	ID    string    `json:"id"`             // random per process, or given by the caller
+	PID   int       `json:"pid,omitempty"`  // process id on Host
+	Host  string    `json:"host,omitempty"` // host name
 	Since time.Time `json:"since,omitzero"` // when the lock was taken
 }
 

@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/ckptdev/ckpt/store"
 )
@@ -173,7 +174,7 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if notExist(err) {
 			return nil, fmt.Errorf("filestore: get %s: %w", name, store.ErrNotFound)
 		}
 		return nil, fmt.Errorf("filestore: get %s: %w", name, err)
@@ -203,7 +204,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var names []string
 	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+			if notExist(err) {
 				return nil
 			}
 			return err
@@ -248,8 +249,14 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("filestore: delete %s: %w", name, err)
 	}
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		// A directory holds other objects and is not one itself: the
+		// object name is missing. Removing the directory instead would
+		// race with a Put creating a file in it.
+		return nil
+	}
 	if err := os.Remove(p); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if notExist(err) {
 			return nil
 		}
 		return fmt.Errorf("filestore: delete %s: %w", name, err)
@@ -284,6 +291,12 @@ func (s *Store) removeTemps(dir string) {
 		}
 		return nil
 	})
+}
+
+// notExist reports whether err means that a path names nothing. ENOTDIR
+// counts: "a/b" does not exist when the object "a" is a file.
+func notExist(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // mkdirAll creates dir and its missing parents, fsyncing each parent after

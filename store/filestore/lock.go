@@ -149,10 +149,14 @@ func writeRecord(f *os.File, rec lockRecord) error {
 		return err
 	}
 	b = append(b, '\n')
-	if err := f.Truncate(0); err != nil {
+	// Write, then cut: a crash between the two leaves the new record
+	// followed by the old one's tail, which does not parse and so takes the
+	// time-based token path in Lock. Cutting first would leave an empty
+	// file, which reads as a fresh lock and restarts tokens at 1.
+	if _, err := f.WriteAt(b, 0); err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(b, 0); err != nil {
+	if err := f.Truncate(int64(len(b))); err != nil {
 		return err
 	}
 	return f.Sync()

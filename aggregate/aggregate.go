@@ -1,0 +1,444 @@
+// Package aggregate is the library behind `ckpt aggregate`: a resumable
+// group-by over CSV or JSON Lines input of any size, whose groups live in
+// the job's checkpointed state, written sorted by group key at the end.
+package aggregate
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/internal/records"
+	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/sink"
+	"github.com/ckptdev/ckpt/source"
+)
+
+// Op is an aggregation.
+type Op uint8
+
+// The aggregations.
+const (
+	Count Op = iota // records in the group
+	Sum             // sum of a column's values
+	Min             // smallest value
+	Max             // largest value
+	Mean            // arithmetic mean
+)
+
+var opNames = [...]string{"count", "sum", "min", "max", "mean"}
+
+func (o Op) String() string { return opNames[o] }
+
+// Spec is one aggregation of one column (none for count).
+type Spec struct {
+	Op     Op
+	Column string
+}
+
+// Name is the output column: "count", or COLUMN_OP as in "price_sum".
+func (s Spec) Name() string {
+	if s.Op == Count {
+		return "count"
+	}
+	return s.Column + "_" + s.Op.String()
+}
+
+// ParseSpecs reads "count,sum:price,mean:qty".
+func ParseSpecs(s string) ([]Spec, error) {
+	var out []Spec
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, col, hasCol := strings.Cut(part, ":")
+		i := slices.Index(opNames[:], name)
+		if i < 0 {
+			return nil, fmt.Errorf("unknown aggregation %q (use count, sum:COL, min:COL, max:COL, mean:COL)", name)
+		}
+		op := Op(i)
+		if op == Count && hasCol {
+			return nil, fmt.Errorf("count takes no column (%q)", part)
+		}
+		if op != Count && (!hasCol || col == "") {
+			return nil, fmt.Errorf("%s needs a column, as %s:COLUMN", name, name)
+		}
+		out = append(out, Spec{Op: op, Column: col})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no aggregation given")
+	}
+	return out, nil
+}
+
+// Options configure an aggregation.
+type Options struct {
+	Input   string
+	Output  string
+	From    convert.Format // Auto: from Input's extension
+	To      convert.Format // Auto: from Output's extension
+	GroupBy []string
+	Aggs    []Spec
+	// Pipeline names the job and sets store, triggers, bad-record policy
+	// and progress. Its codec is set to gob: the groups encode themselves
+	// compactly.
+	Pipeline pipeline.Config
+}
+
+// Run aggregates Input into Output as the job o.Pipeline.Job.
+func Run(ctx context.Context, o Options) (pipeline.Result, error) {
+	if len(o.GroupBy) == 0 {
+		return pipeline.Result{}, errors.New("aggregate: no group-by column")
+	}
+	if len(o.Aggs) == 0 {
+		return pipeline.Result{}, errors.New("aggregate: no aggregation")
+	}
+	var err error
+	if o.From == convert.Auto {
+		if o.From, err = convert.FormatOf(o.Input); err != nil {
+			return pipeline.Result{}, fmt.Errorf("aggregate: input: %w", err)
+		}
+	}
+	if o.To == convert.Auto {
+		if o.To, err = convert.FormatOf(o.Output); err != nil {
+			return pipeline.Result{}, fmt.Errorf("aggregate: output: %w", err)
+		}
+	}
+	o.Pipeline.Codec = codec.Gob{}
+	a := &aggregator{opts: o}
+	end := pipeline.AtEnd(a.write)
+	if o.From == convert.CSV {
+		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end)
+	}
+	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output), a.jsonLine, end)
+}
+
+// aggregator holds per-run scratch space; the groups are in State.
+type aggregator struct {
+	opts Options
+	cols []int // CSV: index of each group-by column, then each agg column
+	key  []byte
+	vals [][]byte
+	nums []value
+	obj  records.Object
+}
+
+// State is the job's state: the groups so far.
+type State struct {
+	groups map[string]*group
+}
+
+type group struct {
+	keys  []string
+	count int64
+	accs  []acc
+}
+
+// acc accumulates one column of one group. Sums stay exact integers while
+// every value is an integer that fits; min and max keep the value's text,
+// so the output shows it as it was written.
+type acc struct {
+	n       int64
+	isFloat bool
+	isum    int64
+	fsum    float64
+	min     float64
+	max     float64
+	minText string
+	maxText string
+}
+
+// value is one parsed input value.
+type value struct {
+	text  []byte
+	empty bool
+	isInt bool
+	i     int64
+	f     float64
+}
+
+func (a *aggregator) csvRow(ctx context.Context, row *source.Row, st *State, _ *sink.File) error {
+	if a.cols == nil {
+		if err := a.resolveCSV(row.Header); err != nil {
+			return err
+		}
+	}
+	a.vals = a.vals[:0]
+	for _, c := range a.cols {
+		if c >= 0 {
+			a.vals = append(a.vals, row.Fields[c])
+		} else {
+			a.vals = append(a.vals, nil)
+		}
+	}
+	return a.add(st, a.vals, func(err error) error {
+		return &source.RecordError{File: row.File, Line: row.Line, Offset: row.Offset, Err: err}
+	})
+}
+
+func (a *aggregator) resolveCSV(header []string) error {
+	find := func(name string) (int, error) {
+		i := slices.Index(header, name)
+		if i < 0 {
+			return 0, fmt.Errorf("aggregate: no column %q in the header (%s)", name, strings.Join(header, ","))
+		}
+		return i, nil
+	}
+	for _, g := range a.opts.GroupBy {
+		i, err := find(g)
+		if err != nil {
+			return err
+		}
+		a.cols = append(a.cols, i)
+	}
+	for _, s := range a.opts.Aggs {
+		i := -1
+		if s.Op != Count {
+			var err error
+			if i, err = find(s.Column); err != nil {
+				return err
+			}
+		}
+		a.cols = append(a.cols, i)
+	}
+	return nil
+}
+
+func (a *aggregator) jsonLine(ctx context.Context, line *source.Line, st *State, _ *sink.File) error {
+	if len(bytes.TrimSpace(line.Text)) == 0 {
+		return nil
+	}
+	bad := func(err error) error {
+		return &source.RecordError{File: line.File, Line: line.Line, Offset: line.Offset, Raw: line.Text, Err: err}
+	}
+	if err := a.obj.Scan(line.Text); err != nil {
+		return bad(err)
+	}
+	a.vals = a.vals[:0]
+	lookup := func(name string) []byte {
+		for i, k := range a.obj.Keys {
+			if string(k) == name {
+				if a.obj.Kinds[i] == records.Null {
+					return []byte{}
+				}
+				return a.obj.Values[i]
+			}
+		}
+		return nil
+	}
+	for _, g := range a.opts.GroupBy {
+		v := lookup(g)
+		if v == nil {
+			v = []byte{}
+		}
+		a.vals = append(a.vals, v)
+	}
+	for _, s := range a.opts.Aggs {
+		if s.Op == Count {
+			a.vals = append(a.vals, nil)
+			continue
+		}
+		a.vals = append(a.vals, lookup(s.Column))
+	}
+	return a.add(st, a.vals, bad)
+}
+
+// add folds one record into its group. vals holds the group-by values,
+// then one value per aggregation. Every value is parsed before any
+// accumulator changes, so a bad record leaves the state untouched.
+func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error {
+	ng := len(a.opts.GroupBy)
+	a.nums = a.nums[:0]
+	for i, s := range a.opts.Aggs {
+		v := vals[ng+i]
+		if s.Op == Count || len(v) == 0 {
+			a.nums = append(a.nums, value{empty: true})
+			continue
+		}
+		p, err := parseNumber(v)
+		if err != nil {
+			return bad(fmt.Errorf("column %q: %q is not a number", s.Column, v))
+		}
+		a.nums = append(a.nums, p)
+	}
+	a.key = a.key[:0]
+	for _, v := range vals[:ng] {
+		a.key = binary.AppendUvarint(a.key, uint64(len(v)))
+		a.key = append(a.key, v...)
+	}
+	if st.groups == nil {
+		st.groups = make(map[string]*group)
+	}
+	g := st.groups[string(a.key)]
+	if g == nil {
+		g = &group{keys: make([]string, ng), accs: make([]acc, len(a.opts.Aggs))}
+		for i, v := range vals[:ng] {
+			g.keys[i] = string(v)
+		}
+		st.groups[string(a.key)] = g
+	}
+	g.count++
+	for i := range a.opts.Aggs {
+		if p := &a.nums[i]; !p.empty {
+			g.accs[i].add(p)
+		}
+	}
+	return nil
+}
+
+func parseNumber(b []byte) (value, error) {
+	s := unsafe.String(unsafe.SliceData(b), len(b)) // not retained: strconv copies into its errors
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return value{text: b, isInt: true, i: i, f: float64(i)}, nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return value{}, errors.New("not a number")
+	}
+	return value{text: b, f: f}, nil
+}
+
+func (c *acc) add(v *value) {
+	if c.n == 0 || v.f < c.min {
+		c.min, c.minText = v.f, string(v.text)
+	}
+	if c.n == 0 || v.f > c.max {
+		c.max, c.maxText = v.f, string(v.text)
+	}
+	c.n++
+	if !c.isFloat && v.isInt {
+		if s, overflow := addInt(c.isum, v.i); !overflow {
+			c.isum = s
+			return
+		}
+	}
+	if !c.isFloat {
+		c.isFloat, c.fsum = true, float64(c.isum)
+	}
+	c.fsum += v.f
+}
+
+func addInt(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (a > 0 && b > 0 && s < 0) || (a < 0 && b < 0 && s >= 0)
+}
+
+// write appends the groups, sorted by key, to out.
+func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error {
+	groups := make([]*group, 0, len(st.groups))
+	for _, g := range st.groups {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(x, y *group) int { return slices.Compare(x.keys, y.keys) })
+	names := append([]string(nil), a.opts.GroupBy...)
+	for _, s := range a.opts.Aggs {
+		names = append(names, s.Name())
+	}
+	var b []byte
+	csv := a.opts.To == convert.CSV
+	if csv {
+		for i, n := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = records.AppendCSVField(b, []byte(n), ',')
+		}
+		b = append(b, '\n')
+	}
+	var err error
+	for _, g := range groups {
+		cells := make([][]byte, 0, len(names))
+		for _, k := range g.keys {
+			cells = append(cells, []byte(k))
+		}
+		for i, s := range a.opts.Aggs {
+			cells = append(cells, g.accs[i].result(s.Op, g.count))
+		}
+		if csv {
+			for i, c := range cells {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = records.AppendCSVField(b, c, ',')
+			}
+			b = append(b, '\n')
+		} else {
+			for i, c := range cells {
+				if i == 0 {
+					b = append(b, '{')
+				} else {
+					b = append(b, ',')
+				}
+				if b, err = records.AppendString(b, []byte(names[i])); err != nil {
+					return fmt.Errorf("aggregate: column name %q: %w", names[i], err)
+				}
+				b = append(b, ':')
+				switch {
+				case i < len(g.keys):
+					if b, err = records.AppendString(b, c); err != nil {
+						return fmt.Errorf("aggregate: group %q: %w", g.keys, err)
+					}
+				case len(c) == 0:
+					b = append(b, "null"...)
+				default:
+					b = append(b, c...)
+				}
+			}
+			b = append(b, "}\n"...)
+		}
+		if len(b) > 1<<20 {
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+// result formats an aggregate; empty when there were no values.
+func (c *acc) result(op Op, count int64) []byte {
+	switch op {
+	case Count:
+		return strconv.AppendInt(nil, count, 10)
+	case Sum:
+		if c.isFloat {
+			return formatFloat(c.fsum)
+		}
+		return strconv.AppendInt(nil, c.isum, 10)
+	}
+	if c.n == 0 {
+		return nil
+	}
+	switch op {
+	case Min:
+		return []byte(c.minText)
+	case Max:
+		return []byte(c.maxText)
+	}
+	sum := c.fsum
+	if !c.isFloat {
+		sum = float64(c.isum)
+	}
+	return formatFloat(sum / float64(c.n))
+}
+
+// formatFloat writes the shortest text that reads back as f, without an
+// exponent in the usual range, valid as a JSON number.
+func formatFloat(f float64) []byte {
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		return strconv.AppendFloat(nil, f, 'e', -1, 64)
+	}
+	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+}

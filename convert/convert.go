@@ -1,0 +1,265 @@
+// Package convert is the library behind `ckpt convert`: resumable,
+// exactly-once conversion of CSV to JSON Lines and JSON Lines to CSV.
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/ckptdev/ckpt/internal/records"
+	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/sink"
+	"github.com/ckptdev/ckpt/source"
+)
+
+// Format is a record file format.
+type Format int
+
+// The formats.
+const (
+	Auto  Format = iota // from the file extension
+	CSV                 // RFC 4180 CSV with a header line
+	JSONL               // JSON Lines, one object per line
+)
+
+// String returns the format's name.
+func (f Format) String() string {
+	switch f {
+	case CSV:
+		return "csv"
+	case JSONL:
+		return "jsonl"
+	}
+	return "auto"
+}
+
+// ParseFormat reads a format name: csv, jsonl (or ndjson).
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(s) {
+	case "csv":
+		return CSV, nil
+	case "jsonl", "ndjson", "jsonlines":
+		return JSONL, nil
+	case "", "auto":
+		return Auto, nil
+	}
+	return 0, fmt.Errorf("unknown format %q (use csv or jsonl)", s)
+}
+
+// FormatOf guesses a file's format from its extension (.csv; .jsonl,
+// .ndjson). For a directory or a glob, the extension of the pattern
+// decides.
+func FormatOf(path string) (Format, error) {
+	switch strings.ToLower(filepath.Ext(strings.TrimSuffix(path, ".gz"))) {
+	case ".csv":
+		return CSV, nil
+	case ".jsonl", ".ndjson":
+		return JSONL, nil
+	}
+	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .jsonl, .ndjson): name it with --from/--to", path)
+}
+
+// Options configure a conversion.
+type Options struct {
+	Input  string // a file, a directory or a glob pattern
+	Output string // the output file
+	From   Format // Auto: from Input's extension
+	To     Format // Auto: from Output's extension
+	// InferTypes makes CSV to JSON write numbers, booleans and null (for
+	// empty fields) as JSON types; otherwise every value is a string.
+	InferTypes bool
+	// Pipeline names the job and sets store, triggers, bad-record policy
+	// and progress.
+	Pipeline pipeline.Config
+}
+
+// Resolve fills in the formats from the file names.
+func (o *Options) Resolve() error {
+	var err error
+	if o.From == Auto {
+		if fi, serr := statDir(o.Input); serr == nil && fi {
+			return errors.New("the input is a directory: name its format with --from")
+		}
+		if o.From, err = FormatOf(o.Input); err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+	}
+	if o.To == Auto {
+		if o.To, err = FormatOf(o.Output); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
+	}
+	if o.From == o.To {
+		return fmt.Errorf("input and output are both %s: nothing to convert", o.From)
+	}
+	return nil
+}
+
+// Run converts Input to Output as the job o.Pipeline.Job.
+func Run(ctx context.Context, o Options) (pipeline.Result, error) {
+	if err := o.Resolve(); err != nil {
+		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+	}
+	if o.From == CSV {
+		return csvToJSONL(ctx, o)
+	}
+	return jsonlToCSV(ctx, o)
+}
+
+// csvState is empty: conversion keeps no state besides the positions.
+type csvState struct{}
+
+func csvToJSONL(ctx context.Context, o Options) (pipeline.Result, error) {
+	var prefixes [][]byte // `{"name":` and `,"name":` per column
+	infer := o.InferTypes
+	return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output),
+		func(ctx context.Context, row *source.Row, _ *csvState, out *sink.File) error {
+			if prefixes == nil {
+				prefixes = jsonKeyPrefixes(row.Header)
+			}
+			b := out.Buffered()
+			var err error
+			for i, f := range row.Fields {
+				b = append(b, prefixes[i]...)
+				if infer {
+					b, err = records.AppendInferred(b, f)
+				} else {
+					b, err = records.AppendString(b, f)
+				}
+				if err != nil {
+					return &source.RecordError{File: row.File, Line: row.Line, Offset: row.Offset,
+						Err: fmt.Errorf("field %d: %w", i+1, err)}
+				}
+			}
+			if len(row.Fields) == 0 {
+				b = append(b, '{')
+			}
+			b = append(b, "}\n"...)
+			return out.Commit(b)
+		})
+}
+
+// jsonKeyPrefixes returns `{"k1":`, `,"k2":`, ... for the CSV header,
+// making duplicate names unique (a, a_2, a_3) and naming empty ones by
+// their column number, so every row is a valid JSON object.
+func jsonKeyPrefixes(header []string) [][]byte {
+	seen := make(map[string]int, len(header))
+	out := make([][]byte, len(header))
+	for i, h := range header {
+		name := h
+		if name == "" {
+			name = strconv.Itoa(i + 1)
+		}
+		if n := seen[name]; n > 0 {
+			for {
+				n++
+				cand := name + "_" + strconv.Itoa(n)
+				if seen[cand] == 0 {
+					seen[name] = n
+					name = cand
+					break
+				}
+			}
+		}
+		seen[name]++
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		b := []byte{sep}
+		b, err := records.AppendString(b, []byte(name))
+		if err != nil {
+			// A header that is not UTF-8: escape it byte by byte so the key
+			// is still unique and valid.
+			b = append([]byte{sep}, strconv.QuoteToASCII(name)...)
+		}
+		out[i] = append(b, ':')
+	}
+	return out
+}
+
+// jsonlState holds the CSV header, fixed by the first object.
+type jsonlState struct {
+	Header []string `json:"header,omitempty"`
+}
+
+func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
+	var (
+		obj   records.Object
+		index map[string]int
+		vals  [][]byte
+		set   []bool
+	)
+	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output),
+		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {
+			if len(strings.TrimSpace(string(line.Text))) == 0 {
+				return nil // a blank line holds no record
+			}
+			bad := func(col int, err error) error {
+				return &source.RecordError{File: line.File, Line: line.Line, Column: int64(col), Offset: line.Offset, Raw: line.Text, Err: err}
+			}
+			if err := obj.Scan(line.Text); err != nil {
+				var se *records.SyntaxError
+				if errors.As(err, &se) {
+					return bad(se.Offset+1, errors.New(se.Msg))
+				}
+				return bad(0, err)
+			}
+			b := out.Buffered()
+			if st.Header == nil {
+				// The first object fixes the columns, in its key order.
+				st.Header = make([]string, 0, len(obj.Keys))
+				for _, k := range obj.Keys {
+					st.Header = append(st.Header, string(k))
+				}
+				for i, h := range st.Header {
+					if i > 0 {
+						b = append(b, ',')
+					}
+					b = records.AppendCSVField(b, []byte(h), ',')
+				}
+				b = append(b, '\n')
+			}
+			if index == nil {
+				index = make(map[string]int, len(st.Header))
+				for i, h := range st.Header {
+					if _, dup := index[h]; !dup {
+						index[h] = i
+					}
+				}
+				vals = make([][]byte, len(st.Header))
+				set = make([]bool, len(st.Header))
+			}
+			clear(set)
+			for i, k := range obj.Keys {
+				c := -1
+				if i < len(st.Header) && st.Header[i] == string(k) {
+					c = i
+				} else if j, ok := index[string(k)]; ok {
+					c = j
+				}
+				if c < 0 {
+					return bad(0, fmt.Errorf("key %q is not a column (the columns are fixed by the first record: %s)", k, strings.Join(st.Header, ",")))
+				}
+				if set[c] {
+					return bad(0, fmt.Errorf("duplicate key %q", k))
+				}
+				set[c] = true
+				vals[c] = obj.Values[i]
+			}
+			for c := range st.Header {
+				if c > 0 {
+					b = append(b, ',')
+				}
+				if set[c] {
+					b = records.AppendCSVField(b, vals[c], ',')
+				}
+			}
+			b = append(b, '\n')
+			return out.Commit(b)
+		})
+}

@@ -1,0 +1,449 @@
+// Package pipeline runs resumable record pipelines: a source with a
+// resumable position feeds a function per record, which may update typed
+// state and write output to a sink; checkpoints capture source position,
+// state and sink position together, so a job killed at any instant and run
+// again produces exactly the output of one uninterrupted run.
+//
+//	err := pipeline.Run(ctx, pipeline.Config{Job: "orders"},
+//		pipeline.CSV("orders.csv"), pipeline.File("totals.jsonl"),
+//		func(ctx context.Context, row *source.Row, st *Totals, out *sink.File) error {
+//			st.Count++
+//			_, err := fmt.Fprintf(out, "%s\n", row.Fields[0])
+//			return err
+//		})
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/sink"
+	"github.com/ckptdev/ckpt/source"
+)
+
+// ErrAlreadyDone: the job finished in an earlier run. Run returns it with
+// a Result describing that run; it is not a failure.
+var ErrAlreadyDone = errors.New("job already finished")
+
+// Source is a record source with a resumable position. *source.CSV and
+// *source.Lines are sources.
+type Source[R any] interface {
+	// Next returns the next record, io.EOF at the end, or a
+	// *source.RecordError for a malformed record (reading may go on).
+	Next() (R, error)
+	// Position returns where the record after the last one returned
+	// starts, for the checkpoint.
+	Position() (json.RawMessage, error)
+	// Consumed returns the input bytes read so far; Size the total, or -1
+	// if unknown.
+	Consumed() int64
+	Size() int64
+	Close() error
+}
+
+// Opener opens a source at a position recorded in a checkpoint, or at the
+// beginning when pos is nil.
+type Opener[R any] func(pos json.RawMessage) (Source[R], error)
+
+// CSV opens CSV files (see source.Expand for the forms of each path).
+func CSV(paths ...string) Opener[*source.Row] {
+	return func(pos json.RawMessage) (Source[*source.Row], error) {
+		files, err := expand(paths, ".csv")
+		if err != nil {
+			return nil, err
+		}
+		return source.OpenCSV(files, pos, source.CSVOptions{})
+	}
+}
+
+// Lines opens text or JSON Lines files, a record per line.
+func Lines(paths ...string) Opener[*source.Line] {
+	return func(pos json.RawMessage) (Source[*source.Line], error) {
+		files, err := expand(paths, ".jsonl", ".ndjson", ".txt")
+		if err != nil {
+			return nil, err
+		}
+		return source.OpenLines(files, pos)
+	}
+}
+
+func expand(paths []string, exts ...string) ([]string, error) {
+	var files []string
+	for _, p := range paths {
+		f, err := source.Expand(p, exts...)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f...)
+	}
+	return files, nil
+}
+
+// SinkOpener opens the output at a position recorded in a checkpoint, or
+// fresh (truncated) when pos is nil.
+type SinkOpener func(pos json.RawMessage) (*sink.File, error)
+
+// File writes the output to a file at path.
+func File(path string) SinkOpener {
+	return func(pos json.RawMessage) (*sink.File, error) { return sink.OpenFile(path, pos) }
+}
+
+// Policy says what happens to a bad record.
+type Policy int
+
+const (
+	// Fail stops the job at the first bad record, with an error naming
+	// file, line and column. The default.
+	Fail Policy = iota
+	// Skip counts bad records and reports the count at the end.
+	Skip
+	// DeadLetter writes each bad record and the reason to a file, itself
+	// part of every checkpoint (exactly once, like the output).
+	DeadLetter
+)
+
+// String returns the policy's name.
+func (p Policy) String() string {
+	switch p {
+	case Skip:
+		return "skip"
+	case DeadLetter:
+		return "dead-letter"
+	}
+	return "fail"
+}
+
+// Config configures a run. Its embedded ckpt.Config sets the store, the
+// triggers and the rest; Job names the job.
+type Config struct {
+	ckpt.Config
+	// Job is the job's name (required).
+	Job string
+	// OnBadRecord is the bad-record policy; DeadLetterPath its file.
+	OnBadRecord    Policy
+	DeadLetterPath string
+	// Progress, if set, is called about every ProgressEvery (default 200ms)
+	// from another goroutine, and once at the end.
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Func processes one record: it may update the state and write to out. It
+// may return a *source.RecordError to have the record handled by the
+// bad-record policy; any other error stops the job.
+type Func[S, R any] func(ctx context.Context, rec R, st *S, out *sink.File) error
+
+// Option is an optional part of a run.
+type Option[S any] func(*options[S])
+
+type options[S any] struct {
+	atEnd func(ctx context.Context, st *S, out *sink.File) error
+}
+
+// AtEnd runs fn once the input is exhausted, before the final checkpoint:
+// the place to write results that need all the input, such as an
+// aggregation's groups. If the job dies during fn, the next run resumes
+// from the last checkpoint, whose output does not have fn's writes, and
+// fn runs again.
+func AtEnd[S any](fn func(ctx context.Context, st *S, out *sink.File) error) Option[S] {
+	return func(o *options[S]) { o.atEnd = fn }
+}
+
+// Progress is a snapshot of a running job.
+type Progress struct {
+	Records  int64         // records read since the job began, across resumes
+	Consumed int64         // input bytes read, in this run's input
+	Size     int64         // total input bytes, -1 if unknown
+	Start    int64         // Consumed when this run started (its resume point)
+	Elapsed  time.Duration // since this run started
+	Done     bool          // the last call
+}
+
+// Result describes a finished (or already finished) run.
+type Result struct {
+	Resumed      *ckpt.Checkpoint // where this run started; nil if from the beginning
+	Final        *ckpt.Checkpoint // the final checkpoint
+	Records      int64            // records read since the job began
+	Skipped      int64            // bad records skipped
+	DeadLettered int64            // bad records written to the dead-letter file
+}
+
+// state wraps the user's state with the runner's own counters, so that
+// they are restored exactly once too.
+type state[S any] struct {
+	User         S     `json:"user"`
+	Skipped      int64 `json:"skipped,omitempty"`
+	DeadLettered int64 `json:"dead_lettered,omitempty"`
+}
+
+// Run runs the job: it resumes from the newest checkpoint (or starts),
+// feeds every record to fn, checkpoints per cfg's triggers, and finishes
+// with a final checkpoint. fn may update the state and write to out; it
+// may return a *source.RecordError to have a record handled by the
+// bad-record policy. After SIGINT/SIGTERM it returns an error matching
+// ckpt.ErrInterrupted once the shutdown checkpoint is saved.
+func Run[S, R any](ctx context.Context, cfg Config, open Opener[R], output SinkOpener, fn Func[S, R], opts ...Option[S]) (Result, error) {
+	var o options[S]
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if cfg.Job == "" {
+		return Result{}, errors.New("pipeline: no job name")
+	}
+	if cfg.OnBadRecord == DeadLetter && cfg.DeadLetterPath == "" {
+		return Result{}, errors.New("pipeline: the dead-letter policy needs a file")
+	}
+	job, err := ckpt.Open[state[S]](ctx, cfg.Job, cfg.Config)
+	if err != nil {
+		return Result{}, err
+	}
+	defer job.Close()
+	res := Result{Resumed: job.Resumed()}
+	if job.Done() {
+		res.Final = job.Resumed()
+		res.Records = res.Final.Records
+		res.Skipped, res.DeadLettered = job.State.Skipped, job.State.DeadLettered
+		return res, fmt.Errorf("pipeline: %w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
+	}
+	r, err := newRun(job, cfg, open, output)
+	if err != nil {
+		return res, err
+	}
+	defer r.close()
+	if err := r.loop(ctx, fn, o.atEnd); err != nil {
+		return r.result(res), err
+	}
+	final, err := job.Finish(ctx)
+	if err != nil {
+		return r.result(res), err
+	}
+	res = r.result(res)
+	res.Final = final
+	if err := r.close(); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+type run[S, R any] struct {
+	job    *ckpt.Job[state[S]]
+	cfg    Config
+	src    Source[R]
+	out    *sink.File
+	dl     *sink.File
+	dlBuf  []byte
+	closed bool
+
+	records  atomic.Int64
+	consumed atomic.Int64
+	start    int64
+	began    time.Time
+	stopProg chan struct{}
+	progDone chan struct{}
+}
+
+// positions are the sinks' positions in a checkpoint.
+type positions struct {
+	Output     json.RawMessage `json:"output"`
+	DeadLetter json.RawMessage `json:"dead_letter,omitempty"`
+}
+
+func newRun[S, R any](job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener) (*run[S, R], error) {
+	r := &run[S, R]{job: job, cfg: cfg, began: time.Now()}
+	var srcPos json.RawMessage
+	var pos positions
+	if cp := job.Resumed(); cp != nil {
+		srcPos = cp.Source
+		if len(cp.Sink) > 0 {
+			if err := json.Unmarshal(cp.Sink, &pos); err != nil {
+				return nil, fmt.Errorf("pipeline: bad sink position in checkpoint %d: %w", cp.Seq, err)
+			}
+		}
+	}
+	src, err := open(srcPos)
+	if err != nil {
+		return nil, restartHint(err)
+	}
+	r.src = src
+	if r.out, err = output(pos.Output); err != nil {
+		src.Close()
+		return nil, restartHint(err)
+	}
+	if cfg.OnBadRecord == DeadLetter {
+		if r.dl, err = sink.OpenFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
+			src.Close()
+			r.out.Close()
+			return nil, restartHint(err)
+		}
+	}
+	job.Bind(src, r)
+	r.start = src.Consumed()
+	r.records.Store(job.Records())
+	r.consumed.Store(r.start)
+	if cfg.Progress != nil {
+		r.stopProg, r.progDone = make(chan struct{}), make(chan struct{})
+		go r.reportProgress()
+	}
+	return r, nil
+}
+
+func restartHint(err error) error {
+	if errors.Is(err, source.ErrInputChanged) || errors.Is(err, sink.ErrOutputChanged) {
+		return fmt.Errorf("%w; refusing to resume (restart the job to start over)", err)
+	}
+	return err
+}
+
+// Flush and Sync make the run a ckpt.Sink over the output and the
+// dead-letter file together.
+func (r *run[S, R]) Flush() (json.RawMessage, error) {
+	var pos positions
+	var err error
+	if pos.Output, err = r.out.Flush(); err != nil {
+		return nil, err
+	}
+	if r.dl != nil {
+		if pos.DeadLetter, err = r.dl.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	return json.Marshal(pos)
+}
+
+// Sync makes both files durable.
+func (r *run[S, R]) Sync(ctx context.Context) error {
+	if err := r.out.Sync(ctx); err != nil {
+		return err
+	}
+	if r.dl != nil {
+		return r.dl.Sync(ctx)
+	}
+	return nil
+}
+
+// progressBatch is how many records pass between updates of the counters
+// the progress reporter reads, and between context checks.
+const progressBatch = 1024
+
+func (r *run[S, R]) loop(ctx context.Context, fn Func[S, R], atEnd func(context.Context, *S, *sink.File) error) error {
+	job := r.job
+	st := &job.State
+	last := r.src.Consumed()
+	var n int
+	for {
+		rec, err := r.src.Next()
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			err = fn(ctx, rec, &st.User, r.out)
+		}
+		if err != nil {
+			if err := r.bad(err); err != nil {
+				return err
+			}
+		}
+		cur := r.src.Consumed()
+		if err := job.Advance(ctx, 1, cur-last); err != nil {
+			return err
+		}
+		last = cur
+		if n++; n == progressBatch {
+			n = 0
+			r.records.Store(job.Records())
+			r.consumed.Store(cur)
+			if ctx.Err() != nil {
+				return r.stop(ctx)
+			}
+		}
+	}
+	r.records.Store(job.Records())
+	r.consumed.Store(r.src.Consumed())
+	if atEnd != nil {
+		return atEnd(ctx, &st.User, r.out)
+	}
+	return nil
+}
+
+// stop takes a shutdown checkpoint after the context was cancelled.
+func (r *run[S, R]) stop(ctx context.Context) error {
+	if _, err := r.job.Checkpoint(context.WithoutCancel(ctx)); err != nil {
+		return errors.Join(ctx.Err(), err)
+	}
+	return fmt.Errorf("pipeline: %w (checkpoint saved)", context.Cause(ctx))
+}
+
+// bad applies the bad-record policy to err, or returns err if it is not a
+// bad record or the policy is to fail.
+func (r *run[S, R]) bad(err error) error {
+	var re *source.RecordError
+	if !errors.As(err, &re) || r.cfg.OnBadRecord == Fail {
+		if re != nil {
+			return fmt.Errorf("bad record: %w (set the bad-record policy to skip or dead-letter to go on)", err)
+		}
+		return err
+	}
+	st := &r.job.State
+	if r.cfg.OnBadRecord == Skip {
+		st.Skipped++
+		return nil
+	}
+	st.DeadLettered++
+	r.dlBuf = appendDeadLetter(r.dlBuf[:0], re)
+	_, werr := r.dl.Write(r.dlBuf)
+	return werr
+}
+
+func (r *run[S, R]) result(res Result) Result {
+	res.Records = r.job.Records()
+	res.Skipped = r.job.State.Skipped
+	res.DeadLettered = r.job.State.DeadLettered
+	return res
+}
+
+func (r *run[S, R]) reportProgress() {
+	defer close(r.progDone)
+	every := r.cfg.ProgressEvery
+	if every <= 0 {
+		every = 200 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.cfg.Progress(r.progress(false))
+		case <-r.stopProg:
+			r.cfg.Progress(r.progress(true))
+			return
+		}
+	}
+}
+
+func (r *run[S, R]) progress(done bool) Progress {
+	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: r.src.Size(), Start: r.start, Elapsed: time.Since(r.began), Done: done}
+}
+
+func (r *run[S, R]) close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	// A checkpoint in flight syncs the files: let it end first.
+	werr := r.job.Wait()
+	if r.stopProg != nil {
+		close(r.stopProg)
+		<-r.progDone
+	}
+	err := errors.Join(werr, r.src.Close(), r.out.Close())
+	if r.dl != nil {
+		err = errors.Join(err, r.dl.Close())
+	}
+	return err
+}
