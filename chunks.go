@@ -33,9 +33,9 @@ type blobSet map[string]int64
 // worker goroutines while the codec goes on encoding. Memory is bounded by
 // (workers+1) chunks.
 type chunkWriter struct {
-	ctx   context.Context
-	st    store.Store
-	job   string
+	ctx    context.Context
+	st     store.Store
+	prefix string // blob names are prefix + id
 	comp  codec.Compression
 	size  int
 	known blobSet
@@ -55,10 +55,10 @@ type chunkTask struct {
 	raw []byte
 }
 
-func newChunkWriter(ctx context.Context, st store.Store, job string, comp codec.Compression, size int, known blobSet) *chunkWriter {
+func newChunkWriter(ctx context.Context, st store.Store, prefix string, comp codec.Compression, size int, known blobSet) *chunkWriter {
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	w := &chunkWriter{
-		ctx: ctx, st: st, job: job, comp: comp, size: size, known: known,
+		ctx: ctx, st: st, prefix: prefix, comp: comp, size: size, known: known,
 		free: make(chan []byte, workers+1),
 		work: make(chan chunkTask, workers),
 	}
@@ -170,7 +170,7 @@ func (w *chunkWriter) store(raw []byte, blob *[]byte) (ChunkRef, error) {
 	}
 	*blob = b
 	ref.Stored = int64(len(b))
-	if err := w.st.Put(w.ctx, blobName(w.job, id), bytes.NewReader(b)); err != nil {
+	if err := w.st.Put(w.ctx, w.prefix+id, bytes.NewReader(b)); err != nil {
 		return ref, fmt.Errorf("write state blob: %w", err)
 	}
 	return ref, nil
@@ -208,11 +208,12 @@ func (w *chunkWriter) abort(err error) {
 	w.wg.Wait()
 }
 
-// writeState encodes v with c into chunks and returns its reference.
-func writeState(ctx context.Context, st store.Store, job, name string, c codec.Codec, v any, comp codec.Compression, chunkSize int, known blobSet) (StateRef, error) {
+// writeState encodes v with c into chunks stored as blobs named prefix+id,
+// and returns its reference.
+func writeState(ctx context.Context, st store.Store, prefix, name string, c codec.Codec, v any, comp codec.Compression, chunkSize int, known blobSet) (StateRef, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newChunkWriter(ctx, st, job, comp, chunkSize, known)
+	w := newChunkWriter(ctx, st, prefix, comp, chunkSize, known)
 	if err := c.Encode(w, v); err != nil {
 		cancel()
 		w.abort(err)
@@ -251,13 +252,26 @@ type chunkResult struct {
 	err error
 }
 
-func newChunkReader(ctx context.Context, st store.Store, cp *Checkpoint, ref *StateRef) *chunkReader {
+// chunkLoc says where the chunks of a state live and whose they are, for
+// the errors that name a corrupt one.
+type chunkLoc struct {
+	prefix   string // blob names are prefix + id
+	job      string // the job and checkpoint, if a checkpoint's state
+	seq      uint64
+	manifest string // the object holding inline chunks
+}
+
+func checkpointLoc(cp *Checkpoint) chunkLoc {
+	return chunkLoc{prefix: blobsPrefix(cp.Job), job: cp.Job, seq: cp.Seq, manifest: manifestName(cp.Job, cp.Seq)}
+}
+
+func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *StateRef) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &chunkReader{cancel: cancel, ch: make(chan chunkResult, 2)}
 	go func() {
 		defer close(r.ch)
 		for _, c := range ref.Chunks {
-			raw, err := readChunk(ctx, st, cp, c)
+			raw, err := readChunk(ctx, st, loc, c)
 			select {
 			case r.ch <- chunkResult{raw, err}:
 			case <-ctx.Done():
@@ -301,14 +315,15 @@ func (r *chunkReader) Close() error {
 }
 
 // readChunk fetches and verifies one chunk, returning its raw bytes.
-func readChunk(ctx context.Context, st store.Store, cp *Checkpoint, c ChunkRef) ([]byte, error) {
-	object := blobName(cp.Job, c.ID)
+func readChunk(ctx context.Context, st store.Store, loc chunkLoc, c ChunkRef) ([]byte, error) {
+	object := loc.prefix + c.ID
+	corrupt := func(err error) error { return &CorruptError{Job: loc.job, Seq: loc.seq, Object: object, Err: err} }
 	data := c.Data
 	if data == nil {
 		rc, err := st.Get(ctx, object)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, &CorruptError{Job: cp.Job, Seq: cp.Seq, Object: object, Err: errors.New("blob is missing")}
+				return nil, corrupt(errors.New("blob is missing"))
 			}
 			return nil, fmt.Errorf("read %s: %w", object, err)
 		}
@@ -324,20 +339,20 @@ func readChunk(ctx context.Context, st store.Store, cp *Checkpoint, c ChunkRef) 
 		}
 		data = buf[:n]
 		if int64(n) > c.Stored {
-			return nil, &CorruptError{Job: cp.Job, Seq: cp.Seq, Object: object, Err: fmt.Errorf("blob is longer than the %d bytes the manifest says", c.Stored)}
+			return nil, corrupt(fmt.Errorf("blob is longer than the %d bytes the manifest says", c.Stored))
 		}
 	} else {
-		object = manifestName(cp.Job, cp.Seq) + " (inline chunk)"
+		object = loc.manifest + " (inline chunk)"
 	}
 	if int64(len(data)) != c.Stored {
-		return nil, &CorruptError{Job: cp.Job, Seq: cp.Seq, Object: object, Err: fmt.Errorf("blob is %d bytes, manifest says %d (truncated?)", len(data), c.Stored)}
+		return nil, corrupt(fmt.Errorf("blob is %d bytes, manifest says %d (truncated?)", len(data), c.Stored))
 	}
 	raw, _, err := decodeBlob(make([]byte, 0, c.Raw), data, c.ID)
 	if err != nil {
 		if errors.Is(err, ErrFormat) {
 			return nil, fmt.Errorf("%s: %w", object, err)
 		}
-		return nil, &CorruptError{Job: cp.Job, Seq: cp.Seq, Object: object, Err: err}
+		return nil, corrupt(err)
 	}
 	return raw, nil
 }
@@ -356,7 +371,17 @@ func readState(ctx context.Context, st store.Store, cp *Checkpoint, name string,
 	if ref.Codec != c.Name() {
 		return fmt.Errorf("state %q of checkpoint %d was written with codec %q; the job is configured with %q", name, cp.Seq, ref.Codec, c.Name())
 	}
-	r := newChunkReader(ctx, st, cp, ref)
+	err := decodeChunks(ctx, st, checkpointLoc(cp), ref, c, v)
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("decode state %q of checkpoint %d: %w", name, cp.Seq, err)
+	}
+	return err
+}
+
+// decodeChunks decodes the value whose chunks ref lists into v, verifying
+// every chunk. A verification failure is returned as a *CorruptError.
+func decodeChunks(ctx context.Context, st store.Store, loc chunkLoc, ref *StateRef, c codec.Codec, v any) error {
+	r := newChunkReader(ctx, st, loc, ref)
 	defer r.Close()
 	if err := c.Decode(r, v); err != nil {
 		var ce *CorruptError
@@ -366,14 +391,14 @@ func readState(ctx context.Context, st store.Store, cp *Checkpoint, name string,
 		if r.err != nil && r.err != io.EOF {
 			return r.err
 		}
-		return fmt.Errorf("decode state %q of checkpoint %d with codec %s: %w", name, cp.Seq, c.Name(), err)
+		return fmt.Errorf("codec %s: %w", c.Name(), err)
 	}
 	// The codec may stop before the end; the rest must still verify and
 	// must be empty, or the state was not what the codec read.
 	if n, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	} else if n > 0 {
-		return fmt.Errorf("decode state %q of checkpoint %d: codec %s left %d bytes unread", name, cp.Seq, c.Name(), n)
+		return fmt.Errorf("codec %s left %d bytes unread", c.Name(), n)
 	}
 	return nil
 }
@@ -381,7 +406,7 @@ func readState(ctx context.Context, st store.Store, cp *Checkpoint, name string,
 // verifyState reads and verifies every chunk of every state of cp.
 func verifyState(ctx context.Context, st store.Store, cp *Checkpoint) error {
 	for i := range cp.State {
-		r := newChunkReader(ctx, st, cp, &cp.State[i])
+		r := newChunkReader(ctx, st, checkpointLoc(cp), &cp.State[i])
 		_, err := io.Copy(io.Discard, r)
 		r.Close()
 		if err != nil {

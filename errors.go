@@ -34,13 +34,16 @@ var (
 
 // CorruptError names the checkpoint and the object that failed to verify.
 type CorruptError struct {
-	Job    string
+	Job    string // empty for a value saved outside a job (SaveValue)
 	Seq    uint64 // 0 when the sequence number itself is unknown
 	Object string // the store object at fault
 	Err    error  // what is wrong with it
 }
 
 func (e *CorruptError) Error() string {
+	if e.Job == "" {
+		return fmt.Sprintf("corrupt object %s: %v", e.Object, e.Err)
+	}
 	return fmt.Sprintf("checkpoint %d of job %q is corrupt: %s: %v", e.Seq, e.Job, e.Object, e.Err)
 }
 

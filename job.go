@@ -90,6 +90,27 @@ type Sink interface {
 	Sync(ctx context.Context) error
 }
 
+// ManifestCommitter is a Sink that commits the checkpoint's manifest in the
+// same transaction as its output, so that output and checkpoint become
+// durable together or not at all (a database sink). The engine calls it
+// after Sync, instead of writing the manifest to the store itself.
+type ManifestCommitter interface {
+	// CommitManifest writes m together with the output flushed so far. It
+	// returns false, having done nothing, if this sink cannot (then the
+	// engine writes the manifest to the store).
+	CommitManifest(ctx context.Context, m ManifestCommit) (bool, error)
+}
+
+// ManifestCommit is a manifest to write: the store object's name and
+// bytes, and the lock name and fencing token the writer holds, so that a
+// transactional sink can refuse the commit of a writer that lost its lease.
+type ManifestCommit struct {
+	Name  string
+	Body  []byte
+	Lock  string
+	Token uint64
+}
+
 // Job is a running job with typed state. Its State field holds the state
 // restored from the newest valid checkpoint (or the zero value); the user
 // updates it and every checkpoint saves it.
@@ -410,7 +431,11 @@ func (j *Job[S]) finish(ctx context.Context, cp *Checkpoint) (*Checkpoint, error
 			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", j.name, err)
 		}
 	}
-	cp, err := j.w.commitManifest(ctx, cp)
+	var via func(context.Context, ManifestCommit) (bool, error)
+	if mc, ok := j.sink.(ManifestCommitter); ok {
+		via = mc.CommitManifest
+	}
+	cp, err := j.w.commitManifest(ctx, cp, via)
 	if err != nil {
 		return nil, err
 	}

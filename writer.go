@@ -182,7 +182,7 @@ func (w *writer) saveState(ctx context.Context, cp *Checkpoint, states []stateIn
 	}
 	cp.State = cp.State[:0]
 	for _, s := range states {
-		ref, err := writeState(ctx, w.st, w.job, s.name, s.codec, s.value, comp, w.chunkSize, w.size)
+		ref, err := writeState(ctx, w.st, blobsPrefix(w.job), s.name, s.codec, s.value, comp, w.chunkSize, w.size)
 		if err != nil {
 			return fmt.Errorf("ckpt: checkpoint %d of job %q: %w", w.seq+1, w.job, err)
 		}
@@ -193,9 +193,11 @@ func (w *writer) saveState(ctx context.Context, cp *Checkpoint, states []stateIn
 
 // commitManifest commits cp, whose blobs saveState wrote, as the next
 // checkpoint, then applies retention. The sink and source positions in cp
-// must already be durable. On error nothing is committed and the previous
+// must already be durable. The manifest is written by via when it takes it
+// (a transactional sink), else through the lease when it is fenced, else
+// with Store.Create. On error nothing is committed and the previous
 // checkpoint stays the newest.
-func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
+func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint, via func(context.Context, ManifestCommit) (bool, error)) (*Checkpoint, error) {
 	if w.lease == nil {
 		return nil, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
 	}
@@ -212,7 +214,21 @@ func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint) (*Checkpoin
 		return nil, fmt.Errorf("ckpt: checkpoint %d of job %q not committed: %w", cp.Seq, w.job, err)
 	}
 	// The commit point.
-	if err := w.st.Create(ctx, manifestName(w.job, cp.Seq), bytes.NewReader(body)); err != nil {
+	name := manifestName(w.job, cp.Seq)
+	done := false
+	if via != nil {
+		if done, err = via(ctx, ManifestCommit{Name: name, Body: body, Lock: lockName(w.job), Token: cp.Token}); err != nil {
+			return nil, fmt.Errorf("ckpt: commit checkpoint %d of job %q with the output: %w", cp.Seq, w.job, err)
+		}
+	}
+	if !done {
+		if fl, ok := w.lease.(store.FencedLease); ok {
+			err = fl.CreateFenced(ctx, name, bytes.NewReader(body))
+		} else {
+			err = w.st.Create(ctx, name, bytes.NewReader(body))
+		}
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrExist) {
 			return nil, fmt.Errorf("ckpt: checkpoint %d of job %q was committed by another writer; this one stops: %w", cp.Seq, w.job, store.ErrLeaseLost)
 		}

@@ -85,13 +85,22 @@ func expand(paths []string, exts ...string) ([]string, error) {
 	return files, nil
 }
 
+// Output is where a run writes: a sink whose position is part of every
+// checkpoint (see ckpt.Sink), such as *sink.File. An output that also
+// implements ckpt.ManifestCommitter (a database table) commits each
+// checkpoint in the same transaction as its rows.
+type Output interface {
+	ckpt.Sink
+	Close() error
+}
+
 // SinkOpener opens the output at a position recorded in a checkpoint, or
 // fresh (truncated) when pos is nil.
-type SinkOpener func(pos json.RawMessage) (*sink.File, error)
+type SinkOpener[W Output] func(ctx context.Context, pos json.RawMessage) (W, error)
 
 // File writes the output to a file at path.
-func File(path string) SinkOpener {
-	return func(pos json.RawMessage) (*sink.File, error) { return sink.OpenFile(path, pos) }
+func File(path string) SinkOpener[*sink.File] {
+	return func(_ context.Context, pos json.RawMessage) (*sink.File, error) { return sink.OpenFile(path, pos) }
 }
 
 // Policy says what happens to a bad record.
@@ -137,13 +146,13 @@ type Config struct {
 // Func processes one record: it may update the state and write to out. It
 // may return a *source.RecordError to have the record handled by the
 // bad-record policy; any other error stops the job.
-type Func[S, R any] func(ctx context.Context, rec R, st *S, out *sink.File) error
+type Func[S, R any, W Output] func(ctx context.Context, rec R, st *S, out W) error
 
 // Option is an optional part of a run.
-type Option[S any] func(*options[S])
+type Option[S any, W Output] func(*options[S, W])
 
-type options[S any] struct {
-	atEnd func(ctx context.Context, st *S, out *sink.File) error
+type options[S any, W Output] struct {
+	atEnd func(ctx context.Context, st *S, out W) error
 }
 
 // AtEnd runs fn once the input is exhausted, before the final checkpoint:
@@ -151,8 +160,8 @@ type options[S any] struct {
 // aggregation's groups. If the job dies during fn, the next run resumes
 // from the last checkpoint, whose output does not have fn's writes, and
 // fn runs again.
-func AtEnd[S any](fn func(ctx context.Context, st *S, out *sink.File) error) Option[S] {
-	return func(o *options[S]) { o.atEnd = fn }
+func AtEnd[S any, W Output](fn func(ctx context.Context, st *S, out W) error) Option[S, W] {
+	return func(o *options[S, W]) { o.atEnd = fn }
 }
 
 // Progress is a snapshot of a running job.
@@ -188,8 +197,8 @@ type state[S any] struct {
 // may return a *source.RecordError to have a record handled by the
 // bad-record policy. After SIGINT/SIGTERM it returns an error matching
 // ckpt.ErrInterrupted once the shutdown checkpoint is saved.
-func Run[S, R any](ctx context.Context, cfg Config, open Opener[R], output SinkOpener, fn Func[S, R], opts ...Option[S]) (Result, error) {
-	var o options[S]
+func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], output SinkOpener[W], fn Func[S, R, W], opts ...Option[S, W]) (Result, error) {
+	var o options[S, W]
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -211,7 +220,7 @@ func Run[S, R any](ctx context.Context, cfg Config, open Opener[R], output SinkO
 		res.Skipped, res.DeadLettered = job.State.Skipped, job.State.DeadLettered
 		return res, fmt.Errorf("pipeline: %w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
 	}
-	r, err := newRun(job, cfg, open, output)
+	r, err := newRun(ctx, job, cfg, open, output)
 	if err != nil {
 		return res, err
 	}
@@ -231,11 +240,11 @@ func Run[S, R any](ctx context.Context, cfg Config, open Opener[R], output SinkO
 	return res, nil
 }
 
-type run[S, R any] struct {
+type run[S, R any, W Output] struct {
 	job    *ckpt.Job[state[S]]
 	cfg    Config
 	src    Source[R]
-	out    *sink.File
+	out    W
 	dl     *sink.File
 	dlBuf  []byte
 	closed bool
@@ -254,8 +263,8 @@ type positions struct {
 	DeadLetter json.RawMessage `json:"dead_letter,omitempty"`
 }
 
-func newRun[S, R any](job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener) (*run[S, R], error) {
-	r := &run[S, R]{job: job, cfg: cfg, began: time.Now()}
+func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener[W]) (*run[S, R, W], error) {
+	r := &run[S, R, W]{job: job, cfg: cfg, began: time.Now()}
 	var srcPos json.RawMessage
 	var pos positions
 	if cp := job.Resumed(); cp != nil {
@@ -271,7 +280,7 @@ func newRun[S, R any](job *ckpt.Job[state[S]], cfg Config, open Opener[R], outpu
 		return nil, restartHint(err)
 	}
 	r.src = src
-	if r.out, err = output(pos.Output); err != nil {
+	if r.out, err = output(ctx, pos.Output); err != nil {
 		src.Close()
 		return nil, restartHint(err)
 	}
@@ -302,7 +311,7 @@ func restartHint(err error) error {
 
 // Flush and Sync make the run a ckpt.Sink over the output and the
 // dead-letter file together.
-func (r *run[S, R]) Flush() (json.RawMessage, error) {
+func (r *run[S, R, W]) Flush() (json.RawMessage, error) {
 	var pos positions
 	var err error
 	if pos.Output, err = r.out.Flush(); err != nil {
@@ -316,22 +325,30 @@ func (r *run[S, R]) Flush() (json.RawMessage, error) {
 	return json.Marshal(pos)
 }
 
-// Sync makes both files durable.
-func (r *run[S, R]) Sync(ctx context.Context) error {
-	if err := r.out.Sync(ctx); err != nil {
-		return err
-	}
+// Sync makes both outputs durable.
+func (r *run[S, R, W]) Sync(ctx context.Context) error {
 	if r.dl != nil {
-		return r.dl.Sync(ctx)
+		if err := r.dl.Sync(ctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	return r.out.Sync(ctx)
+}
+
+// CommitManifest lets a transactional output commit the manifest with its
+// rows (the dead-letter file, synced before, is covered by the checkpoint).
+func (r *run[S, R, W]) CommitManifest(ctx context.Context, m ckpt.ManifestCommit) (bool, error) {
+	if mc, ok := any(r.out).(ckpt.ManifestCommitter); ok {
+		return mc.CommitManifest(ctx, m)
+	}
+	return false, nil
 }
 
 // progressBatch is how many records pass between updates of the counters
 // the progress reporter reads, and between context checks.
 const progressBatch = 1024
 
-func (r *run[S, R]) loop(ctx context.Context, fn Func[S, R], atEnd func(context.Context, *S, *sink.File) error) error {
+func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(context.Context, *S, W) error) error {
 	job := r.job
 	st := &job.State
 	last := r.src.Consumed()
@@ -372,7 +389,7 @@ func (r *run[S, R]) loop(ctx context.Context, fn Func[S, R], atEnd func(context.
 }
 
 // stop takes a shutdown checkpoint after the context was cancelled.
-func (r *run[S, R]) stop(ctx context.Context) error {
+func (r *run[S, R, W]) stop(ctx context.Context) error {
 	if _, err := r.job.Checkpoint(context.WithoutCancel(ctx)); err != nil {
 		return errors.Join(ctx.Err(), err)
 	}
@@ -381,7 +398,7 @@ func (r *run[S, R]) stop(ctx context.Context) error {
 
 // bad applies the bad-record policy to err, or returns err if it is not a
 // bad record or the policy is to fail.
-func (r *run[S, R]) bad(err error) error {
+func (r *run[S, R, W]) bad(err error) error {
 	var re *source.RecordError
 	if !errors.As(err, &re) || r.cfg.OnBadRecord == Fail {
 		if re != nil {
@@ -400,14 +417,14 @@ func (r *run[S, R]) bad(err error) error {
 	return werr
 }
 
-func (r *run[S, R]) result(res Result) Result {
+func (r *run[S, R, W]) result(res Result) Result {
 	res.Records = r.job.Records()
 	res.Skipped = r.job.State.Skipped
 	res.DeadLettered = r.job.State.DeadLettered
 	return res
 }
 
-func (r *run[S, R]) reportProgress() {
+func (r *run[S, R, W]) reportProgress() {
 	defer close(r.progDone)
 	every := r.cfg.ProgressEvery
 	if every <= 0 {
@@ -426,11 +443,11 @@ func (r *run[S, R]) reportProgress() {
 	}
 }
 
-func (r *run[S, R]) progress(done bool) Progress {
+func (r *run[S, R, W]) progress(done bool) Progress {
 	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: r.src.Size(), Start: r.start, Elapsed: time.Since(r.began), Done: done}
 }
 
-func (r *run[S, R]) close() error {
+func (r *run[S, R, W]) close() error {
 	if r.closed {
 		return nil
 	}

@@ -84,6 +84,17 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
+// FencedLease is a Lease whose backend can make a write conditional on the
+// lease still being held, in one atomic step: a writer whose lease was
+// taken over (it expired, its connection dropped) cannot commit. The
+// engine writes every manifest through it when the lease offers it.
+type FencedLease interface {
+	Lease
+	// CreateFenced is Store.Create that fails with ErrLeaseLost, writing
+	// nothing, unless this lease is still the lock's current holder.
+	CreateFenced(ctx context.Context, name string, r io.Reader) error
+}
+
 // Owner identifies a lock holder to the people reading an error about it.
 type Owner struct {
 	ID    string    `json:"id"`             // random per process, or given by the caller
