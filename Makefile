@@ -10,6 +10,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ckpt ./cmd/ckpt
 
+## demo: the main job on a generated sample, killed and resumed along the way.
+demo:
+	./scripts/demo.sh
+
 tools:
 	./scripts/tools.sh
 

@@ -183,11 +183,11 @@ func (a *app) report(verb string, cfg pipeline.Config, output string, res pipeli
 		}
 		return err
 	}
-	from := "from the beginning"
+	a.infof("%s: done, %s records into %s", verb, progress.Count(res.Records), output)
 	if res.Resumed != nil {
-		from = fmt.Sprintf("resumed from checkpoint %d at record %s", res.Resumed.Seq, progress.Count(res.Resumed.Records))
+		a.infof(" (resumed from checkpoint %d at record %s)", res.Resumed.Seq, progress.Count(res.Resumed.Records))
 	}
-	a.infof("%s: %s records (%s) into %s\n", verb, progress.Count(res.Records), from, output)
+	a.infof("\n")
 	if res.Skipped > 0 {
 		a.infof("skipped %s bad records\n", progress.Count(res.Skipped))
 	}
