@@ -1,0 +1,181 @@
+package convert_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/internal/gen"
+	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/source"
+)
+
+// run converts input (written to a file named in) and returns the output.
+func run(t *testing.T, in, input, out string, infer bool, policy pipeline.Policy) (string, pipeline.Result, error) {
+	t.Helper()
+	dir := t.TempDir()
+	inPath, outPath := filepath.Join(dir, in), filepath.Join(dir, out)
+	if err := os.WriteFile(inPath, []byte(input), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := convert.Run(context.Background(), convert.Options{
+		Input: inPath, Output: outPath, InferTypes: infer,
+		Pipeline: pipeline.Config{Job: "t", OnBadRecord: policy, Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}},
+	})
+	b, _ := os.ReadFile(outPath)
+	return string(b), res, err
+}
+
+func TestCSVToJSONL(t *testing.T) {
+	cases := []struct {
+		name, in, want string
+		infer          bool
+	}{
+		{"strings", "a,b\n1,x\n", `{"a":"1","b":"x"}` + "\n", false},
+		{"quoting and escapes", "a,b\n\"x, \"\"y\"\"\",\"l1\r\nl2\ttab\"\n", `{"a":"x, \"y\"","b":"l1\r\nl2\ttab"}` + "\n", false},
+		{"unicode and control bytes", "a\nZürich 東京 🙂\n\x01\n", `{"a":"Zürich 東京 🙂"}` + "\n" + `{"a":"\u0001"}` + "\n", false},
+		{"duplicate and empty names", "a,a,,a\n1,2,3,4\n", `{"a":"1","a_2":"2","3":"3","a_3":"4"}` + "\n", false},
+		{"infer types", "n,f,b,e,s,z\n-12,3.5e2,true,,007,0\n", `{"n":-12,"f":3.5e2,"b":true,"e":null,"s":"007","z":0}` + "\n", true},
+		{"infer leaves non-JSON numbers as strings", "x\n1.\n.5\n+1\nNaN\nTrue\n", `{"x":"1."}` + "\n" + `{"x":".5"}` + "\n" + `{"x":"+1"}` + "\n" + `{"x":"NaN"}` + "\n" + `{"x":"True"}` + "\n", true},
+		{"header only", "a,b\n", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := run(t, "in.csv", tc.in, "out.jsonl", tc.infer, pipeline.Fail)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestInvalidUTF8IsABadRecord(t *testing.T) {
+	_, _, err := run(t, "in.csv", "a,b\n1,2\n3,x\xffy\n", "out.jsonl", false, pipeline.Fail)
+	var re *source.RecordError
+	if !errors.As(err, &re) || re.Line != 3 || !strings.Contains(err.Error(), "field 2") || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err = %v, want a bad record at line 3, field 2, invalid UTF-8", err)
+	}
+	got, res, err := run(t, "in.csv", "a,b\n1,2\n3,x\xffy\n5,6\n", "out.jsonl", false, pipeline.Skip)
+	if err != nil || res.Skipped != 1 || got != `{"a":"1","b":"2"}`+"\n"+`{"a":"5","b":"6"}`+"\n" {
+		t.Fatalf("skip: %v, %d skipped, output %q", err, res.Skipped, got)
+	}
+}
+
+func TestJSONLToCSV(t *testing.T) {
+	in := `{"id":1,"name":"a, b","tags":["x", "y"],"meta":{"k": null},"ok":true,"none":null}` + "\n" +
+		"\n" +
+		`{"name":"q\"t\nnl","id":2.50}` + "\r\n" +
+		`  {"id":-3,"ok":false,"name":"\u00fc\ud83d\ude42"}  ` + "\n"
+	want := "id,name,tags,meta,ok,none\n" +
+		`1,"a, b","[""x"",""y""]","{""k"":null}",true,` + "\n" +
+		`2.50,"q""t` + "\n" + `nl",,,,` + "\n" +
+		"-3,ü🙂,,,false,\n"
+	got, res, err := run(t, "in.jsonl", in, "out.csv", false, pipeline.Fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if res.Records != 4 {
+		t.Fatalf("%d records, want 4 (the blank line counts as read)", res.Records)
+	}
+}
+
+func TestJSONLBadRecords(t *testing.T) {
+	cases := []struct {
+		name, line, msg string
+		col             int64
+	}{
+		{"not an object", `[1,2]`, "not a JSON object", 1},
+		{"syntax", `{"id":1,}`, "expected a key", 9},
+		{"unknown column", `{"id":1,"x":2}`, `key "x" is not a column`, 0},
+		{"duplicate key", `{"id":1,"id":2}`, `duplicate key "id"`, 0},
+		{"trailing data", `{"id":1} x`, "data after the object", 10},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := run(t, "in.jsonl", `{"id":0}`+"\n"+tc.line+"\n", "out.csv", false, pipeline.Fail)
+			var re *source.RecordError
+			if !errors.As(err, &re) || re.Line != 2 || re.Column != tc.col || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("err = %v (column %d), want line 2 column %d: %s", err, colOf(re), tc.col, tc.msg)
+			}
+		})
+	}
+}
+
+func colOf(re *source.RecordError) int64 {
+	if re == nil {
+		return -1
+	}
+	return re.Column
+}
+
+// CSV written with minimal quoting and LF line ends (as gen writes it)
+// survives CSV -> JSON Lines -> CSV byte for byte.
+func TestRoundTripIsLossless(t *testing.T) {
+	dir := t.TempDir()
+	var b bytes.Buffer
+	if err := gen.Write(&b, gen.Options{Rows: 20000, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	orig := filepath.Join(dir, "orig.csv")
+	if err := os.WriteFile(orig, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := pipeline.Config{Config: ckpt.Config{Store: filepath.Join(dir, "store"), NoSignals: true, Every: ckpt.Every{Records: 1000}}}
+	cfg.Job = "there"
+	if _, err := convert.Run(context.Background(), convert.Options{Input: orig, Output: filepath.Join(dir, "mid.jsonl"), Pipeline: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Job = "back"
+	if _, err := convert.Run(context.Background(), convert.Options{Input: filepath.Join(dir, "mid.jsonl"), Output: filepath.Join(dir, "back.csv"), Pipeline: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := os.ReadFile(filepath.Join(dir, "back.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back, b.Bytes()) {
+		t.Fatalf("round trip differs: %d bytes vs %d", len(back), b.Len())
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, tc := range []struct {
+		in, out string
+		ok      bool
+	}{
+		{"a.csv", "b.jsonl", true},
+		{"a.CSV", "b.ndjson", true},
+		{"a.jsonl", "b.csv", true},
+		{"a.csv", "b.csv", false},
+		{"a.txt", "b.csv", false},
+		{"a.csv", "b", false},
+	} {
+		o := convert.Options{Input: tc.in, Output: tc.out}
+		if err := o.Resolve(); (err == nil) != tc.ok {
+			t.Errorf("%s -> %s: err = %v, want ok %v", tc.in, tc.out, err, tc.ok)
+		}
+	}
+	for _, s := range []string{"csv", "jsonl", "ndjson", "JSONL"} {
+		if _, err := convert.ParseFormat(s); err != nil {
+			t.Errorf("ParseFormat(%q): %v", s, err)
+		}
+	}
+	if _, err := convert.ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) accepted")
+	}
+}
