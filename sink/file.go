@@ -38,15 +38,23 @@ const (
 // File is an append-only output file. Writes are buffered; Flush hands
 // them to the OS and Sync makes them durable. It is used from one
 // goroutine, except that Sync may run concurrently with Write.
+//
+// A failed write or fsync is final: part of the output may be lost, so
+// every later Write, Flush and Close (and, after a failed fsync, Sync)
+// returns the same error, and no position is ever returned that claims
+// output which is not in the file. The job resumes from its last
+// checkpoint instead.
 type File struct {
 	path string
 	f    *os.File
 	buf  []byte
 	n    int64  // bytes handed to the OS
 	tail []byte // the last ≤ tailSpan bytes handed to the OS
+	err  error  // the failed write, if any
 
 	syncMu    sync.Mutex
-	dirSynced bool // the file's directory entry is durable
+	syncErr   error // the failed fsync, if any
+	dirSynced bool  // the file's directory entry is durable
 }
 
 // OpenFile opens the output file path for a job: created (or truncated)
@@ -103,6 +111,9 @@ func (w *File) Path() string { return w.path }
 
 // Write buffers p.
 func (w *File) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if len(w.buf)+len(p) > flushAt && len(w.buf) > 0 {
 		if err := w.flush(); err != nil {
 			return 0, err
@@ -120,6 +131,9 @@ func (w *File) Write(p []byte) (int, error) {
 
 // WriteString buffers s.
 func (w *File) WriteString(s string) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
 	if len(w.buf)+len(s) > flushAt && len(w.buf) > 0 {
 		if err := w.flush(); err != nil {
 			return 0, err
@@ -140,6 +154,9 @@ func (w *File) Buffered() []byte { return w.buf }
 // Commit takes back the slice that Buffered returned, extended by appends.
 func (w *File) Commit(b []byte) error {
 	w.buf = b
+	if w.err != nil {
+		return w.err
+	}
 	if len(w.buf) >= flushAt {
 		return w.flush()
 	}
@@ -147,6 +164,9 @@ func (w *File) Commit(b []byte) error {
 }
 
 func (w *File) flush() error {
+	if w.err != nil {
+		return w.err
+	}
 	if len(w.buf) == 0 {
 		return nil
 	}
@@ -157,7 +177,10 @@ func (w *File) flush() error {
 
 func (w *File) writeOS(p []byte) error {
 	if _, err := w.f.Write(p); err != nil {
-		return fmt.Errorf("sink: write %s: %w", w.path, err)
+		// Some of p may be in the file and the rest is not: the output
+		// after byte n is unknown, and stays so.
+		w.err = fmt.Errorf("sink: write %s: %w (output from byte %d on is lost; resume from the last checkpoint)", w.path, err, w.n)
+		return w.err
 	}
 	w.n += int64(len(p))
 	if len(p) >= tailSpan {
@@ -177,6 +200,12 @@ func (w *File) Flush() (json.RawMessage, error) {
 	if err := w.flush(); err != nil {
 		return nil, err
 	}
+	w.syncMu.Lock()
+	err := w.syncErr
+	w.syncMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return json.Marshal(FilePosition{Length: w.n, Tail: tailHash(w.tail)})
 }
 
@@ -185,11 +214,18 @@ func (w *File) Flush() (json.RawMessage, error) {
 func (w *File) Sync(ctx context.Context) error {
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	if w.syncErr != nil {
+		return w.syncErr
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sink: fsync %s: %w", w.path, err)
+		// After a failed fsync the kernel may have dropped the dirty pages
+		// and cleared the error, so that the next fsync succeeds over lost
+		// output: the failure must stay.
+		w.syncErr = fmt.Errorf("sink: fsync %s: %w", w.path, err)
+		return w.syncErr
 	}
 	if !w.dirSynced {
 		if err := syncDir(filepath.Dir(w.path)); err != nil {

@@ -157,9 +157,7 @@ func (c *CSV) Next() (*Row, error) {
 		}
 		c.row.File = c.rd.path()
 		if len(c.ends) != len(c.header) {
-			// Raw is cloned: the error may outlive the buffer it points into.
-			return nil, &RecordError{File: c.row.File, Line: c.row.Line, Offset: c.row.Offset, Raw: slices.Clone(c.raw),
-				Err: fmt.Errorf("%d fields, the header has %d", len(c.ends), len(c.header))}
+			return nil, c.fieldCountError()
 		}
 		c.row.Fields = c.row.Fields[:0]
 		start := 0
@@ -169,6 +167,31 @@ func (c *CSV) Next() (*Row, error) {
 		}
 		return &c.row, nil
 	}
+}
+
+// fieldCountError reports the record just parsed, whose field count is
+// not the header's, at the first field too many or at the end of a record
+// with too few.
+func (c *CSV) fieldCountError() *RecordError {
+	at, n, quoted := len(c.raw), 0, false
+	for i, ch := range c.raw {
+		if ch == '"' {
+			quoted = !quoted // a doubled quote toggles twice
+		} else if ch == c.comma && !quoted {
+			if n++; n == len(c.header) {
+				at = i + 1
+				break
+			}
+		}
+	}
+	line := c.row.Line + int64(bytes.Count(c.raw[:at], []byte{'\n'}))
+	col := at - (bytes.LastIndexByte(c.raw[:at], '\n') + 1) + 1
+	err := fmt.Errorf("%d fields, the header has %d", len(c.ends), len(c.header))
+	if line != c.row.Line {
+		err = fmt.Errorf("%w (in the record that starts on line %d)", err, c.row.Line)
+	}
+	// Raw is cloned: the error may outlive the buffer it points into.
+	return &RecordError{File: c.row.File, Line: line, Column: int64(col), Offset: c.row.Offset, Raw: slices.Clone(c.raw), Err: err}
 }
 
 // Raw returns the bytes of the record Next returned last, as in the file

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Position is where a file source resumes: the next record starts at byte
@@ -75,6 +76,9 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 	for _, p := range paths {
 		fp, err := fingerprint(p)
 		if err != nil {
+			if pos != nil && errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("source: %w: %s no longer exists: %w", ErrInputChanged, p, err)
+			}
 			return nil, fmt.Errorf("source: %w", err)
 		}
 		rd.files = append(rd.files, fp)
@@ -106,7 +110,7 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 
 func sameInput(now, then []Fingerprint) error {
 	if len(now) != len(then) {
-		return fmt.Errorf("source: %w: %d input files now, %d at the checkpoint", ErrInputChanged, len(now), len(then))
+		return fmt.Errorf("source: %w: %s", ErrInputChanged, listChange(now, then))
 	}
 	for i := range now {
 		if d := now[i].diff(then[i]); d != "" {
@@ -114,6 +118,36 @@ func sameInput(now, then []Fingerprint) error {
 		}
 	}
 	return nil
+}
+
+// listChange describes how the list of input files now differs from the
+// checkpoint's, which has another length: the files added and removed.
+func listChange(now, then []Fingerprint) string {
+	was := make(map[string]bool, len(then))
+	for _, fp := range then {
+		was[fp.Path] = true
+	}
+	is := make(map[string]bool, len(now))
+	var added, removed []string
+	for _, fp := range now {
+		is[fp.Path] = true
+		if !was[fp.Path] {
+			added = append(added, fp.Path)
+		}
+	}
+	for _, fp := range then {
+		if !is[fp.Path] {
+			removed = append(removed, fp.Path)
+		}
+	}
+	msg := fmt.Sprintf("%d input files now, %d at the checkpoint", len(now), len(then))
+	if len(added) > 0 {
+		msg += "; added " + strings.Join(added, ", ")
+	}
+	if len(removed) > 0 {
+		msg += "; removed " + strings.Join(removed, ", ")
+	}
+	return msg
 }
 
 func (rd *reader) open(off, line int64) error {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,7 +37,7 @@ var (
 // policy (fail, skip, dead-letter).
 type RecordError struct {
 	File   string // input file
-	Line   int64  // 1-based line where the record starts
+	Line   int64  // 1-based line of the fault (of the record's start if Column is 0)
 	Column int64  // 1-based byte column of the fault in its line, 0 if none
 	Offset int64  // byte offset of the record in File
 	Raw    []byte // the record's bytes as read, without its line end
@@ -102,14 +103,16 @@ func (fp Fingerprint) diff(want Fingerprint) string {
 	case fp.Head != want.Head || fp.Tail != want.Tail:
 		return "content differs"
 	case fp.ModTime != want.ModTime:
-		return fmt.Sprintf("modified %s, was %s", time.Unix(0, fp.ModTime).UTC().Format(time.RFC3339), time.Unix(0, want.ModTime).UTC().Format(time.RFC3339))
+		return fmt.Sprintf("modified %s, was %s", time.Unix(0, fp.ModTime).UTC().Format(time.RFC3339Nano), time.Unix(0, want.ModTime).UTC().Format(time.RFC3339Nano))
 	}
 	return ""
 }
 
 // Expand resolves an input argument to an ordered file list: a file; a
-// directory (its regular files whose names end in one of exts, or all if
-// exts is empty, sorted by name); or a glob pattern (matches sorted).
+// directory (its regular files, and links to files, whose names end in one
+// of exts, or all if exts is empty, hidden ones left out, sorted by name);
+// or a glob pattern (the files it matches, sorted; directories left out,
+// and hidden files unless the pattern's last element starts with a dot).
 func Expand(arg string, exts ...string) ([]string, error) {
 	if fi, err := os.Stat(arg); err == nil {
 		if !fi.IsDir() {
@@ -121,11 +124,26 @@ func Expand(arg string, exts ...string) ([]string, error) {
 		}
 		var files []string
 		for _, e := range entries {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") && (len(exts) == 0 || slices.ContainsFunc(exts, func(x string) bool { return strings.HasSuffix(e.Name(), x) })) {
-				files = append(files, filepath.Join(arg, e.Name()))
+			if strings.HasPrefix(e.Name(), ".") || (len(exts) > 0 && !slices.ContainsFunc(exts, func(x string) bool { return strings.HasSuffix(e.Name(), x) })) {
+				continue
+			}
+			path := filepath.Join(arg, e.Name())
+			regular := e.Type().IsRegular()
+			if e.Type()&fs.ModeSymlink != 0 {
+				// A link to a file is an input like the file itself;
+				// skipping it would drop its records without a word. A
+				// broken link is kept, so that opening it reports it.
+				fi, err := os.Stat(path)
+				regular = err != nil || fi.Mode().IsRegular()
+			}
+			if regular {
+				files = append(files, path)
 			}
 		}
 		if len(files) == 0 {
+			if len(exts) == 0 {
+				return nil, fmt.Errorf("%w: directory %s has no files", ErrNoInput, arg)
+			}
 			return nil, fmt.Errorf("%w: directory %s has no %s files", ErrNoInput, arg, strings.Join(exts, " or "))
 		}
 		return files, nil
@@ -136,12 +154,26 @@ func Expand(arg string, exts ...string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad input pattern %q: %w", arg, err)
 	}
-	if len(matches) == 0 {
+	// As in a shell, a pattern does not match hidden files unless its last
+	// element starts with a dot (macOS leaves "._x.csv" files of metadata
+	// beside x.csv); and a directory is not an input file.
+	hiddenOK := strings.HasPrefix(filepath.Base(arg), ".")
+	files := matches[:0]
+	for _, m := range matches {
+		if !hiddenOK && strings.HasPrefix(filepath.Base(m), ".") {
+			continue
+		}
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			continue
+		}
+		files = append(files, m)
+	}
+	if len(files) == 0 {
 		if !strings.ContainsAny(arg, "*?[") {
 			return nil, fmt.Errorf("%w: %s does not exist", ErrNoInput, arg)
 		}
-		return nil, fmt.Errorf("%w: pattern %q matches nothing", ErrNoInput, arg)
+		return nil, fmt.Errorf("%w: pattern %q matches no files", ErrNoInput, arg)
 	}
-	slices.Sort(matches)
-	return matches, nil
+	slices.Sort(files)
+	return files, nil
 }
