@@ -33,11 +33,17 @@ unit:
 bench:
 	./scripts/bench.sh
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s).
+## fuzz: run every fuzz target for FUZZTIME (default 30s) each.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := .:FuzzDecodeManifest .:FuzzDecodeBlob ./source:FuzzCSV ./source:FuzzLines \
+	./internal/records:FuzzScan ./internal/records:FuzzAppendString ./internal/records:FuzzIsNumber \
+	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeManifest -fuzztime=$(FUZZTIME) .
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeBlob -fuzztime=$(FUZZTIME) .
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; \
+		echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 clean:
 	rm -rf $(BIN)
