@@ -5,6 +5,7 @@ package records
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,11 @@ func AppendString(b, s []byte) ([]byte, error) {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look.
+		if i+8 <= len(s) && !special(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if safe[c] {
 			i++
@@ -69,6 +75,19 @@ func AppendString(b, s []byte) ([]byte, error) {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"'), nil
+}
+
+// special reports whether any byte of x is below 0x20, a quote, a
+// backslash or non-ASCII: the bytes AppendString must look at. It uses
+// the exact "has a byte less than n" and "has a zero byte" bit tricks.
+func special(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - 0x20*lsb) &^ x
+	q := x ^ ('"' * lsb)
+	quote := (q - lsb) &^ q
+	bs := x ^ ('\\' * lsb)
+	backslash := (bs - lsb) &^ bs
+	return (ctl|quote|backslash|x)&msb != 0
 }
 
 // IsNumber reports whether s is a number in JSON's grammar, so that it can
