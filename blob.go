@@ -90,7 +90,7 @@ func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) 
 		return nil, 0, fmt.Errorf("%w: header checksum mismatch", errBlob)
 	}
 	if h[3] != blobVersion {
-		return nil, 0, fmt.Errorf("%w: blob format version %d (this ckpt reads version %d)", ErrFormat, h[3], blobVersion)
+		return nil, 0, fmt.Errorf("%w: blob format version %d was written by a newer ckpt; this ckpt reads version %d: upgrade ckpt to read it", ErrFormat, h[3], blobVersion)
 	}
 	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
 		return nil, 0, fmt.Errorf("%w: reserved header bytes are not zero", errBlob)
