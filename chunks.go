@@ -36,9 +36,9 @@ type chunkWriter struct {
 	ctx    context.Context
 	st     store.Store
 	prefix string // blob names are prefix + id
-	comp  codec.Compression
-	size  int
-	known blobSet
+	comp   codec.Compression
+	size   int
+	known  blobSet
 
 	buf  []byte
 	free chan []byte
@@ -334,6 +334,9 @@ func readChunk(ctx context.Context, st store.Store, loc chunkLoc, c ChunkRef) ([
 		buf := make([]byte, min(c.Stored, limit)+1)
 		n, err := io.ReadFull(io.LimitReader(rc, limit), buf)
 		rc.Close()
+		if errors.Is(err, store.ErrCorrupt) {
+			return nil, corrupt(err) // the backend's own checksum failed
+		}
 		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 			return nil, fmt.Errorf("read %s: %w", object, err)
 		}

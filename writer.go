@@ -388,6 +388,9 @@ func readManifest(ctx context.Context, st store.Store, job string, seq uint64) (
 	}
 	b, err := io.ReadAll(io.LimitReader(rc, maxManifest+256))
 	rc.Close()
+	if errors.Is(err, store.ErrCorrupt) {
+		return nil, &CorruptError{Job: job, Seq: seq, Object: name, Err: err}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ckpt: read checkpoint %d of job %q: %w", seq, job, err)
 	}

@@ -1,5 +1,6 @@
 // Package convert is the library behind `ckpt convert`: resumable,
-// exactly-once conversion of CSV to JSON Lines and JSON Lines to CSV.
+// exactly-once conversion of CSV to JSON Lines and JSON Lines to CSV, and
+// loading of either into a PostgreSQL table (see postgres.go).
 package convert
 
 import (
@@ -79,6 +80,9 @@ type Options struct {
 
 // Resolve fills in the formats from the file names.
 func (o *Options) Resolve() error {
+	if IsPostgres(o.Output) {
+		return o.resolvePostgres()
+	}
 	var err error
 	if o.From == Auto {
 		if fi, serr := statDir(o.Input); serr == nil && fi {
@@ -101,6 +105,9 @@ func (o *Options) Resolve() error {
 
 // Run converts Input to Output as the job o.Pipeline.Job.
 func Run(ctx context.Context, o Options) (pipeline.Result, error) {
+	if IsPostgres(o.Output) {
+		return toPostgres(ctx, o)
+	}
 	if err := o.Resolve(); err != nil {
 		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
 	}
@@ -212,6 +219,9 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 			b := out.Buffered()
 			if st.Header == nil {
 				// The first object fixes the columns, in its key order.
+				if len(obj.Keys) == 0 {
+					return bad(0, errors.New("the first record fixes the CSV columns and has no keys"))
+				}
 				st.Header = make([]string, 0, len(obj.Keys))
 				for _, k := range obj.Keys {
 					st.Header = append(st.Header, string(k))
@@ -221,6 +231,9 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 						b = append(b, ',')
 					}
 					b = records.AppendCSVField(b, []byte(h), ',')
+				}
+				if len(st.Header) == 1 && st.Header[0] == "" {
+					b = append(b, `""`...)
 				}
 				b = append(b, '\n')
 			}
@@ -258,6 +271,11 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 				if set[c] {
 					b = records.AppendCSVField(b, vals[c], ',')
 				}
+			}
+			if len(st.Header) == 1 && (!set[0] || len(vals[0]) == 0) {
+				// A lone empty field would make a blank line, which CSV
+				// readers skip: quote it so the record survives.
+				b = append(b, `""`...)
 			}
 			b = append(b, '\n')
 			return out.Commit(b)

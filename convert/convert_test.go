@@ -179,3 +179,16 @@ func TestFormats(t *testing.T) {
 		t.Error("ParseFormat(xml) accepted")
 	}
 }
+
+func TestJSONLToCSVSingleColumnKeepsEmptyValues(t *testing.T) {
+	got, _, err := run(t, "in.jsonl", `{"a":"x"}`+"\n"+`{"a":""}`+"\n"+`{"a":null}`+"\n"+`{}`+"\n", "out.csv", false, pipeline.Fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a\nx\n\"\"\n\"\"\n\"\"\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if _, _, err := run(t, "in.jsonl", "{}\n", "out.csv", false, pipeline.Fail); err == nil || !strings.Contains(err.Error(), "no keys") {
+		t.Fatalf("first record {}: %v", err)
+	}
+}

@@ -18,3 +18,5 @@ install() { # name module version
 }
 
 install staticcheck honnef.co/go/tools/cmd/staticcheck v0.8.2
+# The S3-compatible server that the S3 store's tests start (internal/testenv).
+install versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0

@@ -33,6 +33,9 @@ var (
 	ErrInvalidName = errors.New("invalid object name")
 	// ErrClosed: the store or lease was used after Close or Release.
 	ErrClosed = errors.New("closed")
+	// ErrCorrupt: an object's bytes fail the checksum the backend keeps
+	// with it: it was damaged at rest or in transit.
+	ErrCorrupt = errors.New("object fails its checksum")
 	// ErrLeaseLost: the lease is no longer held (taken over after it
 	// expired, or its connection dropped); the holder must stop writing.
 	ErrLeaseLost = errors.New("lease lost")

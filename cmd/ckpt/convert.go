@@ -14,7 +14,7 @@ func newConvertCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
-		Short: "Convert CSV to JSON Lines or JSON Lines to CSV, resumably",
+		Short: "Convert CSV and JSON Lines, or load them into PostgreSQL, resumably",
 		Long: `Convert CSV to JSON Lines, or JSON Lines to CSV, as a resumable job.
 
 Kill it at any moment (Ctrl-C, SIGTERM, kill -9, a crash, a reboot) and run
@@ -33,13 +33,24 @@ empty fields instead). JSON Lines to CSV: the first object's keys are the
 columns; values are written as they are (strings unquoted, nested values as
 compact JSON, null as empty).
 
+OUTPUT may be a PostgreSQL table, 'postgres://USER:PASSWORD@HOST:PORT/DB?table=NAME'
+(or table=SCHEMA.NAME; libpq parameters such as sslmode work too): the rows
+are loaded exactly once, each checkpoint committed in the same transaction as
+the rows before it. The table is created if missing, with a bigint column
+ckpt_row (each row's place in the input) and a text column per CSV header
+name or per key of the first JSON object; JSON null and missing keys are
+NULL. A job that starts from the beginning empties the table. Checkpoints
+then go to the same database (schema ckpt, or ?schema=NAME), which --store
+may name but not move elsewhere. Quote the address in the shell.
+
 Checkpoints go to a store, by default a .ckpt directory beside OUTPUT. The
 input must not change while the job is unfinished: a resume on changed input
 is refused (pass --restart to start over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
-  ckpt convert --from jsonl --to csv data.txt data.out`,
+  ckpt convert --from jsonl --to csv data.txt data.out
+  ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes}
@@ -53,14 +64,26 @@ is refused (pass --restart to start over).`,
 			if err := o.Resolve(); err != nil {
 				return usageErrorf("%v", err)
 			}
-			if err := checkOutput(o.Output); err != nil {
+			// A table output: the job and dead-letter file are named after
+			// the table, the store defaults to the table's database, and
+			// messages show the address without its password.
+			named, display := o.Output, o.Output
+			if convert.IsPostgres(o.Output) {
+				var storeURL string
+				if named, storeURL, display, err = convert.PostgresTarget(o.Output); err != nil {
+					return usageErrorf("%v", err)
+				}
+				if pf.store == "" {
+					pf.store = storeURL
+				}
+			} else if err := checkOutput(o.Output); err != nil {
 				return err
 			}
-			if o.Pipeline, err = pf.config(a, cmd, "convert", o.Output); err != nil {
+			if o.Pipeline, err = pf.config(a, cmd, "convert", named); err != nil {
 				return err
 			}
 			res, err := convert.Run(cmd.Context(), o)
-			return a.report("convert", o.Pipeline, o.Output, res, err)
+			return a.report("convert", o.Pipeline, display, res, err)
 		},
 	}
 	fl := cmd.Flags()

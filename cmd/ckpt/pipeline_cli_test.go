@@ -27,6 +27,10 @@ type cli struct {
 	bin string
 }
 
+// in returns c reporting to t: a subtest's failures must end the subtest,
+// not its parent.
+func (c *cli) in(t *testing.T) *cli { return &cli{t: t, bin: c.bin} }
+
 func buildCLI(t *testing.T) *cli {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
@@ -167,6 +171,7 @@ func TestPipelineCLI(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			c := c.in(t)
 			dir := t.TempDir()
 			csvPath := filepath.Join(dir, "in.csv")
 			writeSample(t, csvPath, tc.gen)
@@ -266,6 +271,7 @@ func TestPipelineSignals(t *testing.T) {
 	store := filepath.Join(dir, ".ckpt")
 
 	t.Run("SIGINT takes a checkpoint and exits 75", func(t *testing.T) {
+		c := c.in(t)
 		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "sig"), "convert-out.jsonl", "convert", "in.csv", "out.jsonl", "--store", "sig", "--every", "1000", "--no-progress")
 		cmd.Process.Signal(os.Interrupt)
 		err := <-done
@@ -284,6 +290,7 @@ func TestPipelineSignals(t *testing.T) {
 	})
 
 	t.Run("SIGTERM too", func(t *testing.T) {
+		c := c.in(t)
 		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "term"), "convert-term.jsonl", "convert", "in.csv", "term.jsonl", "--store", "term", "--every", "1000", "--no-progress")
 		cmd.Process.Signal(syscall.SIGTERM)
 		err := <-done
@@ -298,6 +305,7 @@ func TestPipelineSignals(t *testing.T) {
 	})
 
 	t.Run("a second run of the same job is refused", func(t *testing.T) {
+		c := c.in(t)
 		cmd, out, done := startUntilCheckpoint(t, c, dir, store, "convert-busy.jsonl", "convert", "in.csv", "busy.jsonl", "--every", "1000", "--no-progress")
 		code, msg := c.run(dir, "convert", "in.csv", "busy.jsonl")
 		cmd.Process.Kill()
@@ -320,6 +328,7 @@ func TestPipelineInputChecks(t *testing.T) {
 	writeSample(t, in, gen.Options{Rows: 200_000, Seed: 11})
 
 	t.Run("changed input is refused, --restart starts over", func(t *testing.T) {
+		c := c.in(t)
 		cmd, _, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "chg"), "convert-chg.jsonl", "convert", "in.csv", "chg.jsonl", "--store", "chg", "--every", "1000", "--no-progress")
 		cmd.Process.Kill()
 		<-done
@@ -343,6 +352,7 @@ func TestPipelineInputChecks(t *testing.T) {
 	})
 
 	t.Run("bad records", func(t *testing.T) {
+		c := c.in(t)
 		bad := filepath.Join(dir, "bad.csv")
 		if err := os.WriteFile(bad, []byte("a,b\n1,2\n3,x\"y\n5,6,7\n8,9\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -378,6 +388,7 @@ func TestPipelineInputChecks(t *testing.T) {
 	})
 
 	t.Run("usage errors", func(t *testing.T) {
+		c := c.in(t)
 		for _, args := range [][]string{
 			{"convert", "in.csv"},
 			{"convert", "in.csv", "out.txt"},

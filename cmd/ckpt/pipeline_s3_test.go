@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ckptdev/ckpt/internal/gen"
+	"github.com/ckptdev/ckpt/internal/testenv"
+)
+
+// TestPipelineCLI's crash test with checkpoints in S3 (a versitygw server
+// on loopback): the real ckpt binary killed with SIGKILL at random moments
+// until it completes, its output compared with an uninterrupted run's.
+
+// s3CrashUntilDone is crashUntilDone for a store whose lock outlives a
+// killed holder: the lease of a run killed with SIGKILL stays live until
+// its TTL runs out, and a run started before then is refused with
+// exitLocked. Such a run is started again (it is not a kill) until the
+// lease has expired and the next run takes the job over.
+func (c *cli) s3CrashUntilDone(dir string, seed uint64, window time.Duration, args ...string) (kills, locked int) {
+	c.t.Helper()
+	r := rand.New(rand.NewPCG(seed, 2))
+	deadline := time.Now().Add(10 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no run finished in 10 minutes (%d kills, %d runs refused as locked)", kills, locked)
+		}
+		cmd := exec.Command(c.bin, args...)
+		cmd.Dir = dir
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			c.t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		timer := time.NewTimer(time.Duration(r.Int64N(int64(window))))
+		var err error
+		killed := false
+		select {
+		case err = <-done:
+		case <-timer.C:
+			cmd.Process.Kill() // SIGKILL
+			err = <-done
+			killed = true
+		}
+		timer.Stop()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return kills, locked
+		case errors.As(err, &ee) && ee.ExitCode() == exitLocked:
+			// The previous run's lease is still live: poll until it runs
+			// out, at a pace that does not flood the server.
+			locked++
+			time.Sleep(100 * time.Millisecond)
+		case killed && errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+			kills++
+			window += window / 8
+		default:
+			c.t.Fatalf("run %d of ckpt %v failed: %v\n%s", attempt, args, err, out.String())
+		}
+	}
+}
+
+func TestPipelineCLIS3Store(t *testing.T) {
+	bucket := testenv.S3(t)
+	// The child processes find their credentials where any AWS program
+	// does: in the standard environment variables.
+	for _, kv := range bucket.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	c := buildCLI(t)
+	rows, minKills := int64(60_000), 8
+	if longTests() {
+		rows, minKills = 1_000_000, 40
+	}
+	dir := t.TempDir()
+	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: rows, Seed: 31})
+	if code, out := c.run(dir, "convert", "in.csv", "ref.jsonl", "--store", "ref-store"); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, out)
+	}
+
+	// A short lease, so that a killed run's lock is taken over within
+	// about two seconds rather than the default half minute.
+	url := bucket.URL("ckpt", "lease_ttl=1s", "lease_renew=250ms", "request_timeout=10s")
+	args := []string{"convert", "in.csv", "out.jsonl", "--store", url, "--every", "3000", "--interval", "5ms", "--no-progress"}
+	kills, locked := c.s3CrashUntilDone(dir, 1, 300*time.Millisecond, args...)
+	for kills < minKills {
+		// Finished too soon: start over and kill more.
+		if err := os.Remove(filepath.Join(dir, "out.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		k, l := c.s3CrashUntilDone(dir, uint64(kills), 200*time.Millisecond, append(args, "--restart")...)
+		kills, locked = kills+k, locked+l
+	}
+	t.Logf("%d kills; %d runs refused while a killed run's lease was live", kills, locked)
+	sameFile(t, filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "ref.jsonl"))
+
+	// The job is done, and its checkpoints in the bucket verify.
+	code, out := c.run(dir, args...)
+	if code != 0 || !strings.Contains(out, "already finished") {
+		t.Fatalf("rerun of a finished job: exit %d\n%s", code, out)
+	}
+	if code, out := c.run(dir, "checkpoints", "verify", "--store", url, "--job", "convert-out.jsonl"); code != 0 {
+		t.Fatalf("checkpoints verify: exit %d\n%s", code, out)
+	}
+}
