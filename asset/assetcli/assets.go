@@ -1,0 +1,426 @@
+package assetcli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptdev/ckpt/asset"
+	"github.com/ckptdev/ckpt/asset/eventlog"
+)
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *cli) listCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the assets, upstream first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			infos, err := c.g.Assets()
+			if err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(cmd, infos)
+			}
+			w := table(c.out(cmd))
+			fmt.Fprintln(w, "ASSET\tTYPE\tDEPS\tPARTITIONS\tCODE\tGROUP\tDESCRIPTION")
+			for _, a := range infos {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Key, a.Type, dash(strings.Join(a.Deps, ",")), dash(a.Partitions),
+					dash(a.CodeVersion), dash(a.Group), a.Description)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&c.json, "json", false, "print JSON")
+	return cmd
+}
+
+func (c *cli) statusCmd() *cobra.Command {
+	var parts []string
+	var each bool
+	cmd := &cobra.Command{
+		Use:   "status [SELECTION]",
+		Short: "Show whether each asset (and partition) is fresh, stale, missing or failed",
+		Long: `Show the status of the selected assets (all by default): fresh, stale (its
+code version changed, an upstream has a newer data version than the one it
+was computed from, or an upstream is not fresh), missing (never
+materialized) or failed (its last computation failed).
+
+A partitioned asset shows how many partitions are in each state; --partitions
+lists them, and --partition picks some (keys or ranges "first...last").`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := c.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			sel := ""
+			if len(args) > 0 {
+				sel = args[0]
+			}
+			st, err := in.Status(cmd.Context(), asset.StatusOptions{Selection: sel})
+			if err != nil {
+				return err
+			}
+			if want := partFilter(parts); want != nil {
+				for i := range st {
+					st[i].Partitions = filterParts(st[i].Partitions, want)
+				}
+			}
+			if c.json {
+				return c.printJSON(cmd, st)
+			}
+			w := table(c.out(cmd))
+			fmt.Fprintln(w, "ASSET\tSTATE\tPARTITIONS\tLAST RUN\tREASON")
+			for _, a := range st {
+				var partCol, last string
+				if a.Partitioned {
+					partCol = fmt.Sprintf("%d fresh, %d stale, %d missing, %d failed", a.Counts[asset.Fresh], a.Counts[asset.Stale], a.Counts[asset.Missing], a.Counts[asset.Failed])
+				} else if len(a.Partitions) == 1 {
+					last = a.Partitions[0].RunID
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.Key, a.State, dash(partCol), dash(last), a.Reason)
+				if a.Partitioned && (each || parts != nil) {
+					for _, p := range a.Partitions {
+						fmt.Fprintf(w, "  %s\t%s\t\t%s\t%s\n", p.Partition, p.State, dash(p.RunID), p.Reason)
+					}
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringArrayVarP(&parts, "partition", "p", nil, "show these partitions (keys, \"first...last\" ranges, comma-separated)")
+	cmd.Flags().BoolVar(&each, "partitions", false, "list every partition of partitioned assets")
+	cmd.Flags().BoolVar(&c.json, "json", false, "print JSON")
+	return cmd
+}
+
+// partFilter returns a matcher of the keys and ranges given, nil for none.
+func partFilter(args []string) func(string) bool {
+	if len(args) == 0 {
+		return nil
+	}
+	var keys []string
+	var ranges [][2]string
+	for _, a := range args {
+		for it := range strings.SplitSeq(a, ",") {
+			if first, last, ok := strings.Cut(it, "..."); ok {
+				ranges = append(ranges, [2]string{first, last})
+			} else if it != "" {
+				keys = append(keys, it)
+			}
+		}
+	}
+	return func(p string) bool {
+		for _, k := range keys {
+			if k == p {
+				return true
+			}
+		}
+		for _, r := range ranges {
+			// Time partition keys sort as their windows do.
+			if p >= r[0] && p <= r[1] {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func filterParts(ps []asset.PartitionStatus, want func(string) bool) []asset.PartitionStatus {
+	var out []asset.PartitionStatus
+	for _, p := range ps {
+		if p.Partition == "" || want(p.Partition) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *cli) materializeCmd() *cobra.Command {
+	var o asset.MaterializeOptions
+	var dry bool
+	cmd := &cobra.Command{
+		Use:   "materialize [SELECTION]",
+		Short: "Compute the selected assets and record them",
+		Long: `Compute the selected assets (all by default), upstream first, several at once
+(--parallel), and record every materialization in the event log. An asset
+whose upstream fails is skipped; independent ones go on. A failed or
+interrupted run is resumed with 'runs resume RUN': only what it left undone
+is computed.
+
+SELECTION is a list of items separated by commas or spaces: KEY, +KEY (and
+its direct upstream; ++KEY two levels), *KEY (and everything upstream),
+KEY+ and KEY* (downstream), group:NAME, or all.
+
+Partitioned assets materialize every partition unless --partition names
+some: keys or ranges "first...last", repeated or comma-separated. --stale
+computes only what is not fresh.
+
+A first SIGINT or SIGTERM cancels the run (exit code 75; resume it to go on);
+a second one ends the process at once, which is as safe.`,
+		Example: `  assets materialize
+  assets materialize 'daily_revenue+' --partition 2026-01-01...2026-01-31
+  assets materialize --stale`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := c.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			if len(args) > 0 {
+				o.Selection = args[0]
+			}
+			if dry {
+				plan, err := in.Plan(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				if c.json {
+					return c.printJSON(cmd, plan)
+				}
+				for _, s := range plan {
+					fmt.Fprintln(c.out(cmd), s)
+				}
+				c.infof(cmd, "%d to compute\n", len(plan))
+				return nil
+			}
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			o.Progress = c.progress(cmd)
+			run, err := in.Materialize(ctx, o)
+			return c.finish(cmd, run, err)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.Partitions, "partition", "p", nil, "partitions to materialize: keys or \"first...last\" ranges, comma-separated")
+	f.BoolVar(&o.Stale, "stale", false, "compute only what is stale, missing or failed")
+	f.IntVar(&o.Parallelism, "parallel", 0, "assets computed at once (default: the number of CPUs)")
+	f.BoolVar(&dry, "dry-run", false, "print what would be computed, and compute nothing")
+	f.BoolVar(&c.json, "json", false, "print the run as JSON at the end")
+	return cmd
+}
+
+// progress prints a line per step, unless --quiet or --json.
+func (c *cli) progress(cmd *cobra.Command) func(asset.Step) {
+	if c.quiet || c.json {
+		return nil
+	}
+	w := c.out(cmd)
+	return func(s asset.Step) {
+		name := s.Key
+		if s.Partition != "" {
+			name += "[" + s.Partition + "]"
+		}
+		switch s.Outcome {
+		case asset.Materialized:
+			extra := ""
+			if s.Attempts > 1 {
+				extra = fmt.Sprintf(", attempt %d", s.Attempts)
+			}
+			for _, ch := range s.Checks {
+				if !ch.Passed {
+					extra += fmt.Sprintf(", check %q failed: %s", ch.Name, ch.Message)
+				}
+			}
+			fmt.Fprintf(w, "materialized  %s (%s%s)\n", name, s.Duration.Round(time.Millisecond), extra)
+		case asset.FailedStep:
+			fmt.Fprintf(w, "FAILED        %s: %s\n", name, firstLine(s.Error))
+		case asset.Skipped:
+			fmt.Fprintf(w, "skipped       %s: %s\n", name, s.Error)
+		case asset.UpToDate:
+			fmt.Fprintf(w, "fresh         %s\n", name)
+		case asset.Canceled:
+			fmt.Fprintf(w, "canceled      %s\n", name)
+		}
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// finish prints a run's summary and turns its error into one with a hint.
+func (c *cli) finish(cmd *cobra.Command, run *asset.Run, err error) error {
+	if run == nil {
+		return err
+	}
+	if c.json {
+		if jerr := c.printJSON(cmd, run); jerr != nil {
+			return jerr
+		}
+	} else {
+		var parts []string
+		for _, o := range []asset.Outcome{asset.Materialized, asset.Reused, asset.UpToDate, asset.FailedStep, asset.Skipped, asset.Canceled} {
+			if n := run.Count(o); n > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", n, o))
+			}
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "nothing to do")
+		}
+		c.infof(cmd, "run %s %s: %s\n", run.ID, run.Status, strings.Join(parts, ", "))
+	}
+	if errors.Is(err, asset.ErrRunFailed) || errors.Is(err, asset.ErrRunCanceled) {
+		return hinted{err, fmt.Sprintf("resume it with: %s runs resume %s", c.o.Name, run.ID)}
+	}
+	return err
+}
+
+func (c *cli) historyCmd() *cobra.Command {
+	var part string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history KEY",
+		Short: "Show an asset's materializations and failures, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key := args[0]
+			if _, err := c.g.Select(key); err != nil {
+				return err
+			}
+			in, err := c.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			f := eventlog.EventFilter{Key: key, Kinds: []eventlog.Kind{eventlog.Materialized, eventlog.StepFailure}, Newest: true, Limit: limit}
+			if cmd.Flags().Changed("partition") {
+				f.Partition = &part
+			}
+			evs, err := in.EventLog().Events(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(cmd, evs)
+			}
+			w := table(c.out(cmd))
+			fmt.Fprintln(w, "TIME\tRUN\tPARTITION\tEVENT\tDATA VERSION\tCODE\tROWS\tBYTES\tDURATION\tDETAIL")
+			for _, e := range evs {
+				detail := e.Error
+				dv, code, rows, bytes, dur := "-", "-", "-", "-", "-"
+				if m := e.Materialization; m != nil {
+					dv, code, bytes = short(m.DataVersion), dash(m.CodeVersion), fmt.Sprint(m.Bytes)
+					if m.Rows >= 0 {
+						rows = fmt.Sprint(m.Rows)
+					}
+					dur = m.Duration.Round(time.Millisecond).String()
+					var notes []string
+					for _, ch := range m.Checks {
+						state := "passed"
+						if !ch.Passed {
+							state = "FAILED: " + ch.Message
+						}
+						notes = append(notes, fmt.Sprintf("check %q %s", ch.Name, state))
+					}
+					detail = strings.Join(notes, "; ")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.RunID,
+					dash(e.Partition), e.Kind, dv, code, rows, bytes, dur, firstLine(detail))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&part, "partition", "p", "", "only this partition")
+	cmd.Flags().IntVar(&limit, "limit", 50, "show at most this many events (0: all)")
+	cmd.Flags().BoolVar(&c.json, "json", false, "print JSON")
+	return cmd
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return dash(v)
+}
+
+func (c *cli) lineageCmd() *cobra.Command {
+	var dot bool
+	cmd := &cobra.Command{
+		Use:   "lineage [SELECTION]",
+		Short: "Show how assets depend on each other (--dot for Graphviz)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sel := ""
+			if len(args) > 0 {
+				sel = args[0]
+			}
+			keys, err := c.g.Select(sel)
+			if err != nil {
+				return err
+			}
+			infos, err := c.g.Assets()
+			if err != nil {
+				return err
+			}
+			picked := map[string]bool{}
+			for _, k := range keys {
+				picked[k] = true
+			}
+			w := c.out(cmd)
+			if dot {
+				fmt.Fprintln(w, "digraph assets {\n  rankdir=LR;\n  node [shape=box];")
+				for _, a := range infos {
+					if !picked[a.Key] {
+						continue
+					}
+					label := a.Key
+					if a.Partitions != "" {
+						label += `\n` + a.Partitions
+					}
+					fmt.Fprintf(w, "  %q [label=%q];\n", a.Key, label)
+					for _, d := range a.Deps {
+						if picked[d] {
+							fmt.Fprintf(w, "  %q -> %q;\n", d, a.Key)
+						}
+					}
+				}
+				fmt.Fprintln(w, "}")
+				return nil
+			}
+			down := map[string][]string{}
+			for _, a := range infos {
+				for _, d := range a.Deps {
+					down[d] = append(down[d], a.Key)
+				}
+			}
+			for _, a := range infos {
+				if !picked[a.Key] {
+					continue
+				}
+				line := a.Key
+				if a.Partitions != "" {
+					line += "  [" + a.Partitions + "]"
+				}
+				fmt.Fprintln(w, line)
+				if len(a.Deps) > 0 {
+					fmt.Fprintf(w, "  <- %s\n", strings.Join(a.Deps, ", "))
+				}
+				if ds := down[a.Key]; len(ds) > 0 {
+					fmt.Fprintf(w, "  -> %s\n", strings.Join(ds, ", "))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dot, "dot", false, "print a Graphviz digraph")
+	return cmd
+}

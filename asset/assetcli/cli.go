@@ -1,0 +1,280 @@
+// Package assetcli gives a program that defines assets the commands to
+// run them, built with cobra: assets are Go code, so the commands live in
+// the user's own binary.
+//
+//	func main() {
+//		g := asset.New()
+//		// ... define assets on g ...
+//		assetcli.Main(g, assetcli.Options{})
+//	}
+//
+// gives
+//
+//	prog assets list
+//	prog assets status [SELECTION] [--partition P]... [--partitions]
+//	prog assets materialize [SELECTION] [--partition P]... [--stale] [--dry-run]
+//	prog assets history KEY [--partition P]
+//	prog assets lineage [SELECTION] [--dot]
+//	prog runs list | show RUN | resume RUN | prune --older-than D
+//
+// A program with its own cobra root adds Commands(g, o) to it instead.
+// Every command takes --store (the values' store, default .ckpt) and
+// --events (the event log: a SQLite file or a postgres:// URL; default
+// assets.db in a local store), and --json where it prints data.
+package assetcli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ckptdev/ckpt/asset"
+	"github.com/ckptdev/ckpt/asset/eventlog"
+)
+
+// The exit codes, as the ckpt command uses them.
+const (
+	ExitOK    = 0
+	ExitError = 1 // an error, or a run that failed (resume it)
+	ExitUsage = 2 // bad flags or arguments
+	// ExitActive: the run to resume is still running.
+	ExitActive = 4
+	// ExitInterrupted: a signal canceled the run; resume it to go on.
+	ExitInterrupted = 75
+)
+
+// Options configure the commands.
+type Options struct {
+	// Config is the base configuration of the instance the commands open;
+	// the --store and --events flags override its Store and EventLog, and
+	// the environment variables CKPT_STORE and CKPT_EVENTS give their
+	// defaults.
+	Config asset.Config
+	// Name is the program's name in help and hints; empty means the base
+	// name of os.Args[0].
+	Name string
+}
+
+// Main runs the program's command line (os.Args) and exits with its code.
+func Main(g *asset.Graph, o Options) {
+	os.Exit(Run(context.Background(), g, o, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Run runs the commands with args (without the program name), printing to
+// stdout and stderr, and returns the exit code.
+func Run(ctx context.Context, g *asset.Graph, o Options, args []string, stdout, stderr io.Writer) int {
+	name := o.Name
+	if name == "" {
+		name = filepath.Base(os.Args[0])
+	}
+	o.Name = name
+	root := &cobra.Command{
+		Use:           name,
+		Short:         "Materialize and inspect the assets of " + name,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if args == nil {
+		args = []string{}
+	}
+	root.SetArgs(args)
+	c := newCLI(g, o, stdout, stderr)
+	root.AddCommand(c.commands()...)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	_, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", name, message(err))
+	return exitCode(err)
+}
+
+// Commands returns the "assets" and "runs" commands, to add to a
+// program's own root command. They print to the root's output streams.
+func Commands(g *asset.Graph, o Options) []*cobra.Command {
+	if o.Name == "" {
+		o.Name = filepath.Base(os.Args[0])
+	}
+	return newCLI(g, o, nil, nil).commands()
+}
+
+// cli holds what the commands share.
+type cli struct {
+	g      *asset.Graph
+	o      Options
+	stdout io.Writer
+	stderr io.Writer
+
+	store    string
+	events   string
+	logLevel string
+	quiet    bool
+	json     bool
+}
+
+func newCLI(g *asset.Graph, o Options, stdout, stderr io.Writer) *cli {
+	return &cli{g: g, o: o, stdout: stdout, stderr: stderr}
+}
+
+func (c *cli) commands() []*cobra.Command {
+	assets := &cobra.Command{
+		Use:   "assets",
+		Short: "List, materialize and inspect assets",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	assets.AddCommand(c.listCmd(), c.statusCmd(), c.materializeCmd(), c.historyCmd(), c.lineageCmd())
+	runs := &cobra.Command{
+		Use:   "runs",
+		Short: "List, inspect, resume and prune runs",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	runs.AddCommand(c.runsListCmd(), c.runsShowCmd(), c.resumeCmd(), c.pruneCmd())
+	for _, cmd := range []*cobra.Command{assets, runs} {
+		pf := cmd.PersistentFlags()
+		pf.StringVar(&c.store, "store", envOr("CKPT_STORE", c.o.Config.Store), "the store of asset values: a directory, file:///abs/dir, s3://..., postgres://... (default .ckpt)")
+		pf.StringVar(&c.events, "events", envOr("CKPT_EVENTS", c.o.Config.EventLog), "the event log: a SQLite file or a postgres:// URL (default assets.db in a local store)")
+		pf.StringVar(&c.logLevel, "log-level", "error", "least severe log level shown on stderr: debug, info, warn or error")
+		pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only errors and the data asked for")
+	}
+	return []*cobra.Command{assets, runs}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *cli) out(cmd *cobra.Command) io.Writer {
+	if c.stdout != nil {
+		return c.stdout
+	}
+	return cmd.OutOrStdout()
+}
+
+func (c *cli) errw(cmd *cobra.Command) io.Writer {
+	if c.stderr != nil {
+		return c.stderr
+	}
+	return cmd.ErrOrStderr()
+}
+
+// open opens the instance the flags name.
+func (c *cli) open(cmd *cobra.Command) (*asset.Instance, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usage(fmt.Errorf("--log-level %q: use debug, info, warn or error", c.logLevel))
+	}
+	cfg := c.o.Config
+	cfg.Store, cfg.EventLog = c.store, c.events
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(c.errw(cmd), &slog.HandlerOptions{Level: level}))
+	}
+	return asset.Open(cmd.Context(), c.g, cfg)
+}
+
+func (c *cli) infof(cmd *cobra.Command, format string, args ...any) {
+	if !c.quiet {
+		fmt.Fprintf(c.out(cmd), format, args...)
+	}
+}
+
+func (c *cli) printJSON(cmd *cobra.Command, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = c.out(cmd).Write(append(b, '\n'))
+	return err
+}
+
+// signalContext is cmd's context, canceled by the first SIGINT or
+// SIGTERM; a second one ends the process at once (the run is resumable
+// either way).
+func signalContext(cmd *cobra.Command) (context.Context, func()) {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // the next signal gets the default action
+	}()
+	return ctx, stop
+}
+
+// usageError is a bad flag or argument.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usage(err error) error { return usageError{err} }
+
+// hinted is an error with what to do about it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (e hinted) Error() string { return e.err.Error() }
+func (e hinted) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, asset.ErrSelection), errors.Is(err, asset.ErrUnknownAsset) && !errors.Is(err, asset.ErrInvalidGraph):
+		return ExitUsage
+	case errors.Is(err, asset.ErrRunActive):
+		return ExitActive
+	case errors.Is(err, asset.ErrRunCanceled):
+		return ExitInterrupted
+	}
+	return ExitError
+}
+
+// message renders err on one line, with its hint.
+func message(err error) string {
+	// Library errors carry their package prefix at every level of
+	// wrapping; the program's name in front is enough.
+	msg := err.Error()
+	for _, p := range []string{"asset: ", "eventlog: "} {
+		msg = strings.TrimPrefix(msg, p)
+		msg = strings.ReplaceAll(msg, ": "+p, ": ")
+	}
+	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+	var h hinted
+	if errors.As(err, &h) && h.hint != "" {
+		msg += "; " + h.hint
+	}
+	return msg
+}
+
+// resolveRun finds a run by id or unique prefix, or the newest one for
+// "last".
+func resolveRun(cmd *cobra.Command, in *asset.Instance, id string) (string, error) {
+	if id != "last" {
+		return id, nil
+	}
+	runs, err := in.EventLog().Runs(cmd.Context(), eventlog.RunFilter{Limit: 1})
+	if err != nil {
+		return "", err
+	}
+	if len(runs) == 0 {
+		return "", hinted{fmt.Errorf("no runs yet"), "materialize something first"}
+	}
+	return runs[0].ID, nil
+}

@@ -1,0 +1,461 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ckptdev/ckpt"
+)
+
+func mat(run, key, part, version string) Event {
+	return Event{RunID: run, Kind: Materialized, Key: key, Partition: part,
+		Materialization: &Materialization{DataVersion: version, Rows: 3, Value: &ckpt.StateRef{Name: key, Codec: "json", Compression: "zstd", Chunks: []ckpt.ChunkRef{}}}}
+}
+
+func TestRunsEventsAndState(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "20260101T000000-aaaa", Host: "h", PID: 1, Spec: []byte(`{"selection":"all"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		const run = "20260101T000000-aaaa"
+		l.Append(Event{RunID: run, Kind: StepStart, Key: "a"})
+		l.Append(mat(run, "a", "", "v1"))
+		l.Append(Event{RunID: run, Kind: StepStart, Key: "b", Partition: "p1"})
+		l.Append(Event{RunID: run, Kind: StepFailure, Key: "b", Partition: "p1", Error: "boom"})
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := l.Events(ctx, EventFilter{Runs: []string{run}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKinds := []Kind{StepStart, Materialized, StepStart, StepFailure}
+		if len(evs) != len(wantKinds) {
+			t.Fatalf("got %d events, want %d", len(evs), len(wantKinds))
+		}
+		for i, e := range evs {
+			if e.Kind != wantKinds[i] {
+				t.Errorf("event %d is %s, want %s", i, e.Kind, wantKinds[i])
+			}
+			if i > 0 && e.ID <= evs[i-1].ID {
+				t.Errorf("event ids do not increase: %d after %d", e.ID, evs[i-1].ID)
+			}
+		}
+		if m := evs[1].Materialization; m == nil || m.DataVersion != "v1" || m.Value == nil || m.Value.Name != "a" {
+			t.Errorf("materialization did not round-trip: %+v", m)
+		}
+
+		states, err := l.States(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(states) != 2 {
+			t.Fatalf("got %d states, want 2: %+v", len(states), states)
+		}
+		if s := states[0]; s.Key != "a" || s.Failed() || s.Materialization == nil || s.Materialization.ID != evs[1].ID {
+			t.Errorf("state of a: %+v", s)
+		}
+		if s := states[1]; s.Key != "b" || s.Partition != "p1" || !s.Failed() || s.Failure.Error != "boom" {
+			t.Errorf("state of b[p1]: %+v", s)
+		}
+
+		// A later materialization of b[p1] makes it no longer failed.
+		if err := l.Record(ctx, mat(run, "b", "p1", "v2")); err != nil {
+			t.Fatal(err)
+		}
+		states, err = l.States(ctx, []string{"b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(states) != 1 || states[0].Failed() || states[0].Materialization.Materialization.DataVersion != "v2" {
+			t.Errorf("state of b after success: %+v", states)
+		}
+
+		if err := l.EndRun(ctx, run, Failure, "b failed"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.Run(ctx, "20260101T000000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != Failure || r.Error != "b failed" || r.Ended.IsZero() || string(r.Spec) != `{"selection":"all"}` || r.Root != run {
+			t.Errorf("run after EndRun: %+v", r)
+		}
+	})
+}
+
+func TestRunLookup(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		for _, id := range []string{"r-100", "r-101", "r-2%x"} {
+			if err := l.CreateRun(ctx, Run{ID: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases := []struct {
+			id   string
+			want string
+			err  error
+		}{
+			{"r-100", "r-100", nil},
+			{"r-2", "r-2%x", nil},
+			{"r-10", "", ErrAmbiguous},
+			{"r-2_", "", ErrNotFound}, // '_' is no wildcard
+			{"zzz", "", ErrNotFound},
+		}
+		for _, c := range cases {
+			r, err := l.Run(ctx, c.id)
+			if !errors.Is(err, c.err) || r.ID != c.want {
+				t.Errorf("Run(%q) = %q, %v; want %q, %v", c.id, r.ID, err, c.want, c.err)
+			}
+		}
+	})
+}
+
+func TestResumedOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.CreateRun(ctx, Run{ID: "c1", Parent: "p", Root: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		err := l.CreateRun(ctx, Run{ID: "c2", Parent: "p", Root: "p"})
+		if !errors.Is(err, ErrAlreadyResumed) {
+			t.Fatalf("second child: %v, want ErrAlreadyResumed", err)
+		}
+		if _, err := l.Run(ctx, "c2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the refused run was recorded: %v", err)
+		}
+		if err := l.CreateRun(ctx, Run{ID: "c3", Parent: "c1", Root: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		chain, err := l.Chain(ctx, "c3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chain) != 3 || chain[0].ID != "c3" || chain[1].ID != "c1" || chain[2].ID != "p" {
+			t.Errorf("chain: %+v", chain)
+		}
+	})
+}
+
+// TestConcurrentWriters has several handles (as several processes would)
+// commit materializations of the same assets at once. Every event must be
+// there once, and every asset's state must be its highest-id
+// materialization, whatever order the writers committed in.
+func TestConcurrentWriters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		const writers, perWriter, keys = 4, 150, 5
+		logs := make([]*Log, writers)
+		for i := range logs {
+			logs[i] = open(Options{BatchSize: 16})
+			if err := logs[i].CreateRun(ctx, Run{ID: fmt.Sprintf("w%d", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w, l := range logs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run := fmt.Sprintf("w%d", w)
+				for i := range perWriter {
+					key := fmt.Sprintf("k%d", i%keys)
+					l.Append(Event{RunID: run, Kind: StepStart, Key: key})
+					e := mat(run, key, "", fmt.Sprintf("%s-%d", run, i))
+					if i%10 == 0 {
+						if err := l.Record(ctx, e); err != nil {
+							errs <- err
+							return
+						}
+					} else {
+						l.Append(e)
+					}
+				}
+				errs <- l.Flush(ctx)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkConsistent(t, logs[0], writers*perWriter*2, keys)
+	})
+}
+
+// checkConsistent checks that the log holds want events with distinct ids
+// and that each of the keys' state is its newest materialization.
+func checkConsistent(t *testing.T, l *Log, want, keys int) {
+	t.Helper()
+	ctx := context.Background()
+	evs, err := l.Events(ctx, EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != want {
+		t.Fatalf("%d events in the log, want %d", len(evs), want)
+	}
+	newest := map[string]Event{}
+	seen := map[int64]bool{}
+	versions := map[string]bool{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Fatalf("event id %d twice", e.ID)
+		}
+		seen[e.ID] = true
+		if e.Kind == Materialized {
+			if versions[e.Materialization.DataVersion] {
+				t.Fatalf("materialization %s recorded twice", e.Materialization.DataVersion)
+			}
+			versions[e.Materialization.DataVersion] = true
+			newest[e.Key] = e // events come oldest first
+		}
+	}
+	states, err := l.States(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != keys {
+		t.Fatalf("%d states, want %d", len(states), keys)
+	}
+	for _, s := range states {
+		n := newest[s.Key]
+		if s.Materialization == nil || s.Materialization.ID != n.ID || s.Materialization.Materialization.DataVersion != n.Materialization.DataVersion {
+			t.Errorf("state of %s is %+v, want event %d (%s)", s.Key, s.Materialization, n.ID, n.Materialization.DataVersion)
+		}
+	}
+}
+
+// TestConcurrentProcesses has real processes write one SQLite file at once.
+func TestConcurrentProcesses(t *testing.T) {
+	path := t.TempDir() + "/events.db"
+	l, err := OpenSQLite(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const procs, perProc = 3, 200
+	cmds := make([]*exec.Cmd, procs)
+	for i := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "EVENTLOG_WRITER="+path, "EVENTLOG_WRITER_ID="+strconv.Itoa(i), "EVENTLOG_WRITER_N="+strconv.Itoa(perProc))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[i] = cmd
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("writer process: %v", err)
+		}
+	}
+	checkConsistent(t, l, procs*perProc, 5)
+}
+
+// TestMain runs the body of a writer process of TestConcurrentProcesses
+// when the test binary is started as one.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("EVENTLOG_WRITER"); path != "" {
+		if err := writerProcess(path); err != nil {
+			fmt.Fprintln(os.Stderr, "writer process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func writerProcess(path string) error {
+	ctx := context.Background()
+	id, _ := strconv.Atoi(os.Getenv("EVENTLOG_WRITER_ID"))
+	n, _ := strconv.Atoi(os.Getenv("EVENTLOG_WRITER_N"))
+	l, err := OpenSQLite(ctx, path, Options{BatchSize: 8})
+	if err != nil {
+		return err
+	}
+	run := fmt.Sprintf("proc%d", id)
+	if err := l.CreateRun(ctx, Run{ID: run, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	for i := range n {
+		e := mat(run, fmt.Sprintf("k%d", i%5), "", fmt.Sprintf("%s-%d", run, i))
+		if i%7 == 0 {
+			if err := l.Record(ctx, e); err != nil {
+				return err
+			}
+		} else {
+			l.Append(e)
+		}
+	}
+	return l.Close()
+}
+
+// TestBatchCommitsWithoutFlush: a full batch is committed by the writer on
+// its own, and queued events are invisible until then.
+func TestBatchCommitsWithoutFlush(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{BatchSize: 10, FlushInterval: time.Hour})
+		reader := open(Options{})
+		for i := range 9 {
+			l.Append(Event{RunID: "r", Kind: Message, Message: strconv.Itoa(i)})
+		}
+		if n, err := reader.Count(ctx); err != nil || n != 0 {
+			t.Fatalf("before the batch is full: %d events visible (%v), want 0", n, err)
+		}
+		l.Append(Event{RunID: "r", Kind: Message, Message: "9"})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n, err := reader.Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 10 {
+				break
+			}
+			if n != 0 || time.Now().After(deadline) {
+				t.Fatalf("%d events visible, want all 10 of the full batch", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+func TestFlushReportsFailure(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		l.db.Close() // the database goes away under the log
+		l.Append(Event{RunID: "r", Kind: Message})
+		if err := l.Flush(ctx); err == nil {
+			t.Fatal("Flush succeeded with the database closed")
+		}
+		// The error is reported once; a later flush of nothing succeeds.
+		if err := l.Flush(ctx); err != nil {
+			t.Errorf("second Flush: %v", err)
+		}
+	})
+}
+
+func TestPrune(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		old := time.Now().Add(-48 * time.Hour)
+		for _, r := range []string{"old1", "old2", "new"} {
+			if err := l.CreateRun(ctx, Run{ID: r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Append(mat("old1", "a", "", "a1"))
+		l.Append(mat("old1", "b", "", "b1"))
+		l.Append(Event{RunID: "old1", Kind: StepStart, Key: "a"})
+		l.Append(mat("old2", "a", "", "a2")) // newest of a: kept
+		l.Append(mat("new", "c", "", "c1"))
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []string{"old1", "old2"} {
+			if _, err := l.db.Exec(l.d.q(`UPDATE {p}asset_runs SET status = 'success', ended_us = ? WHERE run_id = ?`), micros(old), r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := l.Prune(ctx, time.Now().Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// old1 loses a1 and its step start but keeps b1 (b's newest), so
+		// the run stays; old2 keeps a2; nothing of "new" goes.
+		if p.Events != 2 || p.Runs != 0 || len(p.Materializations) != 1 || p.Materializations[0].Materialization.DataVersion != "a1" {
+			t.Errorf("pruned %+v", p)
+		}
+		evs, err := l.Events(ctx, EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 {
+			t.Errorf("%d events left, want 3", len(evs))
+		}
+		// Once b is materialized again, old1 has nothing left and goes.
+		if err := l.Record(ctx, mat("new", "b", "", "b2")); err != nil {
+			t.Fatal(err)
+		}
+		p, err = l.Prune(ctx, time.Now().Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Events != 1 || p.Runs != 1 {
+			t.Errorf("second prune: %+v", p)
+		}
+		if _, err := l.Run(ctx, "old1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("old1 still there: %v", err)
+		}
+		if _, err := l.Run(ctx, "new"); err != nil {
+			t.Errorf("run new: %v", err)
+		}
+	})
+}
+
+func TestAlive(t *testing.T) {
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	lv := Liveness{DeadAfter: time.Minute, Now: now}
+	cases := []struct {
+		name string
+		run  Run
+		want bool
+	}{
+		{"this process", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now}, true},
+		{"exited process", Run{Status: Started, Host: host, PID: dead.Process.Pid, Heartbeat: now}, false},
+		{"stale heartbeat", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
+		{"other host, recent", Run{Status: Started, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
+		{"finished", Run{Status: Success, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
+	}
+	for _, c := range cases {
+		if got := c.run.Alive(lv); got != c.want {
+			t.Errorf("%s: Alive = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		l := open(Options{})
+		if _, err := l.db.Exec(l.d.q(`UPDATE {p}asset_meta SET v = '99' WHERE k = 'schema_version'`)); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if l.d.name == "sqlite" {
+			_, err = OpenSQLite(context.Background(), l.url[len("sqlite:"):], Options{})
+		} else {
+			_, err = OpenPostgres(context.Background(), postgresURL(), Options{Schema: l.opts.Schema})
+		}
+		if err == nil || !strings.Contains(err.Error(), "newer ckpt") {
+			t.Fatalf("opening a log of a newer schema: %v, want a refusal", err)
+		}
+	})
+}

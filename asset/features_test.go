@@ -1,0 +1,518 @@
+package asset_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ckptdev/ckpt/asset"
+	"github.com/ckptdev/ckpt/asset/eventlog"
+)
+
+type row struct {
+	ID    int     `json:"id"`
+	Name  *string `json:"name"`
+	Score float64 `json:"score"`
+}
+
+func TestBuiltinChecks(t *testing.T) {
+	s := "x"
+	cases := []struct {
+		name  string
+		check asset.Check
+		value any
+		pass  bool
+	}{
+		{"rows ok", asset.RowsAtLeast(2), []int{1, 2}, true},
+		{"rows short", asset.RowsAtLeast(3), []int{1, 2}, false},
+		{"rows of a map", asset.RowsAtLeast(1), map[string]int{"a": 1}, true},
+		{"rows unknown", asset.RowsAtLeast(1), 7, false},
+		{"no nulls, struct", asset.NoNulls("name"), []row{{1, &s, 0}}, true},
+		{"a null, struct by json name", asset.NoNulls("name"), []row{{1, &s, 0}, {2, nil, 0}}, false},
+		{"a null, struct by field name", asset.NoNulls("Name"), []row{{2, nil, 0}}, false},
+		{"no such column", asset.NoNulls("nope"), []row{{1, &s, 0}}, false},
+		{"maps", asset.NoNulls("a"), []map[string]any{{"a": 1}, {"a": "x"}}, true},
+		{"map with nil", asset.NoNulls("a"), []map[string]any{{"a": 1}, {"a": nil}}, false},
+		{"map missing the column", asset.NoNulls("a"), []map[string]any{{"b": 1}}, false},
+		{"sql.Null", asset.NoNulls("v"), []struct{ V sql.NullString }{{sql.NullString{String: "a", Valid: true}}, {}}, false},
+		{"not rows", asset.NoNulls("a"), 3, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := asset.RunCheck(c.check, c.value)
+			if (err == nil) != c.pass {
+				t.Errorf("check %q on %v: %v, want pass=%v", c.check.Name, c.value, err, c.pass)
+			}
+		})
+	}
+}
+
+// TestChecks: check results are recorded with the materialization; a
+// failed non-blocking check changes nothing else, a failed blocking one
+// fails the asset and skips its downstream.
+func TestChecks(t *testing.T) {
+	var bad atomic.Bool
+	calls := newCounter()
+	g := asset.New()
+	rows := asset.Define(g, asset.Spec{Key: "rows", Checks: []asset.Check{
+		asset.RowsAtLeast(1).Block(),
+		asset.NoNulls("name"),
+		asset.CheckOf("ids positive", func(_ context.Context, rs []row) error {
+			for _, r := range rs {
+				if r.ID <= 0 {
+					return fmt.Errorf("id %d", r.ID)
+				}
+			}
+			return nil
+		}),
+	}}, func(c *asset.Context) ([]row, error) {
+		calls.add(c)
+		if bad.Load() {
+			return nil, nil
+		}
+		n := "a"
+		return []row{{1, &n, 1}, {-2, nil, 2}}, nil
+	})
+	asset.Define1(g, asset.Spec{Key: "down"}, rows, func(c *asset.Context, rs []row) (int, error) {
+		calls.add(c)
+		return len(rs), nil
+	})
+	in := newEnv(t).open(t, g)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := run.Steps[0].Checks
+	if len(checks) != 3 || !checks[0].Passed || checks[1].Passed || checks[2].Passed || !strings.Contains(checks[2].Message, "id -2") {
+		t.Errorf("check results %+v", checks)
+	}
+	mats := runEvents(t, in, run.ID, eventlog.Materialized)
+	if len(mats) != 2 || len(mats[0].Materialization.Checks) != 3 {
+		t.Fatalf("recorded materializations: %+v", mats)
+	}
+	sameCounts(t, "non-blocking failures", calls.take(), counts("rows", "down"))
+
+	bad.Store(true)
+	run, err = in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatalf("a failed blocking check: %v, want run failure", err)
+	}
+	o := outcomes(run)
+	if o["rows"] != asset.FailedStep || o["down"] != asset.Skipped || !strings.Contains(run.Steps[0].Error, `blocking check "rows >= 1" failed`) {
+		t.Errorf("outcomes %v, error %q", o, run.Steps[0].Error)
+	}
+	sameCounts(t, "blocking failure", calls.take(), counts("rows"))
+	wantStates(t, in, map[string]asset.State{"rows": asset.Failed, "down": asset.Stale})
+	// A resumed run does not reuse a materialization whose blocking check
+	// failed.
+	bad.Store(false)
+	if _, err := in.Resume(tctx, run.ID, asset.ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "resume", calls.take(), counts("rows", "down"))
+}
+
+// TestExternalAsset: an asset that writes its own file records only where
+// it is; downstream gets that description, also in a later run.
+func TestExternalAsset(t *testing.T) {
+	dir := t.TempDir()
+	type Table struct {
+		Path string `json:"path"`
+		Rows int    `json:"rows"`
+	}
+	g := asset.New()
+	tbl := asset.Define(g, asset.Spec{Key: "table", External: true, CodeVersion: "1"}, func(c *asset.Context) (Table, error) {
+		p := filepath.Join(dir, "table.csv")
+		if err := os.WriteFile(p, []byte("a\nb\nc\n"), 0o644); err != nil {
+			return Table{}, err
+		}
+		c.SetRows(3)
+		c.AddMetadata("path", p)
+		return Table{Path: p, Rows: 3}, nil
+	})
+	asset.Define1(g, asset.Spec{Key: "count"}, tbl, func(c *asset.Context, t Table) (int, error) {
+		b, err := os.ReadFile(t.Path)
+		return strings.Count(string(b), "\n"), err
+	})
+	e := newEnv(t)
+	in := e.open(t, g)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "table"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := runEvents(t, in, run.ID, eventlog.Materialized)[0].Materialization
+	if m.Value != nil || !strings.Contains(string(m.External), "table.csv") || m.Rows != 3 || m.Metadata["path"] == "" {
+		t.Errorf("external materialization: %+v", m)
+	}
+	in.Close()
+	in = e.open(t, g)
+	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "count"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := value[int](t, in, "count", ""); got != 3 {
+		t.Errorf("count = %d", got)
+	}
+}
+
+// TestFileValue: a File value is streamed into the store in chunks and
+// back into a file for downstream, here 20 MiB (three chunks).
+func TestFileValue(t *testing.T) {
+	dir := t.TempDir()
+	const size = 20 << 20
+	g := asset.New()
+	big := asset.Define(g, asset.Spec{Key: "big"}, func(c *asset.Context) (asset.File, error) {
+		p := filepath.Join(dir, "big.bin")
+		f, err := os.Create(p)
+		if err != nil {
+			return asset.File{}, err
+		}
+		defer f.Close()
+		_, err = io.CopyN(f, &counting{}, size)
+		return asset.File{Path: p}, err
+	})
+	asset.Define1(g, asset.Spec{Key: "digest"}, big, func(c *asset.Context, f asset.File) (string, error) {
+		if f.Path == filepath.Join(dir, "big.bin") {
+			return "", errors.New("downstream got the upstream's own file, not the stored one")
+		}
+		return fileDigest(f.Path)
+	})
+	work := t.TempDir()
+	in := newEnv(t).open(t, g, func(c *asset.Config) { c.WorkDir = work })
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fileDigest(filepath.Join(dir, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value[string](t, in, "digest", ""); got != want {
+		t.Errorf("digest of the restored file %s, want %s", got, want)
+	}
+	m := runEvents(t, in, run.ID, eventlog.Materialized)[0].Materialization
+	if m.Value == nil || len(m.Value.Chunks) != 3 || m.Value.RawSize != size {
+		t.Errorf("stored as %+v", m.Value)
+	}
+	if left, _ := os.ReadDir(work); len(left) != 0 {
+		t.Errorf("the run left %d entries in its work directory", len(left))
+	}
+}
+
+// counting produces the bytes 0, 1, 2, ... (mod 251).
+type counting struct{ n int }
+
+func (c *counting) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c.n % 251)
+		c.n++
+	}
+	return len(p), nil
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func TestRetry(t *testing.T) {
+	p := newPipeline(nil)
+	g := asset.New()
+	var attempts atomic.Int32
+	flaky := asset.Define(g, asset.Spec{Key: "flaky", Retry: asset.RetryPolicy{MaxAttempts: 3, Delay: 1, Jitter: 0.5}}, func(c *asset.Context) (int, error) {
+		if attempts.Add(1) < 3 {
+			return 0, errors.New("transient")
+		}
+		return c.Attempt, nil
+	})
+	asset.Define1(g, asset.Spec{Key: "perm", Retry: asset.RetryPolicy{MaxAttempts: 5}}, flaky, func(c *asset.Context, v int) (int, error) {
+		return 0, asset.Permanent(errors.New("bad input"))
+	})
+	_ = p
+	in := newEnv(t).open(t, g)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatalf("run: %v", err)
+	}
+	if s := run.Steps[0]; s.Outcome != asset.Materialized || s.Attempts != 3 {
+		t.Errorf("flaky: %+v", s)
+	}
+	if got := value[int](t, in, "flaky", ""); got != 3 {
+		t.Errorf("flaky's value is attempt %d, want 3", got)
+	}
+	if s := run.Steps[1]; s.Outcome != asset.FailedStep || s.Attempts != 1 || !strings.Contains(s.Error, "bad input") {
+		t.Errorf("perm: %+v", s)
+	}
+	if n := len(runEvents(t, in, run.ID, eventlog.StepRetry)); n != 2 {
+		t.Errorf("%d retry events, want 2", n)
+	}
+}
+
+func TestPanicIsAFailure(t *testing.T) {
+	g := asset.New()
+	asset.Define(g, asset.Spec{Key: "boom"}, func(c *asset.Context) (int, error) { panic("kaboom") })
+	in := newEnv(t).open(t, g)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) || !strings.Contains(run.Steps[0].Error, "panic: kaboom") {
+		t.Fatalf("a panicking asset: %v, %+v", err, run)
+	}
+}
+
+// TestCancelThenResume: canceling the context stops the run; it is
+// recorded as canceled (not dead) and resumes.
+func TestCancelThenResume(t *testing.T) {
+	p := newPipeline(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	p.hook = func(c *asset.Context) {
+		if c.Key == "clean" && ctx.Err() == nil {
+			close(started)
+			<-c.Done()
+		}
+	}
+	in := newEnv(t).open(t, p.g, func(c *asset.Config) { c.Parallelism = 1 })
+	go func() {
+		<-started
+		cancel()
+	}()
+	run, err := in.Materialize(ctx, asset.MaterializeOptions{})
+	if !errors.Is(err, asset.ErrRunCanceled) {
+		t.Fatalf("canceled run: %v", err)
+	}
+	r, err := in.EventLog().Run(tctx, run.ID)
+	if err != nil || r.Status != eventlog.Canceled {
+		t.Fatalf("recorded run: %+v %v", r, err)
+	}
+	if o := outcomes(run); o["clean"] != asset.Canceled || o["report"] != asset.Canceled || o["raw"] != asset.Materialized {
+		t.Errorf("outcomes %v", o)
+	}
+	p.calls.take()
+	if _, err := in.Resume(tctx, run.ID, asset.ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "resume", p.calls.take(), counts("clean", "other2", "joined", "report"))
+	checkValues(t, in)
+}
+
+func TestResumeRefusesALiveRun(t *testing.T) {
+	// A long DeadAfter: the run's heartbeat must not go stale however slow
+	// the machine is; only the pid check may judge it.
+	in := newEnv(t).open(t, newPipeline(nil).g, func(c *asset.Config) { c.DeadAfter = time.Hour })
+	host, _ := os.Hostname()
+	if err := in.EventLog().CreateRun(tctx, eventlog.Run{ID: "live", Host: host, PID: os.Getpid(), Spec: []byte(`{"keys":["raw"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Resume(tctx, "live", asset.ResumeOptions{}); !errors.Is(err, asset.ErrRunActive) {
+		t.Errorf("resuming a live run: %v, want ErrRunActive", err)
+	}
+}
+
+// TestResumeResumed: a resumed run that fails again is resumed in turn
+// (from its id or its parent's); each resume computes only what is left.
+func TestResumeResumed(t *testing.T) {
+	p := newPipeline(nil)
+	in := newEnv(t).open(t, p.g)
+	p.faults.set("clean", -1)
+	first, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatal(err)
+	}
+	p.faults.set("clean", 0)
+	p.faults.set("report", -1)
+	p.calls.take()
+	second, err := in.Resume(tctx, first.ID, asset.ResumeOptions{})
+	if !isFailed(err) {
+		t.Fatal(err)
+	}
+	sameCounts(t, "second run", p.calls.take(), counts("clean", "joined", "report"))
+	p.faults.set("report", 0)
+	// Resuming the first run again follows the chain to the second.
+	third, err := in.Resume(tctx, first.ID, asset.ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Parent != second.ID || third.Root != first.ID {
+		t.Errorf("third run: parent %s root %s", third.Parent, third.Root)
+	}
+	sameCounts(t, "third run", p.calls.take(), counts("report"))
+	checkValues(t, in)
+}
+
+// TestConcurrentRuns: runs in several instances share one store and event
+// log at once; every value and state ends up consistent.
+func TestConcurrentRuns(t *testing.T) {
+	eventLogs(t, func(t *testing.T, e env) {
+		const n = 4
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		ins := make([]*asset.Instance, n)
+		// With code versions, every run computes the same data versions,
+		// whichever order they commit in. (Unversioned assets would get a
+		// new data version per run, and a downstream computed by one run
+		// from an upstream another run replaced is rightly stale.)
+		for i := range ins {
+			ins[i] = e.open(t, newPipeline(versioned).g)
+		}
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = ins[i].Materialize(tctx, asset.MaterializeOptions{})
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkValues(t, ins[0])
+		wantStates(t, ins[0], allState(asset.Fresh))
+		evs, err := ins[0].EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.Materialized}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != n*len(allKeys) {
+			t.Errorf("%d materializations, want %d", len(evs), n*len(allKeys))
+		}
+	})
+}
+
+// TestParallelismBound: independent assets run at most Parallelism at a
+// time, and they do run side by side.
+func TestParallelismBound(t *testing.T) {
+	const width, parallel = 12, 3
+	var cur, peak atomic.Int32
+	gate := make(chan struct{})
+	var once sync.Once
+	g := asset.New()
+	for i := range width {
+		asset.Define(g, asset.Spec{Key: fmt.Sprintf("a%02d", i)}, func(c *asset.Context) (int, error) {
+			n := cur.Add(1)
+			defer cur.Add(-1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			if n == parallel {
+				once.Do(func() { close(gate) })
+			}
+			<-gate // until parallel computations were seen at once
+			return i, nil
+		})
+	}
+	in := newEnv(t).open(t, g, func(c *asset.Config) { c.Parallelism = parallel })
+	if _, err := in.Materialize(tctx, asset.MaterializeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p != parallel {
+		t.Errorf("peak concurrency %d, want %d", p, parallel)
+	}
+}
+
+func TestDefineN(t *testing.T) {
+	g := asset.New()
+	a := asset.Define(g, asset.Spec{Key: "a"}, src(2))
+	b := asset.Define(g, asset.Spec{Key: "b"}, src("x"))
+	stray := asset.Define(g, asset.Spec{Key: "stray"}, src(0))
+	asset.DefineN(g, asset.Spec{Key: "n"}, []asset.Input{a, b}, func(c *asset.Context) (string, error) {
+		return strings.Repeat(asset.Value(c, b), asset.Value(c, a)), nil
+	})
+	asset.DefineN(g, asset.Spec{Key: "bad"}, []asset.Input{a}, func(c *asset.Context) (int, error) {
+		return asset.Value(c, stray), nil
+	})
+	in := newEnv(t).open(t, g)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatalf("run: %v", err)
+	}
+	if got := value[string](t, in, "n", ""); got != "xx" {
+		t.Errorf("n = %q", got)
+	}
+	if o := outcomes(run); o["bad"] != asset.FailedStep {
+		t.Errorf("reading an undeclared input: %v", o)
+	}
+}
+
+func TestLoadTypeMismatch(t *testing.T) {
+	p := newPipeline(nil)
+	in := newEnv(t).open(t, p.g)
+	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "raw"}); err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if err := in.Load(tctx, "raw", "", &s); !errors.Is(err, asset.ErrTypeMismatch) {
+		t.Errorf("Load into the wrong type: %v", err)
+	}
+	var v []int
+	if err := in.Load(tctx, "clean", "", &v); !errors.Is(err, eventlog.ErrNotFound) {
+		t.Errorf("Load of a missing asset: %v", err)
+	}
+}
+
+// TestPruneValues: pruning old runs with Values deletes the blobs only
+// their materializations used, and keeps those the newest ones need.
+func TestPruneValues(t *testing.T) {
+	var gen atomic.Int32
+	g := asset.New()
+	asset.Define(g, asset.Spec{Key: "big"}, func(c *asset.Context) ([]int, error) {
+		n := int(gen.Add(1))
+		out := make([]int, 5000) // well over the size kept inline
+		for i := range out {
+			out[i] = i * n
+		}
+		return out, nil
+	})
+	e := newEnv(t)
+	in := e.open(t, g)
+	for range 3 {
+		if _, err := in.Materialize(tctx, asset.MaterializeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blobs := func() []string {
+		names, err := in.Store().List(tctx, "assets/big/blobs/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	before := len(blobs())
+	if before != 3 {
+		t.Fatalf("%d value blobs before pruning, want 3", before)
+	}
+	res, err := in.Prune(tctx, asset.PruneOptions{Before: time.Now(), Values: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Blobs != 2 || res.Runs != 2 {
+		t.Errorf("pruned %+v, want 2 runs and 2 blobs", res)
+	}
+	if n := len(blobs()); n != 1 {
+		t.Errorf("%d blobs left, want 1", n)
+	}
+	v := value[[]int](t, in, "big", "")
+	if v[1] != 3 {
+		t.Errorf("the newest value was damaged: v[1] = %d", v[1])
+	}
+}

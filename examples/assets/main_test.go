@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/ckptdev/ckpt/asset"
+	"github.com/ckptdev/ckpt/asset/assetcli"
+)
+
+func run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code := assetcli.Run(context.Background(), graph(), assetcli.Options{Name: "assets-example", Config: asset.Config{Store: "demo/assets/store"}}, args, &out, &errs)
+	return code, out.String() + errs.String()
+}
+
+// TestExample runs the example as its doc comment does: everything, then
+// a failing partition, then a resume; the summary adds up.
+func TestExample(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if code, out := run(t, "assets", "materialize"); code != 0 || !strings.Contains(out, "19 materialized") {
+		t.Fatalf("materialize: exit %d\n%s", code, out)
+	}
+	t.Setenv("EXAMPLE_FAIL", "daily_revenue[2026-01-05]")
+	code, out := run(t, "assets", "materialize")
+	if code != assetcli.ExitError || !strings.Contains(out, "17 materialized, 1 failed, 1 skipped") {
+		t.Fatalf("failing run: exit %d\n%s", code, out)
+	}
+	t.Setenv("EXAMPLE_FAIL", "")
+	code, out = run(t, "runs", "resume", "last")
+	if code != 0 || !strings.Contains(out, "2 materialized, 17 reused") {
+		t.Fatalf("resume: exit %d\n%s", code, out)
+	}
+	code, out = run(t, "assets", "status", "--json")
+	if code != 0 {
+		t.Fatal(out)
+	}
+	var st []asset.AssetStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range st {
+		if a.State != asset.Fresh {
+			t.Errorf("%s is %s", a.Key, a.State)
+		}
+	}
+
+	in, err := asset.Open(context.Background(), graph(), asset.Config{Store: "demo/assets/store"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	var sales []Sale
+	if err := in.Load(context.Background(), "joined_orders", "", &sales); err != nil {
+		t.Fatal(err)
+	}
+	want := Revenue{}
+	for _, s := range sales {
+		want[*s.Region] += s.Amount
+	}
+	var got Revenue
+	if err := in.Load(context.Background(), "revenue_summary", "", &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("summary has %d regions, want 4: %v", len(got), got)
+	}
+	for r, v := range want {
+		if d := got[r] - v; d > 0.01 || d < -0.01 {
+			t.Errorf("revenue of %s = %.2f, want %.2f", r, got[r], v)
+		}
+	}
+	if len(sales) < 1900 || len(sales) >= 2000 {
+		t.Errorf("%d clean orders: the bad rows should be dropped, and only them", len(sales))
+	}
+}
