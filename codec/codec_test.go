@@ -1,0 +1,126 @@
+package codec_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ckptdev/ckpt/codec"
+)
+
+type record struct {
+	Name   string
+	Counts map[string]int64
+	Values []float64
+}
+
+// blob implements the binary marshallers over its bytes.
+type blob struct{ b []byte }
+
+func (x *blob) MarshalBinary() ([]byte, error) { return x.b, nil }
+func (x *blob) UnmarshalBinary(b []byte) error {
+	x.b = append([]byte(nil), b...)
+	return nil
+}
+
+func TestCodecsRoundTrip(t *testing.T) {
+	in := record{Name: "x,\"y\"\n", Counts: map[string]int64{"a": 1, "é": -9}, Values: []float64{0.1, -2e300}}
+	for _, c := range []codec.Codec{codec.JSON{}, codec.Gob{}} {
+		t.Run(c.Name(), func(t *testing.T) {
+			var b bytes.Buffer
+			if err := c.Encode(&b, in); err != nil {
+				t.Fatal(err)
+			}
+			var out record
+			if err := c.Decode(&b, &out); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(in, out) {
+				t.Fatalf("got %+v, want %+v", out, in)
+			}
+			byName, err := codec.ByName(c.Name())
+			if err != nil || byName.Name() != c.Name() {
+				t.Fatalf("ByName(%q) = %v, %v", c.Name(), byName, err)
+			}
+		})
+	}
+	t.Run("binary", func(t *testing.T) {
+		in := &blob{b: []byte("\x00raw\xffbytes")}
+		var b bytes.Buffer
+		if err := (codec.Binary{}).Encode(&b, in); err != nil {
+			t.Fatal(err)
+		}
+		var out blob
+		if err := (codec.Binary{}).Decode(&b, &out); err != nil || !bytes.Equal(out.b, in.b) {
+			t.Fatalf("got %q, %v", out.b, err)
+		}
+		if err := (codec.Binary{}).Encode(&b, record{}); err == nil || !strings.Contains(err.Error(), "BinaryMarshaler") {
+			t.Fatalf("a type without MarshalBinary: %v", err)
+		}
+	})
+}
+
+func TestJSONRefusesTrailingData(t *testing.T) {
+	var v map[string]int
+	if err := (codec.JSON{}).Decode(strings.NewReader(`{"a":1} {"b":2}`), &v); err == nil {
+		t.Fatal("trailing data accepted")
+	}
+	if err := (codec.JSON{}).Decode(strings.NewReader(`{"a":`), &v); err == nil {
+		t.Fatal("truncated JSON accepted")
+	}
+}
+
+func TestByNameUnknown(t *testing.T) {
+	if _, err := codec.ByName("yaml"); err == nil || !strings.Contains(err.Error(), "json, gob, binary") {
+		t.Fatalf("ByName(yaml): %v", err)
+	}
+}
+
+func TestCompression(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	random := make([]byte, 100_000)
+	for i := range random {
+		random[i] = byte(r.Uint32())
+	}
+	text := []byte(strings.Repeat("10000001,2025-01-01,cust-33199,US,SKU-26476,5,283.28\n", 2000))
+	for _, comp := range []codec.Compression{codec.None, codec.Zstd} {
+		for name, src := range map[string][]byte{"empty": {}, "random": random, "text": text} {
+			t.Run(fmt.Sprintf("%s/%s", comp, name), func(t *testing.T) {
+				packed, err := comp.Compress([]byte("prefix"), src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(packed, []byte("prefix")) {
+					t.Fatal("Compress did not append to dst")
+				}
+				packed = packed[len("prefix"):]
+				if comp == codec.Zstd && name == "text" && len(packed) > len(src)/10 {
+					t.Errorf("zstd left %d of %d bytes of repetitive text", len(packed), len(src))
+				}
+				out, err := comp.Decompress(nil, packed, len(src))
+				if err != nil || !bytes.Equal(out, src) {
+					t.Fatalf("round trip: %v", err)
+				}
+				if _, err := comp.Decompress(nil, packed, len(src)+1); !errors.Is(err, codec.ErrCorrupt) {
+					t.Fatalf("wrong length accepted: %v", err)
+				}
+			})
+		}
+		if p, err := codec.ParseCompression(comp.String()); err != nil || p != comp {
+			t.Errorf("ParseCompression(%q) = %v, %v", comp, p, err)
+		}
+	}
+	if _, err := codec.Zstd.Decompress(nil, []byte("not zstd at all"), 10); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("garbage accepted: %v", err)
+	}
+	if _, err := codec.Zstd.Decompress(nil, nil, codec.MaxBlock+1); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("a block over the limit accepted: %v", err)
+	}
+	if _, err := codec.ParseCompression("lz4"); err == nil {
+		t.Fatal("ParseCompression(lz4) accepted")
+	}
+}
