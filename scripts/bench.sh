@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of docs/BENCHMARKS.md and prints their tables as
+# Markdown on standard output; go test's own output goes to standard error
+# as it runs.
+#
+#   scripts/bench.sh [SECTION...]     SECTION: engine, postgres, s3; none means all
+#
+# Environment:
+#   COUNT   runs of every benchmark (default 1); the tables show medians
+#   TMPDIR  where the benchmarks write (b.TempDir), and so which disk is
+#           measured; default /tmp
+#
+# Every section is one function bench_NAME below; a new section is a new
+# function and its name in SECTIONS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECTIONS=(engine postgres s3)
+COUNT=${COUNT:-1}
+
+# gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
+gobench() {
+	go test -run '^$' -bench "$2" -benchtime "$3" -count "$COUNT" -timeout 60m "$1" | tee /dev/stderr
+}
+
+table() {
+	go run ./internal/benchtab "$@"
+}
+
+# machine prints what the numbers were measured on.
+machine() {
+	local tmp=${TMPDIR:-/tmp} fstype src opts
+	read -r fstype src opts < <(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$tmp" 2>/dev/null || echo "unknown filesystem")
+	echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "- $(go version | cut -d' ' -f3-)${GOMAXPROCS:+, GOMAXPROCS=$GOMAXPROCS}"
+	echo "- cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs; memory $(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo) GiB; kernel $(uname -r)"
+	echo "- directory: $tmp, on $src: $fstype${opts:+ ($opts)}"
+	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- command: $( ((COUNT != 1)) && echo "COUNT=$COUNT ")scripts/bench.sh${*:+ $*}"
+}
+
+# The checkpoint engine: save and load of large state next to a plain file
+# write and read of the same size, and a small checkpoint next to one
+# atomic small-file write. The 512 MiB runs are few (3 iterations), so
+# the section takes a few minutes.
+bench_engine() {
+	echo "## Checkpoint engine"
+	echo
+	{
+		gobench . '^BenchmarkEngineSmallCheckpoint$' 2s
+		gobench . '^BenchmarkEngine(Save|Load)$/^size=1MiB$' 1s
+		gobench . '^BenchmarkEngine(Save|Load)$/^size=64MiB$' 5x
+		gobench . '^BenchmarkEngine(Save|Load)$/^size=512MiB$' 3x
+	} | table -base codec=raw -order stored-MiB,raw/stored,extra-heap-MiB
+}
+
+# PostgreSQL: a small checkpoint's commit latency next to the local
+# store's, 256 MiB of state saved and loaded next to a raw COPY and SELECT
+# of the same bytes, and 2 million CSV rows loaded through the exactly-once
+# table sink next to plain COPY FROM STDIN of the file. Needs the server of
+# CKPT_POSTGRES_URL (default: the local one); a few minutes.
+bench_postgres() {
+	echo "## PostgreSQL"
+	echo
+	gobench ./store/pgstore '^BenchmarkPostgresSmallCheckpoint$' 3s | table -base store=local
+	echo
+	gobench ./store/pgstore '^BenchmarkPostgresState(Save|Load)$' 3x | table -base codec=raw
+	echo
+	gobench ./sink/pgsink '^BenchmarkPostgresSink$' 3x | table -base load=copy
+}
+
+# S3, on a versitygw server on loopback (scripts/tools.sh installs it): a
+# small checkpoint's commit latency next to the local store's, and 256 MiB
+# of state saved and loaded next to one Put and one Get of the same bytes
+# through the same store. About a minute.
+bench_s3() {
+	echo "## S3"
+	echo
+	gobench ./store/s3store '^BenchmarkS3SmallCheckpoint$' 3s | table -base store=local
+	echo
+	gobench ./store/s3store '^BenchmarkS3LargeState$' 3x | table -base way=raw
+}
+
+main() {
+	local run=("$@")
+	if ((${#run[@]} == 0)); then
+		run=("${SECTIONS[@]}")
+	fi
+	for s in "${run[@]}"; do
+		if ! declare -F "bench_$s" >/dev/null; then
+			echo "bench.sh: unknown section $s (sections: ${SECTIONS[*]})" >&2
+			exit 2
+		fi
+	done
+	machine "$@"
+	for s in "${run[@]}"; do
+		echo
+		"bench_$s"
+	done
+}
+
+main "$@"
