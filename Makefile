@@ -37,7 +37,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS := .:FuzzDecodeManifest .:FuzzDecodeBlob ./source:FuzzCSV ./source:FuzzLines \
 	./internal/records:FuzzScan ./internal/records:FuzzAppendString ./internal/records:FuzzIsNumber \
-	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal
+	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal ./aggregate:FuzzFastDecimal
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

@@ -298,14 +298,82 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 
 func parseNumber(b []byte) (value, error) {
 	s := unsafe.String(unsafe.SliceData(b), len(b)) // not retained: strconv copies into its errors
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return value{text: b, isInt: true, i: i, f: float64(i)}, nil
+	// Try an integer only when it looks like one: a failed ParseInt
+	// allocates its error, which would cost every decimal value.
+	if isInteger(b) {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return value{text: b, isInt: true, i: i, f: float64(i)}, nil
+		}
+	}
+	if f, ok := fastDecimal(b); ok {
+		return value{text: b, f: f}, nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return value{}, errors.New("not a number")
 	}
 	return value{text: b, f: f}, nil
+}
+
+// pow10 holds the powers of ten that a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// fastDecimal parses a plain decimal such as -1546.72 with at most 15
+// digits, the common case, without strconv's general machinery. With
+// fewer than 16 digits the mantissa and the power of ten are both exact,
+// so one IEEE division gives the correctly rounded result, the same
+// float64 that strconv.ParseFloat returns. Anything else is left to it.
+func fastDecimal(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg, i = b[0] == '-', 1
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '.' && frac < 0:
+			frac = 0
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			if digits++; digits > 15 {
+				return 0, false
+			}
+			if frac >= 0 {
+				frac++
+			}
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	f := float64(m)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// isInteger reports whether b is an optional sign and decimal digits.
+func isInteger(b []byte) bool {
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *acc) add(v *value) {

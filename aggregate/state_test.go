@@ -2,6 +2,8 @@ package aggregate
 
 import (
 	"bytes"
+	"math"
+	"strconv"
 	"testing"
 )
 
@@ -58,6 +60,23 @@ func FuzzStateUnmarshal(f *testing.F) {
 		var again State
 		if err := again.UnmarshalBinary(out); err != nil {
 			t.Fatalf("re-encoded state does not decode: %v", err)
+		}
+	})
+}
+
+// fastDecimal must give exactly what strconv.ParseFloat gives, or decline.
+func FuzzFastDecimal(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1546.72", ".5", "5.", "+3.25", "999999999999999", "0.000000000000001", "1e5", "", "-", ".", "1.2.3", "0.1", "9007199254740993"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastDecimal([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("fastDecimal(%q) = %v, strconv says %v, %v", s, got, want, err)
 		}
 	})
 }

@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, postgres, s3; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine postgres s3)
+SECTIONS=(engine pipeline postgres s3)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -52,6 +52,25 @@ bench_engine() {
 		gobench . '^BenchmarkEngine(Save|Load)$/^size=64MiB$' 5x
 		gobench . '^BenchmarkEngine(Save|Load)$/^size=512MiB$' 3x
 	} | table -base codec=raw -order stored-MiB,raw/stored,extra-heap-MiB
+}
+
+# Record pipelines, as users run them: ckpt convert with the default
+# triggers vs with checkpointing off, convert and aggregate vs Miller,
+# resuming at 99% of a 2 GB input vs re-reading up to there, and peak
+# memory on a small and a large input. Inputs are generated once into
+# $BENCH_DIR (default $TMPDIR/ckpt-bench, about 2.2 GB) and kept. Installs
+# Miller (Debian package miller) if it is missing. About ten minutes.
+bench_pipeline() {
+	echo "## Record pipelines"
+	echo
+	if ! command -v mlr >/dev/null; then
+		echo "bench.sh: installing miller for the comparison" >&2
+		if ! { apt-get install -y miller || sudo -n apt-get install -y miller; } >&2; then
+			echo "bench.sh: miller could not be installed; its rows say so" >&2
+		fi
+	fi
+	go build -o .bin/ckpt ./cmd/ckpt
+	go run ./internal/cmd/pipebench -ckpt .bin/ckpt -runs "${RUNS:-5}" -dir "${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-bench}"
 }
 
 # PostgreSQL: a small checkpoint's commit latency next to the local

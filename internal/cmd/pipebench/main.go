@@ -47,6 +47,11 @@ func main() {
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fail(err)
 	}
+	abs, err := filepath.Abs(*bin) // commands run in *dir
+	if err != nil {
+		fail(err)
+	}
+	*bin = abs
 	small := input(*rows)
 	fmt.Printf("Input: %d rows, %s (generated CSV with quoted separators, quotes and line ends in fields)\n\n", *rows, mib(size(small)))
 	fmt.Println("| measure | ckpt | baseline | ratio | target |")
