@@ -245,6 +245,7 @@ type chunkReader struct {
 	ch     chan chunkResult
 	cur    []byte
 	err    error
+	size   int64
 }
 
 type chunkResult struct {
@@ -267,23 +268,57 @@ func checkpointLoc(cp *Checkpoint) chunkLoc {
 
 func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *StateRef) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &chunkReader{cancel: cancel, ch: make(chan chunkResult, 2)}
+	r := &chunkReader{cancel: cancel, ch: make(chan chunkResult, 1)}
+	for _, c := range ref.Chunks {
+		r.size += c.Raw
+	}
+	// Chunks are fetched and verified (CRC, decompression, SHA-256) on up
+	// to readers goroutines at once, which is where loading spends its
+	// time, and handed to the codec in order. At most readers chunks are in
+	// flight besides the one the codec reads.
+	readers := min(runtime.GOMAXPROCS(0), 4)
+	futures := make(chan chan chunkResult, readers)
 	go func() {
-		defer close(r.ch)
+		defer close(futures)
 		for _, c := range ref.Chunks {
-			raw, err := readChunk(ctx, st, loc, c)
+			f := make(chan chunkResult, 1)
 			select {
-			case r.ch <- chunkResult{raw, err}:
+			case futures <- f:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil {
+			go func() {
+				raw, err := readChunk(ctx, st, loc, c)
+				f <- chunkResult{raw, err}
+			}()
+		}
+	}()
+	go func() {
+		defer close(r.ch)
+		for f := range futures {
+			var res chunkResult
+			select {
+			case res = <-f:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case r.ch <- res:
+			case <-ctx.Done():
+				return
+			}
+			if res.err != nil {
+				cancel()
 				return
 			}
 		}
 	}()
 	return r
 }
+
+// Size returns the number of raw bytes the reader yields in all, so that
+// a codec can size its buffer once.
+func (r *chunkReader) Size() int64 { return r.size }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {

@@ -96,8 +96,18 @@ func (Binary) Decode(r io.Reader, v any) error {
 	if !ok {
 		return fmt.Errorf("binary: %T does not implement encoding.BinaryUnmarshaler", v)
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
+	var b []byte
+	var err error
+	if s, ok := r.(interface{ Size() int64 }); ok && s.Size() >= 0 {
+		// The reader knows how much comes: read it into one buffer of that
+		// size (plus one byte, to see the end) instead of growing one.
+		b = make([]byte, s.Size()+1)
+		n, rerr := io.ReadFull(r, b)
+		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+			return rerr
+		}
+		b = b[:n]
+	} else if b, err = io.ReadAll(r); err != nil {
 		return err
 	}
 	if err := u.UnmarshalBinary(b); err != nil {
