@@ -22,10 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/store"
 )
 
 // Errors to check with errors.Is.
@@ -286,16 +288,11 @@ func open(ctx context.Context, db *sql.DB, d *dialect, url string, o Options) (*
 func (l *Log) String() string { return redact(l.url) }
 
 func redact(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(an address that does not parse)"
 	}
-	cred := u[scheme+3 : at]
-	if user, _, ok := strings.Cut(cred, ":"); ok {
-		return u[:scheme+3] + user + ":xxxxx" + u[at:]
-	}
-	return u
+	return store.Redact(p)
 }
 
 // Backend returns "sqlite" or "postgres".
