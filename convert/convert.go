@@ -195,35 +195,20 @@ type jsonlState struct {
 }
 
 func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
-	var (
-		obj   records.Object
-		index map[string]int
-		vals  [][]byte
-		set   []bool
-	)
+	var row objectRow
 	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output),
 		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {
-			if len(strings.TrimSpace(string(line.Text))) == 0 {
-				return nil // a blank line holds no record
-			}
-			bad := func(col int, err error) error {
-				return &source.RecordError{File: line.File, Line: line.Line, Column: int64(col), Offset: line.Offset, Raw: line.Text, Err: err}
-			}
-			if err := obj.Scan(line.Text); err != nil {
-				var se *records.SyntaxError
-				if errors.As(err, &se) {
-					return bad(se.Offset+1, errors.New(se.Msg))
-				}
-				return bad(0, err)
+			if ok, err := row.scan(line); !ok {
+				return err // nil for a blank line, which holds no record
 			}
 			b := out.Buffered()
 			if st.Header == nil {
 				// The first object fixes the columns, in its key order.
-				if len(obj.Keys) == 0 {
-					return bad(0, errors.New("the first record fixes the CSV columns and has no keys"))
+				if len(row.obj.Keys) == 0 {
+					return lineError(line, 0, errors.New("the first record fixes the CSV columns and has no keys"))
 				}
-				st.Header = make([]string, 0, len(obj.Keys))
-				for _, k := range obj.Keys {
+				st.Header = make([]string, 0, len(row.obj.Keys))
+				for _, k := range row.obj.Keys {
 					st.Header = append(st.Header, string(k))
 				}
 				for i, h := range st.Header {
@@ -237,42 +222,19 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 				}
 				b = append(b, '\n')
 			}
-			if index == nil {
-				index = make(map[string]int, len(st.Header))
-				for i, h := range st.Header {
-					if _, dup := index[h]; !dup {
-						index[h] = i
-					}
-				}
-				vals = make([][]byte, len(st.Header))
-				set = make([]bool, len(st.Header))
+			if row.cols == nil {
+				row.setColumns(st.Header) // also after a resume, from the state
 			}
-			clear(set)
-			for i, k := range obj.Keys {
-				c := -1
-				if i < len(st.Header) && st.Header[i] == string(k) {
-					c = i
-				} else if j, ok := index[string(k)]; ok {
-					c = j
-				}
-				if c < 0 {
-					return bad(0, fmt.Errorf("key %q is not a column (the columns are fixed by the first record: %s)", k, strings.Join(st.Header, ",")))
-				}
-				if set[c] {
-					return bad(0, fmt.Errorf("duplicate key %q", k))
-				}
-				set[c] = true
-				vals[c] = obj.Values[i]
+			if err := row.fill(line); err != nil {
+				return err
 			}
-			for c := range st.Header {
+			for c, v := range row.vals {
 				if c > 0 {
 					b = append(b, ',')
 				}
-				if set[c] {
-					b = records.AppendCSVField(b, vals[c], ',')
-				}
+				b = records.AppendCSVField(b, v, ',')
 			}
-			if len(st.Header) == 1 && (!set[0] || len(vals[0]) == 0) {
+			if len(row.vals) == 1 && len(row.vals[0]) == 0 {
 				// A lone empty field would make a blank line, which CSV
 				// readers skip: quote it so the record survives.
 				b = append(b, `""`...)

@@ -222,59 +222,17 @@ func jsonlToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink
 		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
 	}
 	sc.Columns = tableColumns(keys, sc.RowColumn)
-	// A key finds its column by name; a repeated key of the first object
-	// is a column of its own in the table but only the first is filled.
-	index := make(map[string]int, len(keys))
-	for i, k := range keys {
-		if _, dup := index[k]; !dup {
-			index[k] = i
-		}
-	}
-	var (
-		obj  records.Object
-		vals = make([][]byte, len(keys))
-		null = make([]bool, len(keys))
-		set  = make([]bool, len(keys))
-	)
+	var row objectRow
+	row.setColumns(keys)
 	return pipeline.Run(ctx, cfg, pipeline.Lines(o.Input), pgsink.Output(sc),
 		func(ctx context.Context, line *source.Line, _ *csvState, out *pgsink.Sink) error {
-			if len(strings.TrimSpace(string(line.Text))) == 0 {
-				return nil // a blank line holds no record
+			if ok, err := row.scan(line); !ok {
+				return err // nil for a blank line, which holds no record
 			}
-			bad := func(col int, err error) error {
-				return &source.RecordError{File: line.File, Line: line.Line, Column: int64(col), Offset: line.Offset, Raw: line.Text, Err: err}
+			if err := row.fill(line); err != nil {
+				return err
 			}
-			if err := obj.Scan(line.Text); err != nil {
-				var se *records.SyntaxError
-				if errors.As(err, &se) {
-					return bad(se.Offset+1, errors.New(se.Msg))
-				}
-				return bad(0, err)
-			}
-			clear(set)
-			for i, k := range obj.Keys {
-				c := -1
-				if i < len(keys) && keys[i] == string(k) {
-					c = i
-				} else if j, ok := index[string(k)]; ok {
-					c = j
-				}
-				if c < 0 {
-					return bad(0, fmt.Errorf("key %q is not a column (the columns are fixed by the first record: %s)", k, strings.Join(keys, ",")))
-				}
-				if set[c] {
-					return bad(0, fmt.Errorf("duplicate key %q", k))
-				}
-				set[c] = true
-				vals[c] = obj.Values[i]
-				null[c] = obj.Kinds[i] == records.Null
-			}
-			for c := range keys {
-				if !set[c] {
-					vals[c], null[c] = nil, true
-				}
-			}
-			if err := out.WriteRow(vals, null); err != nil {
+			if err := out.WriteRow(row.vals, row.null); err != nil {
 				return badValue(line.File, line.Line, line.Offset, line.Text, err)
 			}
 			return nil
