@@ -32,23 +32,28 @@ func versionString() string {
 func newRootCmd(a *app) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ckpt",
-		Short: "Inspect and maintain the checkpoints of resumable jobs",
+		Short: "Resumable conversions and aggregations, and the checkpoints they keep",
 		Long: `ckpt makes data pipelines resumable: a job that is killed, crashes or is
 stopped restarts from its last checkpoint, and its result is exactly what an
 uninterrupted run would have produced.
 
-This command inspects and maintains the checkpoints that jobs keep in a store
-(a local directory by default, .ckpt in the working directory): list them,
-show one, verify every checksum, apply retention, delete them.
+convert and aggregate are such jobs, over CSV and JSON Lines files of any
+size: interrupt them however you like and run the same command again to
+resume. jobs and checkpoints inspect and maintain the checkpoints that jobs
+keep in a store (a local directory by default; S3 or PostgreSQL with
+--store): list them, show one, verify every checksum, apply retention,
+delete them.
 
-Output for people goes to stdout, errors and logs to stderr. Commands that
-print data take --json for scripts.
+Output for people goes to stdout, errors and logs to stderr; on a terminal,
+a running job draws a progress bar on stderr. Commands that print data take
+--json for scripts.
 
 ` + exitCodeHelp(),
-		Example: `  ckpt jobs
-  ckpt checkpoints list --job orders
-  ckpt checkpoints verify --store /data/ckpt --job orders
-  ckpt checkpoints prune --job orders --retain 5`,
+		Example: `  ckpt convert orders.csv orders.jsonl
+  ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount
+  ckpt jobs
+  ckpt checkpoints list --job convert-orders.jsonl
+  ckpt checkpoints verify --store /data/ckpt --job orders`,
 		Version:       versionString(),
 		SilenceErrors: true, // run prints errors, as one line
 		SilenceUsage:  true,
