@@ -93,7 +93,7 @@ func NoNulls(column string) Check {
 	}}
 }
 
-// column_ returns the cell of row in column; an invalid Value stands for a
+// cellOf returns the cell of row in column; an invalid Value stands for a
 // missing map entry.
 func cellOf(row reflect.Value, column string) (reflect.Value, error) {
 	for row.Kind() == reflect.Pointer || row.Kind() == reflect.Interface {

@@ -516,3 +516,155 @@ func TestPruneValues(t *testing.T) {
 		t.Errorf("the newest value was damaged: v[1] = %d", v[1])
 	}
 }
+
+// TestStoreFailureThenResume: the value store refuses a write (a file
+// stands where the asset's blobs go); the asset fails with an error naming
+// it, its downstream is skipped, and once the store works again a resume
+// computes both.
+func TestStoreFailureThenResume(t *testing.T) {
+	calls := newCounter()
+	g := asset.New()
+	big := asset.Define(g, asset.Spec{Key: "big", Retry: asset.RetryPolicy{MaxAttempts: 2}}, func(c *asset.Context) ([]int, error) {
+		calls.add(c)
+		out := make([]int, 5000) // well over the size kept inline
+		for i := range out {
+			out[i] = i
+		}
+		return out, nil
+	})
+	asset.Define1(g, asset.Spec{Key: "sum"}, big, func(c *asset.Context, v []int) (int, error) {
+		calls.add(c)
+		s := 0
+		for _, x := range v {
+			s += x
+		}
+		return s, nil
+	})
+	e := newEnv(t)
+	in := e.open(t, g)
+	blocker := filepath.Join(e.store, "assets", "big")
+	if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocker, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatalf("run with a failing store: %v, want failure", err)
+	}
+	o := outcomes(run)
+	if o["big"] != asset.FailedStep || o["sum"] != asset.Skipped || !strings.Contains(run.Steps[0].Error, `save value "big"`) || run.Steps[0].Attempts != 2 {
+		t.Errorf("outcomes %v, big's error %q after %d attempts", o, run.Steps[0].Error, run.Steps[0].Attempts)
+	}
+	sameCounts(t, "failing store", calls.take(), counts("big", "big"))
+	wantStates(t, in, map[string]asset.State{"big": asset.Failed, "sum": asset.Missing})
+
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Resume(tctx, run.ID, asset.ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "resume", calls.take(), counts("big", "sum"))
+	if got := value[int](t, in, "sum", ""); got != 4999*5000/2 {
+		t.Errorf("sum = %d", got)
+	}
+}
+
+// TestCanceledBeforeStart: with its context already canceled, Materialize
+// records no run and computes nothing.
+func TestCanceledBeforeStart(t *testing.T) {
+	p := newPipeline(nil)
+	in := newEnv(t).open(t, p.g)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := in.Materialize(ctx, asset.MaterializeOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("materialize with a canceled context: %v, want context.Canceled", err)
+	}
+	sameCounts(t, "canceled run", p.calls.take(), nil)
+	runs, err := in.EventLog().Runs(tctx, eventlog.RunFilter{})
+	if err != nil || len(runs) != 0 {
+		t.Errorf("runs recorded: %v %v, want none", runs, err)
+	}
+}
+
+// TestCanceledDuringCheck: a run canceled while a blocking check runs ends
+// canceled; the interrupted check is not recorded as the asset's failure,
+// and a resume computes the asset.
+func TestCanceledDuringCheck(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wait atomic.Bool
+	wait.Store(true)
+	calls := newCounter()
+	g := asset.New()
+	asset.Define(g, asset.Spec{Key: "a", Checks: []asset.Check{
+		asset.CheckOf("slow", func(ctx context.Context, v int) error {
+			if wait.Load() {
+				cancel()
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}).Block(),
+	}}, func(c *asset.Context) (int, error) {
+		calls.add(c)
+		return 1, nil
+	})
+	in := newEnv(t).open(t, g)
+	run, err := in.Materialize(ctx, asset.MaterializeOptions{})
+	if !errors.Is(err, asset.ErrRunCanceled) {
+		t.Fatalf("run canceled during a check: %v, want ErrRunCanceled", err)
+	}
+	if o := outcomes(run); o["a"] != asset.Canceled {
+		t.Errorf("outcomes %v, want a canceled", o)
+	}
+	if s := states(t, in, ""); s["a"] != asset.Missing {
+		t.Errorf("a is %s after a canceled check, want missing", s["a"])
+	}
+	wait.Store(false)
+	if _, err := in.Resume(tctx, run.ID, asset.ResumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "both runs", calls.take(), counts("a", "a"))
+	wantStates(t, in, map[string]asset.State{"a": asset.Fresh})
+}
+
+// TestPruneValuesSharedAcrossStoreNames: an asset's store named two ways
+// (the instance's default, then its URL in Spec.Store) is one store;
+// pruning the older materialization must not delete the blobs the newer
+// one, of the same value, uses.
+func TestPruneValuesSharedAcrossStoreNames(t *testing.T) {
+	e := newEnv(t)
+	graph := func(storeURL string) *asset.Graph {
+		g := asset.New()
+		asset.Define(g, asset.Spec{Key: "big", Store: storeURL}, func(c *asset.Context) ([]int, error) {
+			out := make([]int, 5000) // well over the size kept inline
+			for i := range out {
+				out[i] = i
+			}
+			return out, nil
+		})
+		return g
+	}
+	in := e.open(t, graph(""))
+	if _, err := in.Materialize(tctx, asset.MaterializeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	in = e.open(t, graph(e.store))
+	if _, err := in.Materialize(tctx, asset.MaterializeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := in.Prune(tctx, asset.PruneOptions{Before: time.Now(), Values: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Runs != 1 {
+		t.Errorf("pruned %+v, want the first run", res)
+	}
+	if v := value[[]int](t, in, "big", ""); len(v) != 5000 || v[4999] != 4999 {
+		t.Errorf("the kept value reads back wrong: %d rows", len(v))
+	}
+}

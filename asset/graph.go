@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/store"
@@ -58,6 +59,10 @@ type Graph struct {
 	byKey map[string]*node
 	errs  []error
 
+	// mu serializes Validate: every use of a graph calls it, possibly
+	// from several goroutines at once, and what it sets is read only
+	// after it returned.
+	mu        sync.Mutex
 	validated bool
 	err       error
 	order     []*node // topological: every node after its upstream
@@ -267,6 +272,8 @@ func checkSpec(s *Spec) error {
 // every problem found, joined; each matches ErrInvalidGraph and its own
 // kind with errors.Is.
 func (g *Graph) Validate() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.validated {
 		return g.err
 	}

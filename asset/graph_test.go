@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,5 +223,26 @@ func TestRetryWait(t *testing.T) {
 	}
 	if lo < 500*time.Millisecond || hi > 1500*time.Millisecond || hi-lo < 200*time.Millisecond {
 		t.Errorf("jittered waits span [%v, %v], want within [0.5s, 1.5s] and spread", lo, hi)
+	}
+}
+
+// TestFirstUseConcurrent: a defined graph may be used by several
+// goroutines at once, also for its first validation (under -race).
+func TestFirstUseConcurrent(t *testing.T) {
+	g := newPipeline(nil).g
+	var wg sync.WaitGroup
+	keys := make([][]string, 4)
+	for i := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys[i], _ = g.Keys()
+		}()
+	}
+	wg.Wait()
+	for i, k := range keys {
+		if len(k) != len(allKeys) {
+			t.Errorf("goroutine %d: keys %v", i, k)
+		}
 	}
 }

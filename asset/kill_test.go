@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,12 +56,22 @@ func child(mode string) int {
 			fmt.Printf("computing %s\n", name(c.Key, c.Partition))
 		})
 		parallel = 2
+	case "file":
+		block := os.Getenv("CKPT_ASSET_BLOCK")
+		g = fileGraph(filepath.Dir(e.store), func(c *asset.Context) {
+			fmt.Printf("computing %s\n", c.Key)
+			if c.Key == block {
+				select {}
+			}
+		})
+		parallel = 1
 	default:
 		fmt.Fprintln(os.Stderr, "unknown child mode", mode)
 		return 2
 	}
 	cfg := e.config()
 	cfg.Parallelism = parallel
+	cfg.WorkDir = os.Getenv("CKPT_ASSET_WORK")
 	in, err := asset.Open(ctx, g, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -306,5 +317,66 @@ func TestBackfillKilledRepeatedly(t *testing.T) {
 	}
 	if got := value[int](t, in, "total", ""); got != total {
 		t.Errorf("total = %d, want %d", got, total)
+	}
+}
+
+// fileGraph is a File asset written in dir and an asset that reads it,
+// restored from the store.
+func fileGraph(dir string, hook func(*asset.Context)) *asset.Graph {
+	g := asset.New()
+	big := asset.Define(g, asset.Spec{Key: "big", CodeVersion: "1"}, func(c *asset.Context) (asset.File, error) {
+		hook(c)
+		p := filepath.Join(dir, "big.bin")
+		f, err := os.Create(p)
+		if err != nil {
+			return asset.File{}, err
+		}
+		defer f.Close()
+		_, err = io.CopyN(f, &counting{}, 1<<20)
+		return asset.File{Path: p}, err
+	})
+	asset.Define1(g, asset.Spec{Key: "digest", CodeVersion: "1"}, big, func(c *asset.Context, f asset.File) (string, error) {
+		hook(c)
+		return fileDigest(f.Path)
+	})
+	return g
+}
+
+// TestSIGKILLLeavesNoRestoredFiles: a run killed while an asset reads a
+// File value leaves the restored copy in its work directory; resuming it
+// removes that, and the resumed run's own.
+func TestSIGKILLLeavesNoRestoredFiles(t *testing.T) {
+	e := newEnv(t)
+	work := t.TempDir()
+	c := startChild(t, "file", e, "CKPT_ASSET_BLOCK=digest", "CKPT_ASSET_WORK="+work)
+	for c.next(t) != "computing digest" {
+	}
+	c.kill(t)
+	left, err := os.ReadDir(work)
+	if err != nil || len(left) != 1 {
+		t.Fatalf("the killed run's work directory: %v %v, want one run directory", left, err)
+	}
+
+	in := e.open(t, fileGraph(filepath.Dir(e.store), func(*asset.Context) {}), func(c *asset.Config) { c.WorkDir = work })
+	runs, err := in.EventLog().Runs(tctx, eventlog.RunFilter{})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs: %v %v", runs, err)
+	}
+	res, err := in.Resume(tctx, runs[0].ID, asset.ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := outcomes(res); o["big"] != asset.Reused || o["digest"] != asset.Materialized {
+		t.Errorf("resume outcomes %v", o)
+	}
+	want, err := fileDigest(filepath.Join(filepath.Dir(e.store), "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := value[string](t, in, "digest", ""); got != want {
+		t.Errorf("digest %s, want %s", got, want)
+	}
+	if left, _ := os.ReadDir(work); len(left) != 0 {
+		t.Errorf("%d entries left in the work directory after the resume, want none", len(left))
 	}
 }

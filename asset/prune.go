@@ -50,7 +50,9 @@ func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 		return res, err
 	}
 	// Candidate blobs by asset (and store), then spare those a remaining
-	// materialization of the same asset references.
+	// materialization of the same asset references, in any store: two
+	// store URLs (or "" and a URL) may name one store, and sparing a blob
+	// by mistake only keeps it.
 	type where struct{ key, store string }
 	cands := map[where]map[string]bool{}
 	for _, e := range p.Materializations {
@@ -72,7 +74,7 @@ func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 			return res, fmt.Errorf("asset: %w", err)
 		}
 		for _, e := range kept {
-			if m := e.Materialization; m != nil && m.Value != nil && m.Store == w.store {
+			if m := e.Materialization; m != nil && m.Value != nil {
 				for _, b := range ckpt.ValueBlobs(in.valuePrefix(e.Key), *m.Value) {
 					delete(blobs, b)
 				}

@@ -144,6 +144,9 @@ func (in *Instance) Resume(ctx context.Context, id string, o ResumeOptions) (*Ru
 		if err := in.log.EndRun(ctx, parent.ID, eventlog.Failure, msg); err != nil {
 			return nil, fmt.Errorf("asset: %w", err)
 		}
+		// A run removes the files it restored when it ends; a killed one
+		// could not. Nothing else uses them.
+		os.RemoveAll(in.runDir(parent.ID))
 	}
 	spec, err := decodeSpec(parent)
 	if err != nil {

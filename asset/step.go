@@ -89,6 +89,12 @@ func (x *execution) runStep(ctx context.Context, s *step) {
 	m.Duration = dur
 	m.Checks = runChecks(ctx, n, v, m.Rows)
 	s.checks = m.Checks
+	if !m.ChecksPassed() && ctx.Err() != nil {
+		// A blocking check the cancellation interrupted says nothing
+		// about the value; recorded, it would mark the asset failed.
+		s.outcome, s.err = Canceled, fmt.Errorf("canceled while running its checks: %w", context.Cause(ctx))
+		return
+	}
 	_, _, _, dv, _ := c.report()
 	if dv == "" {
 		dv = provenance(n.spec.CodeVersion, x.run.ID, s.part, versions)

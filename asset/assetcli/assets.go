@@ -77,9 +77,9 @@ lists them, and --partition picks some (keys or ranges "first...last").`,
 			if err != nil {
 				return err
 			}
-			if want := partFilter(parts); want != nil {
+			if items := partItems(parts); items != nil {
 				for i := range st {
-					st[i].Partitions = filterParts(st[i].Partitions, want)
+					st[i].Partitions = filterParts(st[i].Partitions, items)
 				}
 			}
 			if c.json {
@@ -110,42 +110,52 @@ lists them, and --partition picks some (keys or ranges "first...last").`,
 	return cmd
 }
 
-// partFilter returns a matcher of the keys and ranges given, nil for none.
-func partFilter(args []string) func(string) bool {
-	if len(args) == 0 {
-		return nil
-	}
-	var keys []string
-	var ranges [][2]string
+// partItem is a --partition item: a key, or a range "first...last".
+type partItem struct {
+	first, last string
+	isRange     bool
+}
+
+// partItems splits --partition arguments into items, nil for none.
+func partItems(args []string) []partItem {
+	var items []partItem
 	for _, a := range args {
 		for it := range strings.SplitSeq(a, ",") {
 			if first, last, ok := strings.Cut(it, "..."); ok {
-				ranges = append(ranges, [2]string{first, last})
+				items = append(items, partItem{first, last, true})
 			} else if it != "" {
-				keys = append(keys, it)
+				items = append(items, partItem{first: it})
 			}
 		}
 	}
-	return func(p string) bool {
-		for _, k := range keys {
-			if k == p {
-				return true
-			}
-		}
-		for _, r := range ranges {
-			// Time partition keys sort as their windows do.
-			if p >= r[0] && p <= r[1] {
-				return true
-			}
-		}
-		return false
-	}
+	return items
 }
 
-func filterParts(ps []asset.PartitionStatus, want func(string) bool) []asset.PartitionStatus {
+// filterParts keeps the partitions the items name. A range runs in the
+// asset's own partition order (static keys are not sorted), from first to
+// last, both of which must be partitions of the asset, as materialize
+// takes them.
+func filterParts(ps []asset.PartitionStatus, items []partItem) []asset.PartitionStatus {
+	pos := make(map[string]int, len(ps))
+	for i, p := range ps {
+		pos[p.Partition] = i
+	}
+	want := make([]bool, len(ps))
+	for _, it := range items {
+		i, ok := pos[it.first]
+		j, ok2 := pos[it.last]
+		switch {
+		case !it.isRange && ok:
+			want[i] = true
+		case it.isRange && ok && ok2:
+			for k := i; k <= j; k++ {
+				want[k] = true
+			}
+		}
+	}
 	var out []asset.PartitionStatus
-	for _, p := range ps {
-		if p.Partition == "" || want(p.Partition) {
+	for i, p := range ps {
+		if p.Partition == "" || want[i] {
 			out = append(out, p)
 		}
 	}
@@ -293,8 +303,12 @@ func (c *cli) historyCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key := args[0]
-			if _, err := c.g.Select(key); err != nil {
+			keys, err := c.g.Select(key)
+			if err != nil {
 				return err
+			}
+			if len(keys) != 1 || keys[0] != key {
+				return usage(fmt.Errorf("history takes one asset's key, not a selection: %q", key))
 			}
 			in, err := c.open(cmd)
 			if err != nil {
@@ -345,6 +359,16 @@ func (c *cli) historyCmd() *cobra.Command {
 	return cmd
 }
 
+// dotString quotes s for Graphviz, whose labels read "\n" as a line
+// break and "\\" as a backslash: a newline of s becomes a line break of
+// the label. (Go's %q is not DOT quoting: it doubles the backslash of a
+// "\n", which is then drawn as a backslash and an n.)
+func dotString(s string) string {
+	return `"` + dotEscaper.Replace(s) + `"`
+}
+
+var dotEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 func short(v string) string {
 	if len(v) > 12 {
 		return v[:12]
@@ -384,9 +408,9 @@ func (c *cli) lineageCmd() *cobra.Command {
 					}
 					label := a.Key
 					if a.Partitions != "" {
-						label += `\n` + a.Partitions
+						label += "\n" + a.Partitions
 					}
-					fmt.Fprintf(w, "  %q [label=%q];\n", a.Key, label)
+					fmt.Fprintf(w, "  %q [label=%s];\n", a.Key, dotString(label))
 					for _, d := range a.Deps {
 						if picked[d] {
 							fmt.Fprintf(w, "  %q -> %q;\n", d, a.Key)

@@ -83,6 +83,10 @@ func Run(ctx context.Context, g *asset.Graph, o Options, args []string, stdout, 
 		Short:         "Materialize and inspect the assets of " + name,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		// With Args set, an unknown command is an argument error, which
+		// usageArgs classifies, instead of an error of cobra's own.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
@@ -92,6 +96,7 @@ func Run(ctx context.Context, g *asset.Graph, o Options, args []string, stdout, 
 	}
 	root.SetArgs(args)
 	c := newCLI(g, o, stdout, stderr)
+	usageArgs(root) // before its subcommands, which commands() has done
 	root.AddCommand(c.commands()...)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	_, err := root.ExecuteContextC(ctx)
@@ -150,8 +155,26 @@ func (c *cli) commands() []*cobra.Command {
 		pf.StringVar(&c.events, "events", envOr("CKPT_EVENTS", c.o.Config.EventLog), "the event log: a SQLite file or a postgres:// URL (default assets.db in a local store)")
 		pf.StringVar(&c.logLevel, "log-level", "error", "least severe log level shown on stderr: debug, info, warn or error")
 		pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only errors and the data asked for")
+		usageArgs(cmd)
 	}
 	return []*cobra.Command{assets, runs}
+}
+
+// usageArgs makes the argument errors of cmd and its subcommands (a wrong
+// number of arguments, an unknown command) usage errors, exit code 2, as
+// flag errors are.
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usage(err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
 }
 
 func envOr(name, def string) string {

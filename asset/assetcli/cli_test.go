@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/assetcli"
+	"github.com/ckptdev/ckpt/asset/eventlog"
 )
 
 // graph: a source, a daily-partitioned asset of it, and a summary of every
@@ -182,12 +185,26 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"runs", "prune"}, assetcli.ExitUsage, "--older-than is required"},
 		{[]string{"runs", "list", "--status", "odd"}, assetcli.ExitUsage, "--status"},
 		{[]string{"assets", "status", "--log-level", "loud"}, assetcli.ExitUsage, "--log-level"},
+		{[]string{"runs", "show"}, assetcli.ExitUsage, "accepts 1 arg(s), received 0"},
+		{[]string{"runs", "resume", "a", "b"}, assetcli.ExitUsage, "accepts 1 arg(s), received 2"},
+		{[]string{"assets", "status", "src", "day"}, assetcli.ExitUsage, "accepts at most 1 arg(s)"},
+		{[]string{"assets", "bogus"}, assetcli.ExitUsage, `unknown command "bogus"`},
+		{[]string{"assets", "history", "src+"}, assetcli.ExitUsage, `history takes one asset's key, not a selection: "src+"`},
 	}
 	for _, tc := range cases {
 		code, _, errs := c.run(tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.msg)
 		}
+	}
+	// An unknown command of the program itself (without --store, which
+	// only the assets and runs commands take).
+	var out, errb bytes.Buffer
+	if code := assetcli.Run(context.Background(), c.g, assetcli.Options{Name: "prog"}, []string{"bogus"}, &out, &errb); code != assetcli.ExitUsage || !strings.Contains(errb.String(), `unknown command "bogus" for "prog"`) {
+		t.Errorf("prog bogus: exit %d, stderr %q; want %d and an unknown command", code, errb.String(), assetcli.ExitUsage)
+	}
+	if code := assetcli.Run(context.Background(), c.g, assetcli.Options{Name: "prog"}, nil, &out, &errb); code != assetcli.ExitOK || !strings.Contains(out.String(), "Available Commands") {
+		t.Errorf("prog alone: exit %d, stdout %q; want the help", code, out.String())
 	}
 }
 
@@ -213,4 +230,64 @@ func TestPrune(t *testing.T) {
 		t.Errorf("pruned %+v", res)
 	}
 	contains(t, "status after prune", c.ok("assets", "status"), "src      fresh", "3 fresh")
+}
+
+// TestStaticPartitionRange: a range of static partitions follows their
+// order, not the keys' alphabetical one, in status as in materialize.
+func TestStaticPartitionRange(t *testing.T) {
+	g := asset.New()
+	regions := asset.StaticPartitions("us", "eu", "asia")
+	asset.Define(g, asset.Spec{Key: "sales", Partitions: regions}, func(c *asset.Context) (int, error) { return len(c.Partition), nil })
+	c := &cli{t: t, g: g, store: filepath.Join(t.TempDir(), "store")}
+	out := c.ok("assets", "materialize", "-p", "us...eu")
+	contains(t, "materialize a range", out, "sales[us]", "sales[eu]", "2 materialized")
+	out = c.ok("assets", "status", "-p", "us...eu")
+	contains(t, "status of a range", out, "us fresh", "eu fresh")
+	if strings.Contains(out, "\n  asia") {
+		t.Errorf("status -p us...eu lists asia:\n%s", out)
+	}
+	out = c.ok("assets", "status", "-p", "eu...asia,us")
+	contains(t, "status of a range and a key", out, "us fresh", "eu fresh", "asia missing")
+}
+
+// TestLineageDotLabel: a partitioned asset's label has its partitions on a
+// second line, a newline for Graphviz, not a backslash and an n.
+func TestLineageDotLabel(t *testing.T) {
+	var fail atomic.Value
+	c := newCLI(t, &fail)
+	out := c.ok("assets", "lineage", "--dot", "day")
+	contains(t, "dot label", out, `"day" [label="day\ndaily from 2026-01-01 until 2026-01-04"];`)
+}
+
+// TestRunsListDead: --status dead with --limit finds dead runs older than
+// the newest running ones (the log records both as started).
+func TestRunsListDead(t *testing.T) {
+	var fail atomic.Value
+	c := newCLI(t, &fail)
+	l, err := eventlog.OpenSQLite(context.Background(), filepath.Join(c.store, "assets.db"), eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	now := time.Now()
+	for _, r := range []eventlog.Run{
+		{ID: "20260101T000000-dead0001", Host: host, PID: dead.Process.Pid, Created: now.Add(-time.Minute)},
+		{ID: "20260101T000001-live0001", Host: host, PID: os.Getpid(), Created: now},
+	} {
+		if err := l.CreateRun(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := c.ok("runs", "list", "--status", "dead", "--limit", "1")
+	contains(t, "dead runs", out, "20260101T000000-dead0001 dead")
+	out = c.ok("runs", "list", "--status", "running", "--limit", "1")
+	contains(t, "running runs", out, "20260101T000001-live0001 running")
+	if strings.Contains(out, "dead0001") {
+		t.Errorf("--status running lists a dead run:\n%s", out)
+	}
 }

@@ -47,6 +47,12 @@ func (c *cli) runsListCmd() *cobra.Command {
 					return usage(fmt.Errorf("--status %q: use running, dead, success, failure or canceled", s))
 				}
 			}
+			// The log knows only "started": running or dead is judged here,
+			// so the limit applies after that filter.
+			judged := contains(status, "running") != contains(status, "dead")
+			if judged {
+				f.Limit = 0
+			}
 			runs, err := in.EventLog().Runs(cmd.Context(), f)
 			if err != nil {
 				return err
@@ -60,6 +66,9 @@ func (c *cli) runsListCmd() *cobra.Command {
 				st := runState(r, r.Alive(in.Liveness()))
 				if len(status) > 0 && !contains(status, st) && !contains(status, string(r.Status)) {
 					continue
+				}
+				if judged && limit > 0 && len(rows) == limit {
+					break
 				}
 				rows = append(rows, row{r, st})
 			}

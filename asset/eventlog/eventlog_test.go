@@ -459,3 +459,45 @@ func TestNewerSchemaRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestStatesOrder: States returns states ordered by key and partition, in
+// byte order, also when it reads them in several queries (more than 500
+// keys) and whatever order the keys are asked in.
+func TestStatesOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		var keys []string
+		n := 0
+		for i := range 510 {
+			// Mixed case and punctuation, which a collation may order
+			// otherwise than bytes do.
+			k := fmt.Sprintf("%c_k-%03d", "Aab"[i%3], 509-i)
+			keys = append(keys, k)
+			l.Append(mat("r", k, "", "v"))
+			n++
+			if i%50 == 0 {
+				l.Append(mat("r", k, "p", "v"))
+				n++
+			}
+		}
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, ask := range [][]string{nil, keys} {
+			states, err := l.States(ctx, ask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(states) != n {
+				t.Fatalf("%d states, want %d", len(states), n)
+			}
+			for i := 1; i < len(states); i++ {
+				a, b := states[i-1], states[i]
+				if a.Key > b.Key || a.Key == b.Key && a.Partition >= b.Partition {
+					t.Fatalf("asked for %d keys: state %d (%s[%s]) comes after %s[%s]", len(ask), i, b.Key, b.Partition, a.Key, a.Partition)
+				}
+			}
+		}
+	})
+}

@@ -1,12 +1,14 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,8 +106,8 @@ func decodeEvent(id int64, body string) (*Event, error) {
 }
 
 // States returns the state of every partition of the given assets (of
-// every asset when keys is empty), ordered by key and partition. Assets
-// never materialized nor failed have no state.
+// every asset when keys is empty), ordered by key and partition (in byte
+// order). Assets never materialized nor failed have no state.
 func (l *Log) States(ctx context.Context, keys []string) ([]State, error) {
 	const q = `SELECT asset_key, partition_key, mat_id, mat_body, fail_id, fail_body FROM {p}asset_state`
 	var raws []rawState
@@ -143,6 +145,12 @@ func (l *Log) States(ctx context.Context, keys []string) ([]State, error) {
 			return nil, err
 		}
 	}
+	// Several queries come back in the order of the keys asked for, and a
+	// database may collate text otherwise than bytes: the order promised
+	// is made here.
+	slices.SortFunc(raws, func(a, b rawState) int {
+		return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.part, b.part))
+	})
 	return decodeStates(raws)
 }
 
