@@ -168,7 +168,7 @@ func (p *Proxy) serve(ln net.Listener) {
 		p.accepted++
 		p.mu.Unlock()
 		p.wg.Add(1)
-		go p.handle(client)
+		go p.handle(client, ln)
 	}
 }
 
@@ -192,7 +192,8 @@ func (c *proxyConn) reset() {
 	})
 }
 
-func (p *Proxy) handle(client net.Conn) {
+// handle forwards a connection that ln accepted.
+func (p *Proxy) handle(client net.Conn, ln net.Listener) {
 	defer p.wg.Done()
 	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
 	if err != nil {
@@ -201,7 +202,10 @@ func (p *Proxy) handle(client net.Conn) {
 	}
 	c := &proxyConn{client: client, server: server, done: make(chan struct{})}
 	p.mu.Lock()
-	if p.closed {
+	// Down (or close) may have come while this connection was accepted
+	// and dialled, too late for its DropAll to see it: it must not
+	// outlive the listener that accepted it.
+	if p.closed || p.ln != ln {
 		p.mu.Unlock()
 		c.reset()
 		return

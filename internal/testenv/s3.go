@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -201,12 +202,18 @@ func (s *S3Server) Bucket(t testing.TB) S3Bucket {
 	return S3Bucket{Endpoint: s.Endpoint, Region: s3Region, AccessKey: s3AccessKey, SecretKey: s3SecretKey, Bucket: name, Server: s}
 }
 
+// clientTimeout bounds every request of the plain client, so that a test
+// calling it with a context that has no deadline fails rather than hangs
+// when the server stops answering.
+const clientTimeout = 30 * time.Second
+
 func (s *S3Server) client() *s3.Client {
 	return s3.New(s3.Options{
 		Region:       s3Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, ""),
+		HTTPClient:   awshttp.NewBuildableClient().WithTimeout(clientTimeout),
 	})
 }
 

@@ -170,14 +170,23 @@ next:
 // most 30 seconds.
 func (r *logRecorder) waitFor(t *testing.T, parts ...string) {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	if !r.await(30*time.Second, parts...) {
+		t.Fatalf("no log line with %q after 30s; the log:\n%s", parts, r)
+	}
+}
+
+// await is waitFor for goroutines other than the test's, which must not
+// call t.Fatal: it reports whether the line came within d.
+func (r *logRecorder) await(d time.Duration, parts ...string) bool {
+	deadline := time.After(d)
 	for r.count(parts...) == 0 {
 		select {
 		case <-r.seen:
 		case <-deadline:
-			t.Fatalf("no log line with %q after 30s; the log:\n%s", parts, r)
+			return false
 		}
 	}
+	return true
 }
 
 func (r *logRecorder) String() string {

@@ -278,7 +278,9 @@ type lease struct {
 
 	stopOnce sync.Once
 	stop     chan struct{}
-	done     chan struct{}
+	ctx      context.Context // of the renewals; cancelled with stop
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when renewLoop has returned
 }
 
 var _ store.FencedLease = (*lease)(nil)
@@ -289,6 +291,7 @@ func (s *Store) startLease(name, key, id string, rec lockRecord, etag string, se
 		rec: rec, etag: etag, deadline: sent.Add(s.opts.LeaseTTL),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	closed := s.closed
 	if !closed {
@@ -297,6 +300,7 @@ func (s *Store) startLease(name, key, id string, rec lockRecord, etag string, se
 	s.mu.Unlock()
 	if closed {
 		l.lost = fmt.Errorf("s3store: lock %s: %w: the store was closed", name, store.ErrLeaseLost)
+		l.end()
 		close(l.done)
 		return l
 	}
@@ -336,7 +340,16 @@ func (l *lease) loseLocked(reason string) {
 		l.lost = fmt.Errorf("s3store: lock %s: %w: %s", l.name, store.ErrLeaseLost, reason)
 		l.s.log.Warn("s3store: lease lost", "lock", l.name, "reason", reason)
 	}
-	l.stopOnce.Do(func() { close(l.stop) })
+	l.end()
+}
+
+// end stops the renewals, cutting off one in flight: its answer no longer
+// matters.
+func (l *lease) end() {
+	l.stopOnce.Do(func() {
+		close(l.stop)
+		l.cancel()
+	})
 }
 
 // abandon ends the lease without writing (the store is closing): the lock
@@ -384,7 +397,7 @@ func (l *lease) renew() error {
 	rec.Renewal++
 	// A renewal that lands after the deadline is no use: Check has
 	// reported the lease lost by then.
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadline(l.ctx, deadline)
 	defer cancel()
 	sent := time.Now()
 	newTag, err := l.s.putLock(ctx, l.key, rec, nil, aws.String(etag))
@@ -436,8 +449,10 @@ func (l *lease) Release(ctx context.Context) error {
 	}
 	l.released = true
 	lost := l.lost
-	l.stopOnce.Do(func() { close(l.stop) })
+	l.end()
 	l.mu.Unlock()
+	// Prompt: a renewal in flight was cut off, and if it landed all the
+	// same, the If-Match below fails and the record is read again.
 	<-l.done
 	l.s.mu.Lock()
 	delete(l.s.leases, l)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,51 @@ func TestLockObjectsAreNotObjects(t *testing.T) {
 	_, err = st.Lock(ctx, "jobs/z/LOCK", owner(2))
 	wantLockedBy(t, err, owner(1))
 	wantObject(t, st, "jobs/z/LOCK", []byte("an object"))
+}
+
+// Close ends the renewal of a lease still held, a renewal in flight
+// included: no goroutine of the store outlives it, and nothing is written
+// after it. (Not parallel: it looks at every goroutine of the process.)
+func TestCloseEndsRenewals(t *testing.T) {
+	b := testenv.S3(t)
+	o, proxy, _ := viaProxy(t, b, "close")
+	o.LeaseTTL, o.LeaseRenew = 20*time.Second, 50*time.Millisecond
+	st := open(t, o)
+	if _, err := st.Lock(t.Context(), "jobs/c/LOCK", owner(1)); err != nil {
+		t.Fatal(err)
+	}
+	// A renewal that gets no answer stays in flight until the lease's
+	// deadline, 20s away.
+	proxy.Stall()
+	if !waitStacks(10*time.Second, func(s string) bool { return strings.Contains(s, "s3store.(*lease).renew(") }) {
+		t.Fatal("no renewal in flight after 10s")
+	}
+	start := time.Now()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if stacks := allStacks(); strings.Contains(stacks, "s3store.(*lease).renewLoop") {
+		t.Fatalf("a renewal goroutine outlived Close:\n%s", stacks)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %s", took)
+	}
+}
+
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// waitStacks polls the goroutines' stacks until ok accepts them, for at
+// most d.
+func waitStacks(d time.Duration, ok func(string) bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-tick.C {
+		if ok(allStacks()) {
+			return true
+		}
+	}
+	return false
 }

@@ -81,8 +81,9 @@ type Options struct {
 	LeaseRenew time.Duration
 	// ExternalLocking declares that the caller guarantees a single writer
 	// by other means, for services without conditional writes: Lock then
-	// takes no lock in the bucket and Create is not atomic against a
-	// concurrent writer. See the package documentation.
+	// takes no lock in the bucket, no write carries a condition, and
+	// Create is not atomic against a concurrent writer. See the package
+	// documentation.
 	ExternalLocking bool
 
 	// Logger receives warnings (a stale lock taken over, retried requests
@@ -134,7 +135,12 @@ func (o *Options) validate() error {
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("endpoint %q: want http://host:port or https://host", o.Endpoint))
+			// Shown unless it may hold a secret: whatever precedes an @.
+			shown := fmt.Sprintf("%q", o.Endpoint)
+			if strings.Contains(o.Endpoint, "@") {
+				shown = "(not shown: it contains an @)"
+			}
+			errs = append(errs, fmt.Errorf("endpoint %s: want http://host:port or https://host", shown))
 		} else if u.User != nil {
 			errs = append(errs, errors.New("endpoint: credentials in the endpoint are not accepted; use the AWS environment variables or config files"))
 		}

@@ -90,7 +90,7 @@ func (s *Store) probe(ctx context.Context) (lacking string, err error) {
 			return what + " is ignored", nil
 		case status == http.StatusPreconditionFailed:
 			return "", nil
-		case status >= 400 && status < 500 && status != http.StatusForbidden:
+		case status >= 400 && status < 500 && status != http.StatusForbidden, status == http.StatusNotImplemented:
 			return what + " is refused (" + describe(err) + ")", nil
 		}
 		return "", err

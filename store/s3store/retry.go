@@ -106,6 +106,10 @@ func retryable(err error, timedOut bool) bool {
 	}
 	if code, status := apiCode(err); status != 0 {
 		switch {
+		case status == http.StatusNotImplemented:
+			// The service lacks what the request asks for (S3 answered
+			// conditional writes so before 2024): no retry changes that.
+			return false
 		case status == http.StatusTooManyRequests, status >= 500:
 			return true
 		case code == "SlowDown", code == "Throttling", code == "ThrottlingException", code == "RequestTimeout",

@@ -16,14 +16,16 @@
 // objects updated with conditional writes (If-None-Match to take a free
 // lock, If-Match on the ETag to renew one or take over an expired one).
 // The store checks once, on first use, that the service really honours
-// these conditions; one that ignores them would let two writers both
-// succeed, so on such a service Create and Lock refuse with
+// these conditions; one that ignores or refuses them would let two
+// writers both succeed, so on such a service Create and Lock refuse with
 // ErrNoConditionalWrites, unless Options.ExternalLocking says that the
-// caller guarantees a single writer by other means.
+// caller guarantees a single writer by other means (writes then carry no
+// condition).
 //
 // Requests are retried with exponential backoff and jitter on throttling,
-// 5xx answers, timeouts and connection failures, within MaxAttempts and
-// MaxRetryTime; every attempt is bounded by RequestTimeout.
+// 5xx answers but 501, timeouts and connection failures, within
+// MaxAttempts and MaxRetryTime; every attempt is bounded by
+// RequestTimeout.
 package s3store
 
 import (
@@ -243,6 +245,8 @@ func hintFor(err error) string {
 		return "no usable credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
 	case status == 0 && transportError(err):
 		return "check the endpoint (scheme, host and port), that the service is running, and that this machine can reach it"
+	case status == http.StatusNotImplemented:
+		return "the service does not implement a feature this request uses (a conditional write or a CRC32C checksum header); it may be too old for ckpt"
 	case status >= 500 || status == http.StatusTooManyRequests:
 		return "the service is failing or overloaded; try again later"
 	}
@@ -261,6 +265,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	var names []string
 	var token *string
+	seen := make(map[string]bool) // continuation tokens, against a service that pages in a circle
 	for {
 		var out *s3.ListObjectsV2Output
 		_, err := s.do(ctx, "ListObjectsV2", func(ctx context.Context) error {
@@ -282,9 +287,17 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 				names = append(names, name)
 			}
 		}
-		if !aws.ToBool(out.IsTruncated) || out.NextContinuationToken == nil {
+		if !aws.ToBool(out.IsTruncated) {
 			break
 		}
+		// A partial list must not pass for the whole: it would hide the
+		// newest checkpoints, and retention would delete blobs they use.
+		next := aws.ToString(out.NextContinuationToken)
+		if next == "" || seen[next] {
+			return nil, s.fail("list", fmt.Sprintf("%q", prefix), fmt.Errorf(
+				"the service says the listing is truncated after %d keys but gives no new continuation token; it may not support ListObjectsV2 paging", len(names)))
+		}
+		seen[next] = true
 		token = out.NextContinuationToken
 	}
 	// S3 lists in byte order, but not every service does; sorting is
@@ -323,7 +336,8 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 }
 
 // Close releases the store's connections and ends the renewal of any
-// lease still held (which then expires). Calls after Close fail with
+// lease still held (which then expires): when it returns, the renewals
+// have stopped, one in flight cut off. Calls after Close fail with
 // store.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -339,6 +353,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	for _, l := range leases {
 		l.abandon()
+	}
+	for _, l := range leases {
+		<-l.done
 	}
 	s.closeIdle()
 	return nil

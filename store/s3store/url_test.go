@@ -80,6 +80,9 @@ func TestOpenValidates(t *testing.T) {
 		{"renew after expiry", func(o *s3store.Options) { o.LeaseTTL, o.LeaseRenew = 2*time.Second, 3*time.Second }, "lease_renew"},
 		{"sub-second lease", func(o *s3store.Options) { o.LeaseTTL = 500 * time.Millisecond }, "lease_ttl"},
 		{"endpoint", func(o *s3store.Options) { o.Endpoint = "127.0.0.1:9000" }, "endpoint"},
+		{"endpoint with credentials", func(o *s3store.Options) { o.Endpoint = "http://AKIAEXAMPLE:hunter2secret@h:9000" }, "credentials in the endpoint"},
+		{"other endpoint with credentials", func(o *s3store.Options) { o.Endpoint = "ftp://AKIAEXAMPLE:hunter2secret@h:9000" }, "endpoint"},
+		{"endpoint with credentials and no scheme", func(o *s3store.Options) { o.Endpoint = "AKIAEXAMPLE:hunter2secret@h:9000" }, "endpoint"},
 		{"prefix", func(o *s3store.Options) { o.Prefix = "a/../b" }, "prefix"},
 	} {
 		o := s3store.Options{Bucket: "bkt", Endpoint: "http://127.0.0.1:9", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
@@ -87,6 +90,9 @@ func TestOpenValidates(t *testing.T) {
 		_, err := s3store.Open(t.Context(), o)
 		if !errors.Is(err, s3store.ErrBadOptions) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Open: %v, want ErrBadOptions mentioning %q", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: Open: the error %q shows the secret", tc.name, err)
 		}
 	}
 }

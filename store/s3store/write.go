@@ -92,7 +92,9 @@ func (s *Store) write(ctx context.Context, op, name string, r io.Reader, create 
 			}
 		}
 	}
-	w := &upload{s: s, op: op, name: name, key: key, create: create, id: newID()}
+	// Under ExternalLocking the write carries no condition: the services
+	// that need it may refuse the header outright (501 NotImplemented).
+	w := &upload{s: s, op: op, name: name, key: key, create: create && !s.opts.ExternalLocking, id: newID()}
 
 	// A reader that knows its length (the engine's bytes.Reader) gets a
 	// buffer of exactly that size if it fits one PUT; others a part buffer.
@@ -225,25 +227,23 @@ func (w *upload) single(ctx context.Context, data []byte) error {
 }
 
 // failed turns the error of the write's last request into the caller's
-// error. For Create, a refused condition after a retry may be our own
-// earlier attempt that landed with its answer lost: the object's write id
-// tells, and then the Create succeeded.
+// error. After a retry, a refused condition (Create) or an upload that is
+// gone (Put and Create: a completed upload no longer exists) may be our
+// own earlier attempt that landed with its answer lost: the object's
+// write id tells, and then the write succeeded.
 func (w *upload) failed(ctx context.Context, attempts int, err error) error {
 	code, status := apiCode(err)
-	if w.create {
-		conflict := status == http.StatusPreconditionFailed || code == "ConditionalRequestConflict" ||
-			code == "NoSuchUpload" && attempts > 1
-		if conflict {
-			if status == http.StatusPreconditionFailed && attempts <= 1 {
-				return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, store.ErrExist)
-			}
-			head, herr := w.s.head(context.WithoutCancel(ctx), w.key)
-			switch {
-			case herr == nil && head.Metadata[metaWrite] == w.id:
-				return nil
-			case herr == nil:
-				return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, store.ErrExist)
-			}
+	conflict := w.create && (status == http.StatusPreconditionFailed || code == "ConditionalRequestConflict")
+	if conflict && status == http.StatusPreconditionFailed && attempts <= 1 {
+		return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, store.ErrExist)
+	}
+	if conflict || code == "NoSuchUpload" && attempts > 1 {
+		head, herr := w.s.head(context.WithoutCancel(ctx), w.key)
+		switch {
+		case herr == nil && head.Metadata[metaWrite] == w.id:
+			return nil
+		case herr == nil && w.create:
+			return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, store.ErrExist)
 		}
 	}
 	return w.s.fail(w.op, w.name, err)
