@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ckptdev/ckpt/store"
 )
 
 // DefaultPostgresURL is the server the tests use when CKPT_POSTGRES_URL is
@@ -107,7 +109,7 @@ func NewPostgres(t testing.TB) *Postgres {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		Unavailable(t, "PostgreSQL at %s does not answer (%v): start it, or point CKPT_POSTGRES_URL at one", redact(u), err)
+		Unavailable(t, "PostgreSQL at %s does not answer (%v): start it, or point CKPT_POSTGRES_URL at one", store.Redact(u), err)
 	}
 	defer conn.Close(context.Background())
 	sweepOnce.Do(func() { sweep(ctx, conn) })
@@ -163,16 +165,6 @@ func sweep(ctx context.Context, conn *pgx.Conn) {
 	}
 }
 
-func redact(u *url.URL) string {
-	c := *u
-	if c.User != nil {
-		if _, has := c.User.Password(); has {
-			c.User = url.UserPassword(c.User.Username(), "xxxxx")
-		}
-	}
-	return c.String()
-}
-
 // NewPostgresDatabase creates a fresh database on the server of
 // PostgresURL, dropped when the test ends, and returns its URL, for tests
 // that need two databases.
@@ -187,7 +179,7 @@ func NewPostgresDatabase(t testing.TB) string {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		Unavailable(t, "PostgreSQL at %s does not answer (%v): start it, or point CKPT_POSTGRES_URL at one", redact(u), err)
+		Unavailable(t, "PostgreSQL at %s does not answer (%v): start it, or point CKPT_POSTGRES_URL at one", store.Redact(u), err)
 	}
 	defer conn.Close(context.Background())
 	var r [6]byte

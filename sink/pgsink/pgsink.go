@@ -125,12 +125,11 @@ type Sink struct {
 
 // segment is one transaction's worth of rows: a COPY fed by buffers.
 type segment struct {
-	conn  *pgx.Conn
-	trunc bool
-	bufs  chan []byte // closed by Flush
-	done  chan struct{}
-	tx    pgx.Tx // set before done closes; nil for an empty segment
-	err   error  // set before done closes
+	conn *pgx.Conn
+	bufs chan []byte // closed by Flush; nil for an empty segment
+	done chan struct{}
+	tx   pgx.Tx // set before done closes; nil for an empty segment that truncates nothing
+	err  error  // set before done closes
 }
 
 var (
@@ -390,9 +389,16 @@ func (s *Sink) handOff() error {
 	if s.seg == nil {
 		s.seg = s.start()
 	}
+	// The COPY ends before Flush only when it failed. Checked first: the
+	// send below may find room in the queue all the same.
+	select {
+	case <-s.seg.done:
+		return s.fail(fmt.Errorf("pgsink: write to %s: %w", s.table, s.seg.err))
+	default:
+	}
 	select {
 	case s.seg.bufs <- s.buf:
-	case <-s.seg.done: // the COPY ended early: it failed
+	case <-s.seg.done:
 		return s.fail(fmt.Errorf("pgsink: write to %s: %w", s.table, s.seg.err))
 	}
 	select {
@@ -405,34 +411,55 @@ func (s *Sink) handOff() error {
 }
 
 // start begins a segment: a transaction and a COPY into it, fed from
-// seg.bufs, on a goroutine of its own.
+// seg.bufs, on a goroutine of its own. A failed segment closes done at
+// once, without waiting for Flush: handOff sees it and stops the rows
+// that follow, and no send blocks on it (Flush and Close only close
+// bufs).
 func (s *Sink) start() *segment {
-	seg := &segment{conn: s.conns[s.cur], trunc: s.trunc, bufs: make(chan []byte, queued), done: make(chan struct{})}
-	s.trunc = false
+	seg := s.newSegment(make(chan []byte, queued))
+	if seg.err != nil {
+		close(seg.done)
+		return seg
+	}
 	go func() {
 		defer close(seg.done)
-		tx, err := s.begin(s.ctx, seg)
+		var err error
+		if seg.tx == nil {
+			seg.tx, err = s.begin(s.ctx, seg.conn, false)
+		}
 		if err == nil {
-			seg.tx = tx
-			_, err = tx.Conn().PgConn().CopyFrom(s.ctx, &copyReader{seg: seg, free: s.free}, s.copySQL)
+			_, err = seg.tx.Conn().PgConn().CopyFrom(s.ctx, &copyReader{seg: seg, free: s.free}, s.copySQL)
 		}
-		if err != nil {
-			seg.err = err
-			for range seg.bufs { // let Flush and handOff go on; they see err
-			}
-		}
+		seg.err = err
 	}()
 	return seg
 }
 
-// begin starts the segment's transaction, emptying the table first when
-// the job starts from the beginning.
-func (s *Sink) begin(ctx context.Context, seg *segment) (pgx.Tx, error) {
-	tx, err := seg.conn.Begin(ctx)
+// newSegment returns the segment of the rows that follow, on the next
+// connection. The first one of a job that starts from the beginning
+// empties the table: its transaction begins here, with the TRUNCATE,
+// before it returns. The table is then locked until that checkpoint
+// commits, and the COPY of every later segment, on the other connection,
+// waits for it. Were the TRUNCATE left to run after such a COPY had
+// started, it would wait for a transaction that ends only with the next
+// checkpoint, which waits for this one: the job would hang.
+func (s *Sink) newSegment(bufs chan []byte) *segment {
+	seg := &segment{conn: s.conns[s.cur], bufs: bufs, done: make(chan struct{})}
+	if s.trunc {
+		s.trunc = false
+		seg.tx, seg.err = s.begin(s.ctx, seg.conn, true)
+	}
+	return seg
+}
+
+// begin starts a segment's transaction, emptying the table first if
+// trunc.
+func (s *Sink) begin(ctx context.Context, conn *pgx.Conn, trunc bool) (pgx.Tx, error) {
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if seg.trunc {
+	if trunc {
 		if _, err := tx.Exec(ctx, "TRUNCATE "+s.table); err != nil {
 			tx.Rollback(ctx)
 			return nil, err
@@ -506,8 +533,7 @@ func (s *Sink) Flush() (json.RawMessage, error) {
 	if seg == nil {
 		// No row since the last checkpoint: the commit starts a
 		// transaction for the manifest alone.
-		seg = &segment{conn: s.conns[s.cur], trunc: s.trunc, done: make(chan struct{})}
-		s.trunc = false
+		seg = s.newSegment(nil)
 		close(seg.done)
 	} else {
 		close(seg.bufs)
@@ -557,7 +583,7 @@ func (s *Sink) CommitManifest(ctx context.Context, m ckpt.ManifestCommit) (bool,
 	tx := seg.tx
 	if tx == nil {
 		var err error
-		if tx, err = s.begin(ctx, seg); err != nil {
+		if tx, err = s.begin(ctx, seg.conn, false); err != nil {
 			return false, s.fail(fmt.Errorf("pgsink: begin: %w", err))
 		}
 	}

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -292,8 +294,11 @@ func TestFencedOutWriterCommitsNoRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pid uint32
-	err := f.conn.QueryRow(ctx, fmt.Sprintf(`SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1
-		AND l.objid::bigint = (SELECT id FROM %s.locks WHERE name = 'jobs/job/LOCK')`, f.pg.Schema)).Scan(&pid)
+	// The key's high half is the schema's oid: other tests' locks have
+	// the same row ids in schemas of their own.
+	err := f.conn.QueryRow(ctx, fmt.Sprintf(`SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.classid::bigint = (SELECT oid FROM pg_namespace WHERE nspname = $1)::bigint
+		AND l.objid::bigint = (SELECT id FROM %s.locks WHERE name = 'jobs/job/LOCK')`, f.pg.Schema), f.pg.Schema).Scan(&pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,4 +377,184 @@ func TestOpenRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A COPY that the server refuses (here: a column of the table that the
+// rows do not fill is NOT NULL) fails the rows that follow at once, not
+// only at the next checkpoint after every row until then was encoded and
+// thrown away.
+func TestRefusedRowsFailWriteRow(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.conn.Exec(t.Context(), "CREATE TABLE "+f.table+" (n bigint, a text, b text, c text NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pgsink.Open(t.Context(), f.sinkConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// 64 MiB of rows, a hundred times the buffers that may be queued when
+	// the server's refusal arrives.
+	const rows = 1 << 20
+	val := []byte(strings.Repeat("x", 60))
+	var werr error
+	n := 0
+	for ; n < rows && werr == nil; n++ {
+		werr = s.WriteRow([][]byte{val, val}, nil)
+	}
+	if werr == nil || !strings.Contains(werr.Error(), `"c"`) {
+		t.Fatalf("%d rows written into a table that refuses them: %v; want WriteRow to fail naming column c", n, werr)
+	}
+	if _, err := s.Flush(); err == nil {
+		t.Fatal("Flush after a refused COPY succeeded")
+	}
+	wantRows(t, f, 0, 0)
+}
+
+// The sink's connections end (a server restart, a network cut) while
+// rows stream or between the flush and the commit: nothing after the
+// last checkpoint is committed, and the job run again resumes from it
+// and loads every row once.
+func TestConnectionLostBeforeTheCommit(t *testing.T) {
+	for _, when := range []string{"streaming", "flushed"} {
+		t.Run(when, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := t.Context()
+			app := "ckpt-sink-" + f.pg.Schema // the sink's connections alone
+			cfg := f.sinkConfig()
+			cfg.URL = f.pg.WithParam("application_name", app)
+			open := func() (*ckpt.Job[int], *pgsink.Sink) {
+				j, err := ckpt.Open[int](ctx, "job", ckpt.Config{Backend: f.st, NoSignals: true, Logger: quiet})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pos json.RawMessage
+				if cp := j.Resumed(); cp != nil {
+					pos = cp.Sink
+				}
+				s, err := pgsink.Open(ctx, cfg, pos)
+				if err != nil {
+					j.Close()
+					t.Fatal(err)
+				}
+				j.Bind(nil, s)
+				return j, s
+			}
+			j, s := open()
+			write(t, s, 0, 100)
+			cp1, err := j.Checkpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Enough rows that a COPY is under way (rows are handed to it
+			// 512 KiB at a time).
+			const more = 40_000
+			write(t, s, 100, more)
+			switch when {
+			case "streaming":
+				if n := f.pg.Terminate(t, app); n != 2 {
+					t.Fatalf("terminated %d connections, want the sink's 2", n)
+				}
+				if _, err := j.Checkpoint(ctx); err == nil {
+					t.Fatal("a checkpoint whose rows lost their connection succeeded")
+				}
+			case "flushed":
+				if _, err := s.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if n := f.pg.Terminate(t, app); n != 2 {
+					t.Fatalf("terminated %d connections, want the sink's 2", n)
+				}
+				m := ckpt.ManifestCommit{Name: "jobs/job/checkpoints/00000000000000000002", Body: []byte("never committed"), Lock: "jobs/job/LOCK", Token: cp1.Token}
+				if ok, err := s.CommitManifest(ctx, m); err == nil || ok {
+					t.Fatalf("CommitManifest on a lost connection: %v, %v; want an error", ok, err)
+				}
+			}
+			j.Close()
+			s.Close()
+			wantRows(t, f, 0, 100)
+			if latest, err := ckpt.Latest(ctx, f.st, "job", quiet); err != nil || latest.Seq != cp1.Seq {
+				t.Fatalf("newest checkpoint %v, %v; want checkpoint %d", latest, err, cp1.Seq)
+			}
+
+			j, s = open()
+			defer s.Close()
+			defer j.Close()
+			if j.Resumed() == nil || j.Resumed().Seq != cp1.Seq {
+				t.Fatalf("resumed from %v, want checkpoint %d", j.Resumed(), cp1.Seq)
+			}
+			write(t, s, 100, more)
+			if _, err := j.Finish(ctx); err != nil {
+				t.Fatal(err)
+			}
+			wantRows(t, f, 0, more)
+		})
+	}
+}
+
+// A fresh start whose first checkpoint has no rows: that checkpoint's
+// transaction empties the table, and the rows that follow stream into
+// the next transaction meanwhile. The TRUNCATE must hold the table before
+// their COPY does, else it waits for a transaction that ends only with
+// the next checkpoint, which waits for this one: the job would hang.
+func TestEmptyFirstCheckpointWhileRowsStream(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const lock = "jobs/x/LOCK"
+	l, err := f.st.Lock(ctx, lock, store.Owner{ID: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	s, err := pgsink.Open(ctx, f.sinkConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := f.conn.Exec(ctx, "INSERT INTO "+f.table+" (n, a) SELECT g, 'old' FROM generate_series(1, 5) g"); err != nil {
+		t.Fatal(err)
+	}
+	commit := func(seq int) error {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		m := ckpt.ManifestCommit{Name: fmt.Sprintf("jobs/x/checkpoints/%020d", seq), Body: []byte("manifest"), Lock: lock, Token: l.Token()}
+		_, err := s.CommitManifest(ctx, m)
+		return err
+	}
+	if _, err := s.Flush(); err != nil { // no row yet
+		t.Fatal(err)
+	}
+	// Rows after it: more than a buffer, so that their COPY starts.
+	write(t, s, 0, 12_000)
+	var table uint32
+	if err := f.conn.QueryRow(ctx, "SELECT $1::regclass::oid", f.table).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var copying bool
+		err := f.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = $1 AND mode = 'RowExclusiveLock')", table).Scan(&copying)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if copying {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rows' COPY never asked for the table")
+		}
+		runtime.Gosched()
+	}
+	if err := commit(1); err != nil {
+		t.Fatalf("commit of the first, empty checkpoint: %v", err)
+	}
+	if _, err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit(2); err != nil {
+		t.Fatalf("commit of the second checkpoint: %v", err)
+	}
+	wantRows(t, f, 0, 12_000)
 }

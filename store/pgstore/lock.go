@@ -51,7 +51,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		return err
 	})
 	if err != nil {
-		return nil, s.opError("lock "+name, err)
+		return nil, s.opError(ctx, "lock "+name, err)
 	}
 	l := &lease{s: s, name: name, key: lockKey(s.nsOID, id)}
 	var conn *pgx.Conn
@@ -64,7 +64,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		return nil
 	})
 	if err != nil {
-		return nil, s.opError("lock "+name, err)
+		return nil, s.opError(ctx, "lock "+name, err)
 	}
 	if err := s.tryLock(ctx, conn, l.key, name); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
@@ -73,7 +73,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	// Holding the advisory lock, this session alone changes the token.
 	if err := conn.QueryRow(ctx, s.q.lockTake, name, holder).Scan(&l.token); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return nil, s.opError("lock "+name, err)
+		return nil, s.opError(ctx, "lock "+name, err)
 	}
 	l.conn = conn
 	return l, nil
@@ -94,7 +94,7 @@ func (s *Store) tryLock(ctx context.Context, conn *pgx.Conn, key int64, name str
 	for {
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
-			return s.opError("lock "+name, err)
+			return s.opError(ctx, "lock "+name, err)
 		}
 		if got {
 			return nil

@@ -63,7 +63,7 @@ func (s *Store) write(ctx context.Context, op, name string, r io.Reader, create 
 		if errors.As(err, &se) {
 			return fmt.Errorf("pgstore: %s %s: %w", op, name, se.err)
 		}
-		return s.opError(op+" "+name, err)
+		return s.opError(ctx, op+" "+name, err)
 	}
 	return nil
 }
@@ -269,7 +269,7 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	rd := &objectReader{s: s, name: name}
 	err := s.retry(ctx, "get "+name, func(ctx context.Context) error { return rd.open(ctx, 0, 0) })
 	if err != nil {
-		return nil, s.opError("get "+name, err)
+		return nil, s.opError(ctx, "get "+name, err)
 	}
 	return rd, nil
 }
@@ -400,7 +400,7 @@ func (r *objectReader) advance() error {
 		return nil
 	}
 	if !Transient(err) || r.resumes >= maxAttempts-1 || r.ctx.Err() != nil {
-		return fmt.Errorf("pgstore: get %s: %w", r.name, err)
+		return fmt.Errorf("pgstore: get %s: %w", r.name, ended(r.ctx, err))
 	}
 	r.resumes++
 	r.s.log.Warn("pgstore: read interrupted; resuming", "name", r.name, "part", r.next, "err", err)
@@ -447,7 +447,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		return err
 	})
 	if err != nil {
-		return nil, s.opError(fmt.Sprintf("list %q", prefix), err)
+		return nil, s.opError(ctx, fmt.Sprintf("list %q", prefix), err)
 	}
 	return names, nil
 }
@@ -473,7 +473,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	})
 	if err != nil {
-		return s.opError("delete "+name, err)
+		return s.opError(ctx, "delete "+name, err)
 	}
 	return nil
 }

@@ -75,8 +75,9 @@ type Config struct {
 // ParseURL parses a postgres:// (or postgresql://) address: ckpt's
 // parameters (Params) are taken out and checked, and the rest is parsed by
 // pgx, so that every libpq parameter (sslmode, connect_timeout,
-// application_name, ...) and pgx's pool_* parameters work. The error never
-// holds the password.
+// application_name, ...) and pgx's pool_* parameters work. Every
+// connection is set to default_transaction_isolation read committed,
+// which ckpt's statements rely on. The error never holds the password.
 func ParseURL(raw string) (*Config, error) {
 	loc, err := store.ParseURL(raw)
 	if err != nil {
@@ -111,6 +112,21 @@ func ParseURL(raw string) (*Config, error) {
 	}
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = "ckpt"
+	}
+	// ckpt's statements rely on read committed: a statement that waited
+	// for a lock (a migration's, a name's) sees what committed meanwhile.
+	// A role or database whose default is repeatable read or serializable
+	// would make them fail on conflicts they are written to resolve. Set
+	// once a connection is up rather than as a startup parameter, which
+	// connection poolers such as PgBouncer refuse.
+	after := cc.AfterConnect
+	cc.AfterConnect = func(ctx context.Context, c *pgconn.PgConn) error {
+		if after != nil {
+			if err := after(ctx, c); err != nil {
+				return err
+			}
+		}
+		return c.Exec(ctx, "SET default_transaction_isolation = 'read committed'").Close()
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = defaultConnectTimeout
@@ -287,13 +303,26 @@ func (s *Store) usable(ctx context.Context) error {
 	return nil
 }
 
-// opError wraps the error of an operation: with what to check when the
-// server cannot be reached or refuses the login, else as it is.
-func (s *Store) opError(op string, err error) error {
+// opError wraps the error of an operation: the context's error if ctx
+// ended, with what to check when the server cannot be reached or refuses
+// the login, else as it is.
+func (s *Store) opError(ctx context.Context, op string, err error) error {
+	err = ended(ctx, err)
 	if e := explain(s.cfg, err); e != nil {
 		return fmt.Errorf("pgstore: %s: %w", op, e)
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, scrub(err, s.cfg.Pool.ConnConfig.Password))
+}
+
+// ended makes err match ctx's error once ctx has ended. pgx closes the
+// connection of a query whose context ends, and the failure it reports
+// may then be the closed connection's ("use of closed network
+// connection") rather than the cancellation that caused it.
+func ended(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && err != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return err
 }
 
 // openError wraps an error of Open, saying which server and schema.

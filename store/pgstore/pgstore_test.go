@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ckptdev/ckpt/internal/testenv"
 	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/store/pgstore"
@@ -385,4 +387,79 @@ func TestUserWithoutCreatePrivilege(t *testing.T) {
 	if !strings.Contains(err.Error(), "may not create or use schema") || !strings.Contains(err.Error(), "grant it CREATE") {
 		t.Fatalf("Open without the privilege: %v; want it to say what to grant", err)
 	}
+}
+
+// ckpt's statements rely on read committed (each statement sees what
+// committed before it started, after the locks it waited for): a role or
+// database whose default is repeatable read must not break concurrent
+// opens or writes of one name.
+func TestReadCommittedWhateverTheRoleDefault(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	conn := pg.Conn(t)
+	role := pg.Schema + "_rr"
+	schema := pg.Schema + "_rr"
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"ALTER ROLE " + role + " SET default_transaction_isolation = 'repeatable read'",
+		"GRANT CREATE ON DATABASE " + pgx.Identifier{pgDatabase(t, conn)}.Sanitize() + " TO " + role,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
+		conn.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	u, err := url.Parse(pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	q := u.Query()
+	q.Set("schema", schema)
+	u.RawQuery = q.Encode()
+
+	const n = 8
+	stores := make([]*pgstore.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			stores[i], errs[i] = pgstore.Open(t.Context(), u.String(), pgstore.Options{Logger: slog.New(slog.DiscardHandler)})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent open %d of a new schema: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	var iso string
+	if err := conn.QueryRow(t.Context(), "SELECT setting FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, unnest(s.setconfig) setting WHERE r.rolname = $1", role).Scan(&iso); err != nil || !strings.Contains(iso, "repeatable read") {
+		t.Fatalf("the role's default isolation is %q (%v): the test does not test", iso, err)
+	}
+	for round := range 20 {
+		for i, st := range stores {
+			wg.Go(func() {
+				errs[i] = st.Put(t.Context(), "same", bytes.NewReader([]byte(fmt.Sprint(round, i))))
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: concurrent Put %d of one name: %v", round, i, err)
+			}
+		}
+	}
+}
+
+func pgDatabase(t *testing.T, conn *pgx.Conn) string {
+	t.Helper()
+	var db string
+	if err := conn.QueryRow(t.Context(), "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
