@@ -53,8 +53,10 @@ func Get(ctx context.Context, st store.Store, job string, seq uint64) (*Checkpoi
 	return readManifest(ctx, st, job, seq)
 }
 
-// Verify reads cp's blobs and checks every checksum. It returns nil, or an
-// error wrapping ErrCorrupt (a *CorruptError) that names the bad object.
+// Verify reads cp's blobs and checks every checksum. It returns nil, an
+// error wrapping ErrCorrupt (a *CorruptError) that names the bad object,
+// or the error that kept it from reading them all (a store failure, a
+// cancelled context).
 func Verify(ctx context.Context, st store.Store, cp *Checkpoint) error {
 	return verifyState(ctx, st, cp)
 }

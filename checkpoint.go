@@ -233,30 +233,40 @@ func (c *Checkpoint) validate() error {
 	if c.Records < 0 || c.Bytes < 0 {
 		return errors.New("negative counters")
 	}
-	for _, s := range c.State {
-		if s.Name == "" {
+	for i := range c.State {
+		if c.State[i].Name == "" {
 			return errors.New("state without a name")
 		}
-		if _, err := codec.ParseCompression(s.Compression); err != nil {
+		if err := c.State[i].validate(); err != nil {
 			return err
 		}
-		var raw, stored int64
-		for _, ch := range s.Chunks {
-			if !validChunkID(ch.ID) {
-				return fmt.Errorf("state %q: bad chunk id %q", s.Name, ch.ID)
-			}
-			if ch.Raw < 0 || ch.Raw > codec.MaxBlock || ch.Stored < blobHeaderSize {
-				return fmt.Errorf("state %q: chunk %s: impossible sizes", s.Name, ch.ID)
-			}
-			if ch.Data != nil && int64(len(ch.Data)) != ch.Stored {
-				return fmt.Errorf("state %q: inline chunk %s: %d bytes, expected %d", s.Name, ch.ID, len(ch.Data), ch.Stored)
-			}
-			raw += ch.Raw
-			stored += ch.Stored
+	}
+	return nil
+}
+
+// validate checks a state reference the way a manifest's are checked: a
+// reference that names impossible chunks (a negative or huge size, an id
+// that is not a hash) is refused before anything is read or allocated.
+func (s *StateRef) validate() error {
+	if _, err := codec.ParseCompression(s.Compression); err != nil {
+		return err
+	}
+	var raw, stored int64
+	for _, ch := range s.Chunks {
+		if !validChunkID(ch.ID) {
+			return fmt.Errorf("state %q: bad chunk id %q", s.Name, ch.ID)
 		}
-		if raw != s.RawSize || stored != s.StoredSize {
-			return fmt.Errorf("state %q: sizes do not add up", s.Name)
+		if ch.Raw < 0 || ch.Raw > codec.MaxBlock || ch.Stored < blobHeaderSize {
+			return fmt.Errorf("state %q: chunk %s: impossible sizes", s.Name, ch.ID)
 		}
+		if ch.Data != nil && int64(len(ch.Data)) != ch.Stored {
+			return fmt.Errorf("state %q: inline chunk %s: %d bytes, expected %d", s.Name, ch.ID, len(ch.Data), ch.Stored)
+		}
+		raw += ch.Raw
+		stored += ch.Stored
+	}
+	if raw != s.RawSize || stored != s.StoredSize {
+		return fmt.Errorf("state %q: sizes do not add up", s.Name)
 	}
 	return nil
 }

@@ -237,15 +237,18 @@ func writeState(ctx context.Context, st store.Store, prefix, name string, c code
 	return ref, nil
 }
 
-// chunkReader streams the verified raw bytes of a state. A goroutine reads
-// and verifies the next chunks while the codec decodes the current one.
+// chunkReader streams the verified raw bytes of a state. Goroutines read
+// and verify the next chunks while the codec decodes the current one.
 // Any verification failure is returned as a *CorruptError.
 type chunkReader struct {
+	ctx    context.Context
 	cancel context.CancelFunc
 	ch     chan chunkResult
+	wg     sync.WaitGroup // every goroutine of the reader; Close waits for them
 	cur    []byte
 	err    error
 	size   int64
+	left   int // chunks not yet handed to Read
 }
 
 type chunkResult struct {
@@ -268,17 +271,18 @@ func checkpointLoc(cp *Checkpoint) chunkLoc {
 
 func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *StateRef) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &chunkReader{cancel: cancel, ch: make(chan chunkResult, 1)}
+	r := &chunkReader{ctx: ctx, cancel: cancel, ch: make(chan chunkResult, 1), left: len(ref.Chunks)}
 	for _, c := range ref.Chunks {
 		r.size += c.Raw
 	}
 	// Chunks are fetched and verified (CRC, decompression, SHA-256) on up
-	// to readers goroutines at once, which is where loading spends its
-	// time, and handed to the codec in order. At most readers chunks are in
-	// flight besides the one the codec reads.
+	// to readers+1 goroutines at once, which is where loading spends its
+	// time, and handed to the codec in order. Besides the chunk the codec
+	// reads, at most readers+2 are held: readers queued in futures, one
+	// the collector waits on or hands over, one buffered in r.ch.
 	readers := min(runtime.GOMAXPROCS(0), 4)
 	futures := make(chan chan chunkResult, readers)
-	go func() {
+	r.wg.Go(func() {
 		defer close(futures)
 		for _, c := range ref.Chunks {
 			f := make(chan chunkResult, 1)
@@ -287,13 +291,13 @@ func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *Stat
 			case <-ctx.Done():
 				return
 			}
-			go func() {
+			r.wg.Go(func() {
 				raw, err := readChunk(ctx, st, loc, c)
 				f <- chunkResult{raw, err}
-			}()
+			})
 		}
-	}()
-	go func() {
+	})
+	r.wg.Go(func() {
 		defer close(r.ch)
 		for f := range futures {
 			var res chunkResult
@@ -312,7 +316,7 @@ func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *Stat
 				return
 			}
 		}
-	}()
+	})
 	return r
 }
 
@@ -327,9 +331,20 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		}
 		res, ok := <-r.ch
 		if !ok {
+			// The goroutines stop early only when the context is
+			// cancelled: the stream is cut short, which must not read as
+			// its end (a state that decodes from a prefix of its bytes
+			// would be restored truncated, a Verify would pass).
 			r.err = io.EOF
-			return 0, io.EOF
+			if r.left > 0 {
+				r.err = context.Cause(r.ctx)
+				if r.err == nil {
+					r.err = io.ErrUnexpectedEOF
+				}
+			}
+			return 0, r.err
 		}
+		r.left--
 		if res.err != nil {
 			r.err = res.err
 			return 0, res.err
@@ -341,11 +356,13 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Close stops the prefetching goroutine.
+// Close stops the reader's goroutines and waits for them, so that none
+// uses the store after the read that created the reader returns.
 func (r *chunkReader) Close() error {
 	r.cancel()
 	for range r.ch {
 	}
+	r.wg.Wait()
 	return nil
 }
 

@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -412,12 +414,14 @@ type crashState struct {
 	Data   []byte
 }
 
-// MarshalBinary writes seq, the length of Shared, Shared and Data.
+// MarshalBinary writes Shared, Data, then seq and the length of Shared.
+// Shared comes first so that it fills the first chunk on its own: a
+// header in front would make that chunk differ between checkpoints, and
+// nothing would be shared.
 func (s *crashState) MarshalBinary() ([]byte, error) {
-	b := binary.LittleEndian.AppendUint64(nil, s.Seq)
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(s.Shared)))
-	b = append(b, s.Shared...)
-	return append(b, s.Data...), nil
+	b := append(slices.Clip(s.Shared), s.Data...)
+	b = binary.LittleEndian.AppendUint64(b, s.Seq)
+	return binary.LittleEndian.AppendUint64(b, uint64(len(s.Shared))), nil
 }
 
 // UnmarshalBinary reads what MarshalBinary wrote.
@@ -425,16 +429,17 @@ func (s *crashState) UnmarshalBinary(b []byte) error {
 	if len(b) < 16 {
 		return fmt.Errorf("crash state of %d bytes", len(b))
 	}
-	n := binary.LittleEndian.Uint64(b[8:16])
-	if n > uint64(len(b)-16) {
-		return fmt.Errorf("crash state: shared part of %d bytes in %d", n, len(b))
+	body, trailer := b[:len(b)-16], b[len(b)-16:]
+	n := binary.LittleEndian.Uint64(trailer[8:])
+	if n > uint64(len(body)) {
+		return fmt.Errorf("crash state: shared part of %d bytes in %d", n, len(body))
 	}
-	s.Seq = binary.LittleEndian.Uint64(b[:8])
+	s.Seq = binary.LittleEndian.Uint64(trailer[:8])
 	s.Shared = nil
 	if n > 0 {
-		s.Shared = bytes.Clone(b[16 : 16+n])
+		s.Shared = bytes.Clone(body[:n])
 	}
-	s.Data = bytes.Clone(b[16+n:])
+	s.Data = bytes.Clone(body[n:])
 	return nil
 }
 
@@ -645,6 +650,9 @@ func TestKilledJobResumes(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	st := openFileStore(t, dir)
+	// The blob that every checkpoint with a shared part references.
+	shared := sha256.Sum256(crashStateFor(2).Shared)
+	sharedID := hex.EncodeToString(shared[:])
 	var last uint64 // newest checkpoint known committed
 	var lastToken uint64
 	var took []time.Duration // how long the children's checkpoints took
@@ -701,6 +709,9 @@ func TestKilledJobResumes(t *testing.T) {
 			}
 			if err := ckpt.Verify(ctx, st, e.Checkpoint); err != nil {
 				t.Fatalf("kill %d: kept checkpoint %d: %v", kill, e.Seq, err)
+			}
+			if chunks := e.Checkpoint.State[0].Chunks; e.Seq%3 == 2 && chunks[0].ID != sharedID {
+				t.Fatalf("kill %d: the first chunk of checkpoint %d is %s, not the shared chunk %s: the test shares nothing", kill, e.Seq, chunks[0].ID, sharedID)
 			}
 			if e.Checkpoint.Token < token {
 				t.Fatalf("kill %d: checkpoint %d has fencing token %d, below the %d of an earlier one", kill, e.Seq, e.Checkpoint.Token, token)

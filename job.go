@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
@@ -385,7 +386,9 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Final:     t == Final,
 		Records:   j.records,
 		Bytes:     j.bytes,
-		Metadata:  j.cfg.Metadata,
+		// A copy: the manifest may be encoded in the background, while
+		// the caller goes on changing the map it configured.
+		Metadata: maps.Clone(j.cfg.Metadata),
 	}
 	if j.sink != nil {
 		pos, err := j.sink.Flush()

@@ -55,6 +55,11 @@ func LoadValue(ctx context.Context, st store.Store, prefix string, ref StateRef,
 		return fmt.Errorf("ckpt: load value %q: written with codec %q, asked to read with %q", ref.Name, ref.Codec, c.Name())
 	}
 	loc := chunkLoc{prefix: prefix, manifest: "value " + ref.Name}
+	// The reference comes from the caller's records, which no checksum
+	// guards here: a damaged one must fail, not allocate or panic.
+	if err := ref.validate(); err != nil {
+		return fmt.Errorf("ckpt: load value %q: %w", ref.Name, &CorruptError{Object: loc.manifest, Err: fmt.Errorf("bad reference: %w", err)})
+	}
 	if err := decodeChunks(ctx, st, loc, &ref, c, v); err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			return err

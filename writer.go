@@ -239,7 +239,7 @@ func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint, via func(co
 	w.addRefs(cp)
 	if err := w.prune(context.WithoutCancel(ctx)); err != nil {
 		// The checkpoint is committed; an old one left behind is harmless
-		// and the next prune or open removes it.
+		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
 	}
 	return cp, nil

@@ -103,7 +103,9 @@ func (Binary) Decode(r io.Reader, v any) error {
 		// size (plus one byte, to see the end) instead of growing one.
 		b = make([]byte, s.Size()+1)
 		n, rerr := io.ReadFull(r, b)
-		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+		// Either EOF is the expected end: ErrUnexpectedEOF after some
+		// bytes, EOF when the value is empty.
+		if rerr != nil && rerr != io.ErrUnexpectedEOF && rerr != io.EOF {
 			return rerr
 		}
 		b = b[:n]

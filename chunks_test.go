@@ -1,0 +1,211 @@
+package ckpt_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/store"
+)
+
+// This file reads state back the ways that are not the happy path: a
+// context cancelled while chunks are in flight, a reader stopped by a bad
+// chunk while others are still being fetched, a state of no bytes, and a
+// value reference that names impossible chunks.
+
+// multiChunkCheckpoint commits one checkpoint of job in dir whose state
+// is payloadFor(1, size) cut into 64 KiB chunks, and returns it.
+func multiChunkCheckpoint(t *testing.T, dir, job string, size int) *ckpt.Checkpoint {
+	t.Helper()
+	j, err := ckpt.Open[payloadState](context.Background(), job, ckpt.Config{Store: dir, NoSignals: true, Logger: quietLogger(), Uncompressed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ckpt.SetChunkSize(j, 64<<10)
+	j.State = payloadFor(1, size)
+	cp, err := j.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cp.State[0].Chunks); n < 4 {
+		t.Fatalf("the checkpoint has %d chunks; the test needs several", n)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return cp
+}
+
+// A read whose context is cancelled fails with the context's error. It
+// must never pass for the end of the state: a Verify that stopped early
+// would report a checkpoint sound, a Load could restore a truncated state.
+func TestReadsWithCancelledContextFail(t *testing.T) {
+	dir := t.TempDir()
+	cp := multiChunkCheckpoint(t, dir, "cancelled", 600<<10)
+	st := openFileStore(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	reads := []struct {
+		name string
+		read func() error
+	}{
+		{"Verify", func() error { return ckpt.Verify(ctx, st, cp) }},
+		{"Load", func() error { var s payloadState; return ckpt.Load(ctx, st, cp, &s) }},
+		{"Latest", func() error { _, err := ckpt.Latest(ctx, st, "cancelled", quietLogger()); return err }},
+	}
+	for _, r := range reads {
+		t.Run(r.name, func(t *testing.T) {
+			// Which goroutine of the reader sees the cancellation first
+			// varies from run to run; every run must fail the same way.
+			for range 30 {
+				if err := r.read(); !errors.Is(err, context.Canceled) {
+					t.Fatalf("%s with a cancelled context: %v, want context.Canceled", r.name, err)
+				}
+			}
+		})
+	}
+	// The same calls succeed with a live context: the failure above is
+	// the cancellation's.
+	if err := ckpt.Verify(context.Background(), st, cp); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+}
+
+// slowStore is a real store whose Gets of blobs other than fast block
+// until their context is cancelled, as reads from a slow remote store
+// do, and count themselves while they run.
+type slowStore struct {
+	store.Store
+	fast     string
+	inFlight atomic.Int32
+	started  atomic.Int32
+}
+
+func (s *slowStore) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if !strings.Contains(name, "/blobs/") || name == s.fast {
+		return s.Store.Get(ctx, name)
+	}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	s.started.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// When a chunk fails, the read returns its error only once the reads of
+// the other chunks have stopped: nothing uses the store after Verify or
+// Load returns (the caller may close it).
+func TestFailedReadLeavesNoReadsRunning(t *testing.T) {
+	dir := t.TempDir()
+	cp := multiChunkCheckpoint(t, dir, "stop", 600<<10)
+	st := openFileStore(t, dir)
+	first := blobObject("stop", cp.State[0].Chunks[0].ID)
+	if err := st.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowStore{Store: st, fast: first}
+	for range 30 {
+		err := ckpt.Verify(context.Background(), slow, cp)
+		if !errors.Is(err, ckpt.ErrCorrupt) || !strings.Contains(err.Error(), "blob is missing") {
+			t.Fatalf("Verify with the first blob missing: %v, want ErrCorrupt naming it", err)
+		}
+		if n := slow.inFlight.Load(); n != 0 {
+			t.Fatalf("Verify returned with %d reads of the store still running", n)
+		}
+	}
+	if slow.started.Load() == 0 {
+		t.Fatal("no read of a later chunk was in flight when the first failed: the test tested nothing")
+	}
+}
+
+// emptyState encodes to no bytes at all, as a binary encoding of an empty
+// collection may.
+type emptyState struct{ loaded bool }
+
+func (*emptyState) MarshalBinary() ([]byte, error) { return nil, nil }
+
+func (e *emptyState) UnmarshalBinary(b []byte) error {
+	if len(b) != 0 {
+		return errors.New("emptyState: not empty")
+	}
+	e.loaded = true
+	return nil
+}
+
+func TestEmptyBinaryStateResumes(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg := ckpt.Config{Store: dir, Codec: codec.Binary{}, NoSignals: true, Logger: quietLogger()}
+	j, err := ckpt.Open[emptyState](ctx, "empty", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	cp, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.State[0].RawSize != 0 {
+		t.Fatalf("the state is %d bytes; the test needs an empty one", cp.State[0].RawSize)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = ckpt.Open[emptyState](ctx, "empty", cfg)
+	if err != nil {
+		t.Fatalf("reopen after checkpointing an empty state: %v", err)
+	}
+	defer j.Close()
+	if r := j.Resumed(); r == nil || r.Seq != 1 || !j.State.loaded {
+		t.Fatalf("resumed from %+v, state %+v; want checkpoint 1, decoded", r, j.State)
+	}
+}
+
+func TestValuesRoundTripAndDamagedReferencesFail(t *testing.T) {
+	ctx := context.Background()
+	st := openFileStore(t, t.TempDir())
+	const prefix = "values/v/"
+	want := payloadFor(7, 20<<10) // a stored blob, not inline
+	ref, err := ckpt.SaveValue(ctx, st, prefix, "v", want, ckpt.ValueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ckpt.ValueBlobs(prefix, ref)) != 1 {
+		t.Fatalf("value stored in %d blobs, the test needs one", len(ckpt.ValueBlobs(prefix, ref)))
+	}
+	var got payloadState
+	if err := ckpt.LoadValue(ctx, st, prefix, ref, nil, &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("LoadValue: %v (seq %d)", err, got.Seq)
+	}
+
+	damage := []struct {
+		name string
+		edit func(r *ckpt.StateRef)
+	}{
+		{"negative raw size", func(r *ckpt.StateRef) { r.Chunks[0].Raw, r.RawSize = -1, -1 }},
+		{"raw size past the block limit", func(r *ckpt.StateRef) { r.Chunks[0].Raw, r.RawSize = 1<<40, 1<<40 }},
+		{"stored size shorter than a header", func(r *ckpt.StateRef) { r.Chunks[0].Stored, r.StoredSize = 3, 3 }},
+		{"id that is not a hash", func(r *ckpt.StateRef) { r.Chunks[0].ID = "../../../etc/passwd" }},
+		{"sizes that do not add up", func(r *ckpt.StateRef) { r.RawSize++ }},
+		{"unknown compression", func(r *ckpt.StateRef) { r.Compression = "lz4" }},
+	}
+	for _, d := range damage {
+		t.Run(d.name, func(t *testing.T) {
+			bad := ref
+			bad.Chunks = append([]ckpt.ChunkRef(nil), ref.Chunks...)
+			d.edit(&bad)
+			var got payloadState
+			err := ckpt.LoadValue(ctx, st, prefix, bad, nil, &got)
+			if !errors.Is(err, ckpt.ErrCorrupt) || !strings.Contains(err.Error(), `value "v"`) {
+				t.Fatalf("LoadValue of a damaged reference: %v, want ErrCorrupt naming the value", err)
+			}
+		})
+	}
+}
