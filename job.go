@@ -269,7 +269,12 @@ func (j *Job[S]) arm() {
 				signal.Stop(ch)
 			}
 		}()
-		j.stopSignals = func() { close(done) }
+		j.stopSignals = func() {
+			// Stop here, not only in the goroutine: a signal that arrives
+			// after Close returns must get its default disposition.
+			signal.Stop(ch)
+			close(done)
+		}
 	}
 }
 
@@ -316,7 +321,8 @@ func (j *Job[S]) Bind(src PositionSource, sink Sink) { j.src, j.sink = src, sink
 //
 // Automatic checkpoints commit in the background: Advance returns once
 // state and positions are captured, and the error of a failed background
-// commit is returned by the next checkpoint, Wait or Close. After a
+// commit is returned once, by the next Advance (or Checkpoint, Wait or
+// Close). After a
 // shutdown signal Advance takes the shutdown checkpoint synchronously and
 // returns ErrInterrupted: the caller stops and exits; the next run resumes.
 func (j *Job[S]) Advance(ctx context.Context, records, bytes int64) error {
@@ -422,7 +428,11 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer close(done)
-		_, j.bgErr = j.finish(bg, cp)
+		if _, j.bgErr = j.finish(bg, cp); j.bgErr != nil {
+			// Make the next Advance take the commit path, which reports
+			// the error, rather than wait for the next trigger.
+			j.pending.CompareAndSwap(0, uint32(Interval))
+		}
 	}()
 	return cp, nil
 }
