@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/ckptdev/ckpt/codec"
@@ -114,13 +116,42 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 			return pipeline.Result{}, fmt.Errorf("aggregate: output: %w", err)
 		}
 	}
+	if o.To == convert.JSONL {
+		for _, name := range o.columns() {
+			if !utf8.ValidString(name) {
+				return pipeline.Result{}, fmt.Errorf("aggregate: output column %q is not valid UTF-8, which JSON Lines cannot hold", name)
+			}
+		}
+	}
 	o.Pipeline.Codec = codec.Gob{}
+	// The groups' layout in the state follows these: a resume with others
+	// would fold records into the wrong accumulators.
+	group, _ := json.Marshal(o.GroupBy)
+	aggs := make([]string, len(o.Aggs))
+	for i, s := range o.Aggs {
+		aggs[i] = s.Op.String()
+		if s.Op != Count {
+			aggs[i] += ":" + s.Column
+		}
+	}
+	specs, _ := json.Marshal(aggs)
+	o.Pipeline.Params = map[string]string{"from": o.From.String(), "group_by": string(group), "aggs": string(specs)}
 	a := &aggregator{opts: o}
 	end := pipeline.AtEnd(a.write)
 	if o.From == convert.CSV {
 		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end)
 	}
 	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output), a.jsonLine, end)
+}
+
+// columns returns the output's column names: the group-by columns, then
+// one per aggregation.
+func (o *Options) columns() []string {
+	names := append([]string(nil), o.GroupBy...)
+	for _, s := range o.Aggs {
+		names = append(names, s.Name())
+	}
+	return names
 }
 
 // aggregator holds per-run scratch space; the groups are in State.
@@ -182,7 +213,7 @@ func (a *aggregator) csvRow(ctx context.Context, row *source.Row, st *State, _ *
 		}
 	}
 	return a.add(st, a.vals, func(err error) error {
-		return &source.RecordError{File: row.File, Line: row.Line, Offset: row.Offset, Err: err}
+		return &source.RecordError{File: row.File, Line: row.Line, Offset: row.Offset, Raw: slices.Clone(row.Raw), Err: err}
 	})
 }
 
@@ -281,6 +312,15 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 	}
 	g := st.groups[string(a.key)]
 	if g == nil {
+		if a.opts.To == convert.JSONL {
+			// Caught here, as a bad record, rather than when the groups
+			// are written after the whole input is read.
+			for i, v := range vals[:ng] {
+				if !utf8.Valid(v) {
+					return bad(fmt.Errorf("column %q: %w: JSON Lines output cannot hold it", a.opts.GroupBy[i], records.ErrInvalidUTF8))
+				}
+			}
+		}
 		g = &group{keys: make([]string, ng), accs: make([]acc, len(a.opts.Aggs))}
 		for i, v := range vals[:ng] {
 			g.keys[i] = string(v)
@@ -408,10 +448,7 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 		groups = append(groups, g)
 	}
 	slices.SortFunc(groups, func(x, y *group) int { return slices.Compare(x.keys, y.keys) })
-	names := append([]string(nil), a.opts.GroupBy...)
-	for _, s := range a.opts.Aggs {
-		names = append(names, s.Name())
-	}
+	names := a.opts.columns()
 	var b []byte
 	csv := a.opts.To == convert.CSV
 	if csv {
@@ -458,8 +495,12 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 					}
 				case len(c) == 0:
 					b = append(b, "null"...)
-				default:
+				case records.IsNumber(c):
 					b = append(b, c...)
+				default:
+					// A min or max written in a form JSON does not allow
+					// (+5, 007, .5, 1.): the same number in JSON's form.
+					b = append(b, jsonNumber(c)...)
 				}
 			}
 			b = append(b, "}\n"...)
@@ -473,6 +514,29 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 	}
 	_, err = out.Write(b)
 	return err
+}
+
+// jsonNumber rewrites text, a number parseNumber accepted, as a JSON
+// number: an integer exactly (without a plus sign and leading zeros),
+// anything else as the float64 it parses to.
+func jsonNumber(text []byte) []byte {
+	if isInteger(text) {
+		neg := text[0] == '-'
+		digits := bytes.TrimLeft(bytes.TrimLeft(text, "+-"), "0")
+		var b []byte
+		if neg && len(digits) > 0 {
+			b = append(b, '-')
+		}
+		if len(digits) == 0 {
+			return append(b, '0')
+		}
+		return append(b, digits...)
+	}
+	v, err := parseNumber(text)
+	if err != nil {
+		return []byte("null") // unreachable: text was parsed before
+	}
+	return formatFloat(v.f)
 }
 
 // result formats an aggregate; empty when there were no values.

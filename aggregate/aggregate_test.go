@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -186,5 +187,119 @@ func TestAgreesWithDirectComputation(t *testing.T) {
 	}
 	if !slices.IsSorted(keys) {
 		t.Errorf("groups not sorted: %q", keys)
+	}
+}
+
+// Every line of JSON Lines output is valid JSON, whatever form the input
+// wrote its numbers in; CSV output keeps min and max as written.
+func TestJSONOutputNumbersAreJSON(t *testing.T) {
+	in := "g,x\na,+5\na,007\nb,.5\nb,1.\nc,-00\nc,0x1p-2\nd,1e2\n"
+	got, _, err := run(t, "in.csv", in, "out.jsonl", []string{"g"}, "min:x,max:x,sum:x", pipeline.Fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"g":"a","x_min":5,"x_max":7,"x_sum":12}` + "\n" +
+		`{"g":"b","x_min":0.5,"x_max":1,"x_sum":1.5}` + "\n" +
+		`{"g":"c","x_min":0,"x_max":0.25,"x_sum":0.25}` + "\n" +
+		`{"g":"d","x_min":1e2,"x_max":1e2,"x_sum":100}` + "\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	for line := range strings.Lines(got) {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not JSON: %s", line)
+		}
+	}
+	got, _, err = run(t, "in.csv", in, "out.csv", []string{"g"}, "min:x,max:x", pipeline.Fail)
+	if want := "g,x_min,x_max\na,+5,007\nb,.5,1.\nc,-00,0x1p-2\nd,1e2,1e2\n"; err != nil || got != want {
+		t.Fatalf("CSV: %v, got\n%s\nwant\n%s", err, got, want)
+	}
+}
+
+// A group key that JSON Lines output cannot hold is a bad record where it
+// is read, not a failure after the whole input.
+func TestInvalidUTF8GroupKeyIsABadRecord(t *testing.T) {
+	in := "g,x\na,1\nb\xff,2\na,3\n"
+	_, _, err := run(t, "in.csv", in, "out.jsonl", []string{"g"}, "count", pipeline.Fail)
+	var re *source.RecordError
+	if !errors.As(err, &re) || re.Line != 3 || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("err = %v, want a bad record at line 3", err)
+	}
+	got, res, err := run(t, "in.csv", in, "out.jsonl", []string{"g"}, "count", pipeline.Skip)
+	if err != nil || res.Skipped != 1 || got != `{"g":"a","count":2}`+"\n" {
+		t.Fatalf("skip: %v, %d skipped, output %q", err, res.Skipped, got)
+	}
+	// CSV output holds any bytes.
+	if got, _, err := run(t, "in.csv", in, "out.csv", []string{"g"}, "count", pipeline.Fail); err != nil || got != "g,count\na,2\nb\xff,1\n" {
+		t.Fatalf("CSV output: %v, %q", err, got)
+	}
+}
+
+// A resume with other group-by columns or aggregations is refused: the
+// groups in the checkpoint have the old layout.
+func TestResumeWithOtherAggregationsIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.csv")
+	if err := os.WriteFile(in, []byte("g,x,y\na,1,2\nb,2,3\na,x,4\nb,5,6\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runWith := func(groupBy []string, aggs string, policy pipeline.Policy) (pipeline.Result, error) {
+		specs, err := aggregate.ParseSpecs(aggs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aggregate.Run(context.Background(), aggregate.Options{Input: in, Output: out, GroupBy: groupBy, Aggs: specs,
+			Pipeline: pipeline.Config{Job: "agg", OnBadRecord: policy, Config: ckpt.Config{
+				Store: filepath.Join(dir, "store"), NoSignals: true, Every: ckpt.Every{Records: 1},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}})
+	}
+	var re *source.RecordError
+	if _, err := runWith([]string{"g"}, "sum:x", pipeline.Fail); !errors.As(err, &re) || re.Line != 4 {
+		t.Fatalf("first run: %v, want it stopped at line 4", err)
+	}
+	for _, c := range []struct {
+		groupBy []string
+		aggs    string
+	}{
+		{[]string{"g"}, "count,sum:x"},
+		{[]string{"g"}, "sum:y"},
+		{[]string{"g", "y"}, "sum:x"},
+	} {
+		if _, err := runWith(c.groupBy, c.aggs, pipeline.Skip); !errors.Is(err, pipeline.ErrParamsChanged) {
+			t.Errorf("resume with --group-by %v --agg %s: %v, want ErrParamsChanged", c.groupBy, c.aggs, err)
+		}
+	}
+	if res, err := runWith([]string{"g"}, "sum:x", pipeline.Skip); err != nil || res.Resumed == nil || res.Skipped != 1 {
+		t.Fatalf("resume with the same options: %v, %+v", err, res)
+	}
+	if got, err := os.ReadFile(out); err != nil || string(got) != "g,x_sum\na,1\nb,7\n" {
+		t.Fatalf("output %q, %v", got, err)
+	}
+}
+
+// A bad CSV record reaches the dead-letter file as it was in the input.
+func TestDeadLetterKeepsTheCSVRecord(t *testing.T) {
+	dir := t.TempDir()
+	in, dl := filepath.Join(dir, "in.csv"), filepath.Join(dir, "rejects.jsonl")
+	if err := os.WriteFile(in, []byte("g,x\na,1\n\"b\",\"n/a\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	specs, _ := aggregate.ParseSpecs("sum:x")
+	_, err := aggregate.Run(context.Background(), aggregate.Options{Input: in, Output: filepath.Join(dir, "out.csv"), GroupBy: []string{"g"}, Aggs: specs,
+		Pipeline: pipeline.Config{Job: "agg", OnBadRecord: pipeline.DeadLetter, DeadLetterPath: dl, Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letter struct {
+		Line   int64  `json:"line"`
+		Record string `json:"record"`
+	}
+	if err := json.Unmarshal(b, &letter); err != nil || letter.Line != 3 || letter.Record != `"b","n/a"` {
+		t.Fatalf("dead letter %s", b)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/pipeline"
@@ -53,13 +55,15 @@ func ParseFormat(s string) (Format, error) {
 
 // FormatOf guesses a file's format from its extension (.csv; .jsonl,
 // .ndjson). For a directory or a glob, the extension of the pattern
-// decides.
+// decides. Compressed files are refused: ckpt reads and writes plain text.
 func FormatOf(path string) (Format, error) {
-	switch strings.ToLower(filepath.Ext(strings.TrimSuffix(path, ".gz"))) {
+	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv":
 		return CSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
+	case ".gz", ".zst", ".bz2", ".xz", ".zip":
+		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain CSV and JSON Lines only (decompress an input first)", path, ext)
 	}
 	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .jsonl, .ndjson): name it with --from/--to", path)
 }
@@ -103,7 +107,9 @@ func (o *Options) Resolve() error {
 	return nil
 }
 
-// Run converts Input to Output as the job o.Pipeline.Job.
+// Run converts Input to Output as the job o.Pipeline.Job. The formats
+// and InferTypes are the job's pipeline.Params: a resume with others is
+// refused, as it would mix two kinds of output in one file.
 func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	if IsPostgres(o.Output) {
 		return toPostgres(ctx, o)
@@ -111,6 +117,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	if err := o.Resolve(); err != nil {
 		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
 	}
+	o.Pipeline.Params = map[string]string{"from": o.From.String(), "to": o.To.String(), "infer_types": strconv.FormatBool(o.InferTypes)}
 	if o.From == CSV {
 		return csvToJSONL(ctx, o)
 	}
@@ -139,7 +146,7 @@ func csvToJSONL(ctx context.Context, o Options) (pipeline.Result, error) {
 				}
 				if err != nil {
 					return &source.RecordError{File: row.File, Line: row.Line, Offset: row.Offset,
-						Err: fmt.Errorf("field %d: %w", i+1, err)}
+						Raw: slices.Clone(row.Raw), Err: fmt.Errorf("field %d: %w", i+1, err)}
 				}
 			}
 			if len(row.Fields) == 0 {
@@ -180,13 +187,29 @@ func jsonKeyPrefixes(header []string) [][]byte {
 		b := []byte{sep}
 		b, err := records.AppendString(b, []byte(name))
 		if err != nil {
-			// A header that is not UTF-8: escape it byte by byte so the key
-			// is still unique and valid.
-			b = append([]byte{sep}, strconv.QuoteToASCII(name)...)
+			// A header that is not UTF-8 (Latin-1, say): read each byte
+			// that is not part of a character as the code point of its
+			// value, so that the key is still valid JSON.
+			b, _ = records.AppendString([]byte{sep}, []byte(latin1(name)))
 		}
 		out[i] = append(b, ':')
 	}
 	return out
+}
+
+// latin1 returns s with every byte that is not part of a valid UTF-8
+// sequence replaced by the character of the same value.
+func latin1(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			r = rune(s[i])
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String()
 }
 
 // jsonlState holds the CSV header, fixed by the first object.

@@ -3,7 +3,9 @@ package convert_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -190,5 +192,93 @@ func TestJSONLToCSVSingleColumnKeepsEmptyValues(t *testing.T) {
 	}
 	if _, _, err := run(t, "in.jsonl", "{}\n", "out.csv", false, pipeline.Fail); err == nil || !strings.Contains(err.Error(), "no keys") {
 		t.Fatalf("first record {}: %v", err)
+	}
+}
+
+// A record refused for invalid UTF-8 reaches the dead-letter file whole,
+// as in the input: the file is where it is recovered from.
+func TestInvalidUTF8DeadLetterKeepsTheRecord(t *testing.T) {
+	dir := t.TempDir()
+	in, out, dl := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "rejects.jsonl")
+	if err := os.WriteFile(in, []byte("a,b\n1,2\n3,\"x\xffy\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := convert.Run(context.Background(), convert.Options{Input: in, Output: out,
+		Pipeline: pipeline.Config{Job: "t", OnBadRecord: pipeline.DeadLetter, DeadLetterPath: dl, Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}})
+	if err != nil || res.DeadLettered != 1 {
+		t.Fatalf("%v, %d dead letters", err, res.DeadLettered)
+	}
+	b, err := os.ReadFile(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var letter struct {
+		Line   int64  `json:"line"`
+		Record []byte `json:"record_base64"`
+	}
+	if err := json.Unmarshal(b, &letter); err != nil || letter.Line != 3 || string(letter.Record) != "3,\"x\xffy\"" {
+		t.Fatalf("dead letter %s: line %d, record %q (%v)", b, letter.Line, letter.Record, err)
+	}
+}
+
+// A header that is not UTF-8 still gives valid JSON keys.
+func TestLatin1HeaderMakesValidJSON(t *testing.T) {
+	got, _, err := run(t, "in.csv", "Gr\xf6\xdfe,\x1f\xff\n1,2\n", "out.jsonl", false, pipeline.Fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var obj map[string]string
+	if err := json.Unmarshal([]byte(got), &obj); err != nil || obj["Größe"] != "1" || obj["\x1fÿ"] != "2" {
+		t.Fatalf("output %q: %v, %v", got, obj, err)
+	}
+}
+
+// Compressed input is refused by name, not read as text.
+func TestCompressedFilesAreRefused(t *testing.T) {
+	for _, tc := range []struct{ in, out string }{{"a.csv.gz", "b.jsonl"}, {"a.jsonl", "b.csv.gz"}, {"logs/*.jsonl.zst", "b.csv"}} {
+		o := convert.Options{Input: tc.in, Output: tc.out}
+		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "compressed") {
+			t.Errorf("%s -> %s: %v, want an error saying it is compressed", tc.in, tc.out, err)
+		}
+	}
+}
+
+// The options that shape the output are the job's: a resume with others
+// would mix two kinds of lines in one file, and is refused.
+func TestResumeWithOtherOptionsIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.jsonl")
+	var b strings.Builder
+	b.WriteString("n,s\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "%d,x\n", i)
+	}
+	b.WriteString("bad,x\"y\n1000,x\n") // a bare quote stops the first run
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := func(infer bool, policy pipeline.Policy) convert.Options {
+		return convert.Options{Input: in, Output: out, InferTypes: infer, Pipeline: pipeline.Config{Job: "t", OnBadRecord: policy, Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Every: ckpt.Every{Records: 100}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}}
+	}
+	var re *source.RecordError
+	if _, err := convert.Run(context.Background(), opts(false, pipeline.Fail)); !errors.As(err, &re) {
+		t.Fatalf("first run: %v, want it stopped by the bad record", err)
+	}
+	_, err := convert.Run(context.Background(), opts(true, pipeline.Skip))
+	if !errors.Is(err, pipeline.ErrParamsChanged) || !strings.Contains(err.Error(), "infer_types") {
+		t.Fatalf("resume with --infer-types: %v, want ErrParamsChanged naming infer_types", err)
+	}
+	res, err := convert.Run(context.Background(), opts(false, pipeline.Skip))
+	if err != nil || res.Resumed == nil || res.Skipped != 1 {
+		t.Fatalf("resume with the same options: %v, %+v", err, res)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(got), `{"n":"0","s":"x"}`) || !strings.HasSuffix(string(got), `{"n":"1000","s":"x"}`+"\n") || bytes.Count(got, []byte("\n")) != 1001 {
+		t.Fatalf("output of %d lines", bytes.Count(got, []byte("\n")))
 	}
 }

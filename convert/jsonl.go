@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,7 +40,7 @@ func (r *objectRow) setColumns(cols []string) {
 // scan parses line into r.obj: false for a blank line, which holds no
 // record; a *source.RecordError for a line that is not one JSON object.
 func (r *objectRow) scan(line *source.Line) (bool, error) {
-	if len(strings.TrimSpace(string(line.Text))) == 0 {
+	if len(bytes.TrimSpace(line.Text)) == 0 {
 		return false, nil
 	}
 	if err := r.obj.Scan(line.Text); err != nil {

@@ -19,6 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,9 +31,16 @@ import (
 	"github.com/ckptdev/ckpt/source"
 )
 
-// ErrAlreadyDone: the job finished in an earlier run. Run returns it with
-// a Result describing that run; it is not a failure.
-var ErrAlreadyDone = errors.New("job already finished")
+var (
+	// ErrAlreadyDone: the job finished in an earlier run, on the same
+	// input. Run returns it with a Result describing that run; it is not a
+	// failure.
+	ErrAlreadyDone = errors.New("job already finished")
+	// ErrParamsChanged: the job's Params differ from those its checkpoint
+	// was taken with. Resuming would mix output (or state) of the two, so
+	// the job must be run with its old Params, or restarted.
+	ErrParamsChanged = errors.New("job options changed since the checkpoint")
+)
 
 // Source is a record source with a resumable position. *source.CSV and
 // *source.Lines are sources.
@@ -54,7 +65,7 @@ type Opener[R any] func(pos json.RawMessage) (Source[R], error)
 // CSV opens CSV files (see source.Expand for the forms of each path).
 func CSV(paths ...string) Opener[*source.Row] {
 	return func(pos json.RawMessage) (Source[*source.Row], error) {
-		files, err := expand(paths, ".csv")
+		files, err := CSVFiles(paths...)
 		if err != nil {
 			return nil, err
 		}
@@ -65,12 +76,23 @@ func CSV(paths ...string) Opener[*source.Row] {
 // Lines opens text or JSON Lines files, a record per line.
 func Lines(paths ...string) Opener[*source.Line] {
 	return func(pos json.RawMessage) (Source[*source.Line], error) {
-		files, err := expand(paths, ".jsonl", ".ndjson", ".txt")
+		files, err := LinesFiles(paths...)
 		if err != nil {
 			return nil, err
 		}
 		return source.OpenLines(files, pos)
 	}
+}
+
+// CSVFiles returns the files that CSV(paths...) reads, in order: a
+// directory's .csv files. A caller checks with it that an output it is
+// about to create (truncating it) is not one of them.
+func CSVFiles(paths ...string) ([]string, error) { return expand(paths, ".csv") }
+
+// LinesFiles returns the files that Lines(paths...) reads, in order: a
+// directory's .jsonl, .ndjson and .txt files.
+func LinesFiles(paths ...string) ([]string, error) {
+	return expand(paths, ".jsonl", ".ndjson", ".txt")
 }
 
 func expand(paths []string, exts ...string) ([]string, error) {
@@ -141,7 +163,15 @@ type Config struct {
 	// from another goroutine, and once at the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// Params are the options that shape the output, such as a
+	// conversion's formats or an aggregation's columns. They are recorded
+	// in every checkpoint's metadata (as "param.NAME"), and resuming with
+	// other values is refused with ErrParamsChanged.
+	Params map[string]string
 }
+
+// paramPrefix marks the metadata keys that hold Params.
+const paramPrefix = "param."
 
 // Func processes one record: it may update the state and write to out. It
 // may return a *source.RecordError to have the record handled by the
@@ -197,6 +227,11 @@ type state[S any] struct {
 // may return a *source.RecordError to have a record handled by the
 // bad-record policy. After SIGINT/SIGTERM it returns an error matching
 // ckpt.ErrInterrupted once the shutdown checkpoint is saved.
+//
+// A job that finished in an earlier run is not run again: Run returns
+// ErrAlreadyDone, or, if the input changed since, an error matching
+// source.ErrInputChanged (the job must be restarted to take the new
+// input).
 func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], output SinkOpener[W], fn Func[S, R, W], opts ...Option[S, W]) (Result, error) {
 	var o options[S, W]
 	for _, opt := range opts {
@@ -208,16 +243,41 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 	if cfg.OnBadRecord == DeadLetter && cfg.DeadLetterPath == "" {
 		return Result{}, errors.New("pipeline: the dead-letter policy needs a file")
 	}
+	if len(cfg.Params) > 0 {
+		md := maps.Clone(cfg.Metadata)
+		if md == nil {
+			md = make(map[string]string, len(cfg.Params))
+		}
+		for k, v := range cfg.Params {
+			md[paramPrefix+k] = v
+		}
+		cfg.Metadata = md
+	}
 	job, err := ckpt.Open[state[S]](ctx, cfg.Job, cfg.Config)
 	if err != nil {
 		return Result{}, err
 	}
 	defer job.Close()
 	res := Result{Resumed: job.Resumed()}
+	if cp := job.Resumed(); cp != nil {
+		if err := sameParams(cp, cfg.Params); err != nil {
+			return res, err
+		}
+	}
 	if job.Done() {
 		res.Final = job.Resumed()
 		res.Records = res.Final.Records
 		res.Skipped, res.DeadLettered = job.State.Skipped, job.State.DeadLettered
+		// Finished on this input? Input that changed since (a file
+		// rewritten with today's data) is new work: saying "done" would
+		// skip it without a word.
+		src, err := open(res.Final.Source)
+		if errors.Is(err, source.ErrInputChanged) {
+			return res, fmt.Errorf("pipeline: the job finished (checkpoint %d) on other input: %w (restart the job to take the new input)", res.Final.Seq, err)
+		}
+		if err == nil {
+			src.Close()
+		}
 		return res, fmt.Errorf("pipeline: %w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
 	}
 	r, err := newRun(ctx, job, cfg, open, output)
@@ -241,12 +301,17 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 }
 
 type run[S, R any, W Output] struct {
-	job    *ckpt.Job[state[S]]
-	cfg    Config
-	src    Source[R]
-	out    W
-	dl     *sink.File
-	dlBuf  []byte
+	job   *ckpt.Job[state[S]]
+	cfg   Config
+	src   Source[R]
+	out   W
+	dl    *sink.File
+	dlBuf []byte
+	// dlPos is the dead-letter file's position in the checkpoint resumed
+	// from, carried into every checkpoint of a run with another policy:
+	// a later dead-letter run then appends to the letters written before
+	// instead of starting the file over.
+	dlPos  json.RawMessage
 	closed bool
 
 	records  atomic.Int64
@@ -284,6 +349,7 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 		src.Close()
 		return nil, restartHint(err)
 	}
+	r.dlPos = pos.DeadLetter
 	if cfg.OnBadRecord == DeadLetter {
 		if r.dl, err = sink.OpenFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
 			src.Close()
@@ -302,8 +368,48 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 	return r, nil
 }
 
+// sameParams checks params against those recorded in cp. A checkpoint
+// that records none (its job had no Params) is not checked.
+func sameParams(cp *ckpt.Checkpoint, params map[string]string) error {
+	var diffs []string
+	recorded := false
+	for k, was := range cp.Metadata {
+		name, ok := strings.CutPrefix(k, paramPrefix)
+		if !ok {
+			continue
+		}
+		recorded = true
+		if now, ok := params[name]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s was %s, now unset", name, shown(was)))
+		} else if now != was {
+			diffs = append(diffs, fmt.Sprintf("%s was %s, now %s", name, shown(was), shown(now)))
+		}
+	}
+	if !recorded {
+		return nil
+	}
+	for name, now := range params {
+		if _, ok := cp.Metadata[paramPrefix+name]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s was unset, now %s", name, shown(now)))
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	slices.Sort(diffs)
+	return restartHint(fmt.Errorf("pipeline: %w (checkpoint %d): %s", ErrParamsChanged, cp.Seq, strings.Join(diffs, "; ")))
+}
+
+// shown renders a param's value for a message.
+func shown(v string) string {
+	if v == "" {
+		return strconv.Quote(v)
+	}
+	return v
+}
+
 func restartHint(err error) error {
-	if errors.Is(err, source.ErrInputChanged) || errors.Is(err, sink.ErrOutputChanged) {
+	if errors.Is(err, source.ErrInputChanged) || errors.Is(err, sink.ErrOutputChanged) || errors.Is(err, ErrParamsChanged) {
 		return fmt.Errorf("%w; refusing to resume (restart the job to start over)", err)
 	}
 	return err
@@ -317,6 +423,7 @@ func (r *run[S, R, W]) Flush() (json.RawMessage, error) {
 	if pos.Output, err = r.out.Flush(); err != nil {
 		return nil, err
 	}
+	pos.DeadLetter = r.dlPos
 	if r.dl != nil {
 		if pos.DeadLetter, err = r.dl.Flush(); err != nil {
 			return nil, err

@@ -309,3 +309,115 @@ func TestChangedInputAndOutputAreRefused(t *testing.T) {
 		t.Fatalf("resume on changed input: %v", err)
 	}
 }
+
+// A finished job run again on the same input only says so; on input that
+// changed since (a file rewritten with new data), it must not claim to be
+// done and leave the new data unprocessed.
+func TestFinishedJobOnChangedInput(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.txt")
+	numbers(t, in, 20)
+	cfg := config(t, dir)
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0))
+	if !errors.Is(err, pipeline.ErrAlreadyDone) || res.Final == nil || res.Records != 20 {
+		t.Fatalf("rerun on the same input: %v, %+v; want ErrAlreadyDone at 20 records", err, res)
+	}
+	numbers(t, in, 30)
+	_, err = pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0))
+	if !errors.Is(err, source.ErrInputChanged) || errors.Is(err, pipeline.ErrAlreadyDone) || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("rerun on changed input: %v, want ErrInputChanged with a hint to restart", err)
+	}
+	cfg.Restart = true
+	if res, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0)); err != nil || res.Records != 30 {
+		t.Fatalf("restart: %v, %d records", err, res.Records)
+	}
+}
+
+// Params that differ from the checkpoint's are refused, whether the job is
+// unfinished or finished; the same ones resume.
+func TestChangedParamsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.txt")
+	numbers(t, in, 3000)
+	cfg := config(t, dir)
+	cfg.Params = map[string]string{"mode": "a", "cols": "x"}
+	cfg.Metadata = map[string]string{"owner": "etl"}
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := pipeline.Run(ctx, cfg, pipeline.CSV(in), pipeline.File(out), sumRows(cancel, 30)); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if len(cfg.Metadata) != 1 {
+		t.Fatalf("Run changed the caller's metadata: %v", cfg.Metadata)
+	}
+	for _, params := range []map[string]string{
+		{"mode": "b", "cols": "x"},
+		{"mode": "a"},
+		{"mode": "a", "cols": "x", "more": "1"},
+		nil,
+	} {
+		c := cfg
+		c.Params = params
+		_, err := pipeline.Run(context.Background(), c, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0))
+		if !errors.Is(err, pipeline.ErrParamsChanged) || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("resume with params %v: %v, want ErrParamsChanged", params, err)
+		}
+	}
+	res, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0))
+	if err != nil || res.Resumed == nil || res.Final.Metadata["param.mode"] != "a" || res.Final.Metadata["owner"] != "etl" {
+		t.Fatalf("resume with the same params: %v, %+v", err, res)
+	}
+	c := cfg
+	c.Params = map[string]string{"mode": "b", "cols": "x"}
+	if _, err := pipeline.Run(context.Background(), c, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0)); !errors.Is(err, pipeline.ErrParamsChanged) {
+		t.Fatalf("finished job run with other params: %v, want ErrParamsChanged", err)
+	}
+}
+
+// The bad-record policy may change between runs (a run stopped by a bad
+// record is resumed with skip or dead-letter, as the error suggests). A
+// run without the dead-letter file keeps its position, so that a later
+// dead-letter run appends to the letters written before instead of
+// starting the file over.
+func TestDeadLettersSurviveARunWithAnotherPolicy(t *testing.T) {
+	dir := t.TempDir()
+	in, out, dl := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.txt"), filepath.Join(dir, "rejects.jsonl")
+	writeFile(t, in, "i,v\n1,10\n2,x\n3,30\n4,40\n5,y\n6,60\n")
+	cfg := config(t, dir)
+	cfg.Every = ckpt.Every{Records: 1}
+	cfg.DeadLetterPath = dl
+	stop := errors.New("stop")
+	sum := sumRows(nil, 0)
+	stopAt4 := func(ctx context.Context, row *source.Row, st *sums, w *sink.File) error {
+		if string(row.Fields[0]) == "4" {
+			return stop
+		}
+		return sum(ctx, row, st, w)
+	}
+	// Run 1 dead-letters row 2 and stops at row 4.
+	cfg.OnBadRecord = pipeline.DeadLetter
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), stopAt4); !errors.Is(err, stop) {
+		t.Fatalf("run 1: %v", err)
+	}
+	// Run 2, failing on bad records, stops at row 5.
+	cfg.OnBadRecord = pipeline.Fail
+	var re *source.RecordError
+	if _, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sum); !errors.As(err, &re) || re.Line != 6 {
+		t.Fatalf("run 2: %v, want the bad record on line 6", err)
+	}
+	// Run 3 dead-letters row 5 and ends.
+	cfg.OnBadRecord = pipeline.DeadLetter
+	res, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sum)
+	if err != nil || res.DeadLettered != 2 {
+		t.Fatalf("run 3: %v, %d dead letters", err, res.DeadLettered)
+	}
+	letters := strings.Split(strings.TrimSuffix(readFile(t, dl), "\n"), "\n")
+	if len(letters) != 2 || !strings.Contains(letters[0], `"line":3`) || !strings.Contains(letters[1], `"line":6`) {
+		t.Fatalf("dead letters:\n%s", strings.Join(letters, "\n"))
+	}
+	if got := readFile(t, out); got != "1=10\n3=40\n4=80\n6=140\n" {
+		t.Fatalf("output %q", got)
+	}
+}

@@ -20,13 +20,15 @@ type CSVOptions struct {
 type Row struct {
 	Header []string // the column names; shared, do not modify
 	Fields [][]byte
+	Raw    []byte // the record's bytes as in the file, without its line end
 	File   string
 	Line   int64 // 1-based line where the record starts
 	Offset int64 // byte offset of the record in File
 }
 
 // CSV reads RFC 4180 CSV from a list of files: a header line (each file
-// has one and they must be equal), quoted fields with embedded separators,
+// has one and they must be equal; an empty file, of no bytes, holds no
+// records and needs none), quoted fields with embedded separators,
 // quotes ("") and line ends, CRLF or LF line ends, an optional UTF-8 byte
 // order mark. Blank lines are not records. Quoted field content is kept
 // byte for byte, including CR LF inside quotes.
@@ -59,12 +61,13 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 		rd.close()
 		return nil, fmt.Errorf("source: invalid CSV separator %q", c.comma)
 	}
-	// The header of the first file names the columns. When resuming past
-	// it, read it from the first file's start: one short read.
+	// The header of the first file that is not empty names the columns.
+	// When resuming past it, read it from that file's start: one short
+	// read.
 	if p == nil || (p.File == 0 && p.Offset == 0) {
-		err = c.readHeader()
+		err = c.firstHeader()
 	} else {
-		err = c.headerFrom(rd.files[0].Path)
+		err = c.headerFrom(rd.files)
 	}
 	if err != nil {
 		rd.close()
@@ -73,14 +76,41 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 	return c, nil
 }
 
+// firstHeader reads the header at the start of the input, passing over
+// empty files: an export of no rows may leave a file of no bytes, and
+// failing on it would stop a long job for a file that holds nothing.
+func (c *CSV) firstHeader() error {
+	for {
+		if err := c.readHeader(); err != nil || c.header != nil {
+			return err
+		}
+		ok, err := c.rd.nextFile()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if n := len(c.rd.files); n > 1 {
+				return fmt.Errorf("source: all %d input files are empty (%s, ...): no CSV header", n, c.rd.files[0].Path)
+			}
+			return fmt.Errorf("source: %s: empty file, no CSV header", c.rd.files[0].Path)
+		}
+	}
+}
+
 // Header returns the column names.
 func (c *CSV) Header() []string { return c.header }
 
 // Files returns the input files' fingerprints.
 func (c *CSV) Files() []Fingerprint { return c.rd.files }
 
-func (c *CSV) headerFrom(path string) error {
-	first, err := openReader([]string{path}, nil)
+// headerFrom reads the header of the first file of files that is not
+// empty.
+func (c *CSV) headerFrom(files []Fingerprint) error {
+	i := 0
+	for i < len(files)-1 && files[i].Size == 0 {
+		i++
+	}
+	first, err := openReader([]string{files[i].Path}, nil)
 	if err != nil {
 		return err
 	}
@@ -89,14 +119,21 @@ func (c *CSV) headerFrom(path string) error {
 	if err := h.readHeader(); err != nil {
 		return err
 	}
+	if h.header == nil {
+		return fmt.Errorf("source: %s: empty file, no CSV header", files[i].Path)
+	}
 	c.header = h.header
 	c.row.Header = c.header
 	return nil
 }
 
 // readHeader reads the header line at the start of the current file. The
-// first file's sets the columns; every later one must repeat it.
+// first file's sets the columns; every later one must repeat it. An empty
+// file (no bytes, as fingerprinted) has no header and no records.
 func (c *CSV) readHeader() error {
+	if c.rd.files[c.rd.idx].Size == 0 {
+		return nil
+	}
 	if err := c.rd.skipBOM(); err != nil {
 		return err
 	}
@@ -148,6 +185,13 @@ func (c *CSV) Next() (*Row, error) {
 				return nil, io.EOF
 			}
 			if err := c.readHeader(); err != nil {
+				var re *RecordError
+				if errors.As(err, &re) {
+					// Not a bad record to skip: without its header, the
+					// file's columns are unknown, and reading its records
+					// under the first file's would be a guess.
+					return nil, fmt.Errorf("source: %s: the header is malformed, so the file cannot be read: %v", re.File, re.Error())
+				}
 				return nil, err
 			}
 			continue
@@ -159,6 +203,7 @@ func (c *CSV) Next() (*Row, error) {
 		if len(c.ends) != len(c.header) {
 			return nil, c.fieldCountError()
 		}
+		c.row.Raw = c.raw
 		c.row.Fields = c.row.Fields[:0]
 		start := 0
 		for _, e := range c.ends {

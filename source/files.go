@@ -197,7 +197,7 @@ func (rd *reader) fill() error {
 	}
 	if rd.w == len(rd.buf) {
 		if len(rd.buf) >= MaxRecord {
-			return fmt.Errorf("source: %s:%d: record longer than %d MiB (unterminated quote?)", rd.path(), rd.line, MaxRecord>>20)
+			return fmt.Errorf("source: %s:%d: record longer than %d MiB (no line end, or an unterminated quote?)", rd.path(), rd.line, MaxRecord>>20)
 		}
 		nb := make([]byte, min(2*len(rd.buf), MaxRecord))
 		copy(nb, rd.buf[:rd.w])

@@ -105,7 +105,10 @@ func csvNext(c *source.CSV) func() (event, error) {
 		if err != nil {
 			return event{}, err
 		}
-		ev := event{File: row.File, Line: row.Line, Offset: row.Offset, Raw: string(c.Raw()), Fields: make([]string, len(row.Fields))}
+		if !bytes.Equal(row.Raw, c.Raw()) {
+			return event{}, fmt.Errorf("Row.Raw %q, Raw() %q", row.Raw, c.Raw())
+		}
+		ev := event{File: row.File, Line: row.Line, Offset: row.Offset, Raw: string(row.Raw), Fields: make([]string, len(row.Fields))}
 		for i, f := range row.Fields {
 			ev.Fields[i] = string(f)
 		}

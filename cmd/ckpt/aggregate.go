@@ -29,9 +29,11 @@ The groups live in the job's checkpointed state, so the job resumes after a
 kill or crash with exactly the totals of one uninterrupted run. Empty values
 are left out of sum, min, max and mean; a value that is not a number is a
 bad record (see --on-error). Sums of integers are exact; min and max are
-printed as written in the input.
+printed as written in the input (as JSON numbers in JSON Lines output).
 
-INPUT, the store, the triggers and the exit codes work as for ckpt convert.`,
+INPUT, the store, the triggers and the exit codes work as for ckpt convert.
+--from, --group-by and --agg are the job's: a resume with others is refused
+(pass --restart to start over).`,
 		Example: `  ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount,mean:amount
   ckpt aggregate events.jsonl per_day.jsonl --group-by day,kind --agg count,max:latency_ms`,
 		Args: cobra.ExactArgs(2),
@@ -69,6 +71,9 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.`,
 				return err
 			}
 			if o.Pipeline, err = pf.config(a, cmd, "aggregate", o.Output); err != nil {
+				return err
+			}
+			if err := checkNotInput(o.Input, o.From, o.Output, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
 			res, err := aggregate.Run(cmd.Context(), o)

@@ -176,7 +176,7 @@ func (a *app) openStore(ctx context.Context, url string) (store.Store, store.Loc
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return nil, loc, withHint(fmt.Errorf("no store at %s: the directory does not exist", loc),
-				"pass --store with the store's location (the default is .ckpt in the working directory)")
+				"pass --store with the store's location (the default is .ckpt in the working directory; convert and aggregate keep theirs in .ckpt beside OUTPUT)")
 		case err != nil:
 			return nil, loc, fmt.Errorf("open store %s: %w", loc, err)
 		case !fi.IsDir():

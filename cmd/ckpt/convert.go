@@ -21,11 +21,13 @@ Kill it at any moment (Ctrl-C, SIGTERM, kill -9, a crash, a reboot) and run
 the same command again: it resumes from its last checkpoint, and OUTPUT ends
 exactly as one uninterrupted run would have written it. The first Ctrl-C
 takes a checkpoint and exits with code 75; a second one exits at once (also
-safe). Running a finished job again says so and does nothing.
+safe). Running a finished job again on the same input says so and does
+nothing.
 
 INPUT is a file, a directory (its files with the input's extension, in name
 order; give --from) or a quoted glob pattern such as 'logs/*.csv'. Formats
-come from the extensions (.csv, .jsonl, .ndjson) or --from/--to.
+come from the extensions (.csv, .jsonl, .ndjson) or --from/--to; compressed
+files are refused. OUTPUT and --dead-letter must not be input files.
 
 CSV to JSON Lines: the header names the keys; every value becomes a JSON
 string, losslessly (--infer-types writes numbers, true/false and null for
@@ -45,7 +47,9 @@ may name but not move elsewhere. Quote the address in the shell.
 
 Checkpoints go to a store, by default a .ckpt directory beside OUTPUT. The
 input must not change while the job is unfinished: a resume on changed input
-is refused (pass --restart to start over).`,
+is refused, as is a resume with other --from, --to or --infer-types, and a
+rerun of a finished job whose input changed since (pass --restart to start
+over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
@@ -80,6 +84,13 @@ is refused (pass --restart to start over).`,
 				return err
 			}
 			if o.Pipeline, err = pf.config(a, cmd, "convert", named); err != nil {
+				return err
+			}
+			out := o.Output
+			if convert.IsPostgres(out) {
+				out = ""
+			}
+			if err := checkNotInput(o.Input, o.From, out, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
 			res, err := convert.Run(cmd.Context(), o)

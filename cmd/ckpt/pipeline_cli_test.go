@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,17 +32,42 @@ type cli struct {
 // not its parent.
 func (c *cli) in(t *testing.T) *cli { return &cli{t: t, bin: c.bin} }
 
+// built is the ckpt binary the tests share: linking it takes seconds, and
+// every test that runs it would otherwise pay them.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
 func buildCLI(t *testing.T) *cli {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go tool is not on PATH")
 	}
-	bin := filepath.Join(t.TempDir(), "ckpt")
-	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ckpt-cli-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "ckpt")
+		if out, err := exec.Command(goTool, "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return &cli{t: t, bin: bin}
+	return &cli{t: t, bin: built.bin}
 }
 
 // run runs ckpt to completion and returns its exit code and output.

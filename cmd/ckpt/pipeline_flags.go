@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/progress"
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
@@ -48,7 +51,7 @@ func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.store, "store", "", "where checkpoints live: a directory or a store URL (default: .ckpt beside OUTPUT)")
 	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: derived from the command and OUTPUT)")
 	fl.Int64Var(&f.every, "every", defaultEvery, "checkpoint every N records (0: off)")
-	fl.StringVar(&f.everyBytes, "every-bytes", "0", "checkpoint every N bytes of input, as 64MiB or 1GB (0: off)")
+	fl.StringVar(&f.everyBytes, "every-bytes", "0", "checkpoint every N bytes of input: bytes, or KiB, MiB, GiB, KB, MB, GB, as 64MiB (0: off)")
 	fl.DurationVar(&f.interval, "interval", defaultInterval, "checkpoint at least this often (0: off)")
 	fl.IntVar(&f.retain, "retain", 3, "checkpoints kept in the store (at least 1)")
 	fl.StringVar(&f.onError, "on-error", "fail", "bad records: fail (stop, naming file, line and column), skip (count them), or dead-letter (write them to --dead-letter)")
@@ -138,23 +141,25 @@ func jobName(verb, output string) string {
 	return name
 }
 
-// parseSize reads a byte count: 1048576, 64KiB, 64MiB, 1GiB, 10MB, 2GB.
+// parseSize reads a byte count: 1048576, 64KiB, 64MiB, 1GiB, 10MB, 2GB
+// (units in any case). Anything else is refused, not read in part: "64M"
+// must not become 64 bytes, nor "1.5GB" one.
 func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(s)
+	num := strings.TrimSpace(s)
 	units := []struct {
 		suffix string
 		mult   int64
 	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
 	mult := int64(1)
 	for _, u := range units {
-		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = strings.TrimSpace(rest), u.mult
+		if n := len(num) - len(u.suffix); n >= 0 && strings.EqualFold(num[n:], u.suffix) {
+			num, mult = strings.TrimSpace(num[:n]), u.mult
 			break
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size (use a number of bytes, or 64MiB, 1GB, ...)", s)
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size (use a whole number of bytes, or of KiB, MiB, GiB, TiB, KB, MB, GB, TB, as 64MiB)", s)
 	}
 	return n * mult, nil
 }
@@ -172,6 +177,8 @@ func (a *app) report(verb string, cfg pipeline.Config, output string, res pipeli
 		case errors.Is(err, ckpt.ErrInterrupted):
 			return withHint(fmt.Errorf("%s interrupted after %s records: %w", verb, progress.Count(res.Records), err),
 				"run the same command again to resume")
+		case errors.Is(err, pipeline.ErrParamsChanged):
+			return withHint(err, "run it with the options it started with, or pass --restart to start over from the beginning")
 		case errors.Is(err, source.ErrInputChanged), errors.Is(err, sink.ErrOutputChanged):
 			return withHint(err, "pass --restart to start over from the beginning")
 		case errors.Is(err, context.Canceled):
@@ -197,8 +204,55 @@ func (a *app) report(verb string, cfg pipeline.Config, output string, res pipeli
 	return nil
 }
 
-// started tells whether the command's run began (for usage errors) and
-// checks an output path early, so a typo costs nothing.
+// checkNotInput refuses files to write (the output, the dead-letter file)
+// that are input files or the same file twice: opening one truncates it,
+// and input not yet read would be lost for good.
+func checkNotInput(input string, from convert.Format, outputs ...string) error {
+	seen := map[string]string{}
+	for _, o := range outputs {
+		if o == "" {
+			continue
+		}
+		abs, err := filepath.Abs(o)
+		if err != nil {
+			return err
+		}
+		if prev, ok := seen[abs]; ok {
+			return usageErrorf("%s and %s are the same file: give the output and the dead-letter file different names", prev, o)
+		}
+		seen[abs] = o
+	}
+	var infos []os.FileInfo
+	for _, o := range outputs {
+		if fi, err := os.Stat(o); o != "" && err == nil {
+			infos = append(infos, fi)
+		}
+	}
+	if len(infos) == 0 {
+		return nil // nothing to write exists yet, so none is an input
+	}
+	files, err := pipeline.LinesFiles(input)
+	if from == convert.CSV {
+		files, err = pipeline.CSVFiles(input)
+	}
+	if err != nil {
+		return nil // the run reports what is wrong with the input
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			continue
+		}
+		for _, out := range infos {
+			if os.SameFile(fi, out) {
+				return usageErrorf("%s is an input file and would be written to (truncated) before it is read: write to another file", f)
+			}
+		}
+	}
+	return nil
+}
+
+// checkOutput checks an output path early, so a typo costs nothing.
 func checkOutput(output string) error {
 	dir := filepath.Dir(output)
 	fi, err := os.Stat(dir)

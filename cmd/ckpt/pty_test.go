@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -125,5 +126,53 @@ func TestDeleteAllAsksOnATerminal(t *testing.T) {
 	}
 	if got := jobsIn(t, dir); len(got) != 0 {
 		t.Errorf("jobs left after delete --all: %v", got)
+	}
+}
+
+// TestProgressOnlyOnATerminal: convert draws its progress bar when stderr
+// is a terminal, and writes none of it to a pipe or a file, or with
+// --no-progress or --quiet.
+func TestProgressOnlyOnATerminal(t *testing.T) {
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a,b\n1,2\n3,4\n")
+	convert := func(stderr io.Writer, extra ...string) int {
+		args := append([]string{"convert", in, filepath.Join(dir, "out.jsonl"), "--restart"}, extra...)
+		return run(context.Background(), args, strings.NewReader(""), io.Discard, stderr)
+	}
+
+	master, tty := openPTY(t)
+	read := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(master) // until the terminal is closed (EIO)
+		read <- b
+	}()
+	if code := convert(tty); code != exitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	tty.Close()
+	if out := <-read; !bytes.Contains(out, []byte("\r100.0% [")) || !bytes.Contains(out, []byte("2 records")) {
+		t.Errorf("no progress bar on a terminal: %q", out)
+	}
+
+	for _, extra := range [][]string{nil, {"--no-progress"}, {"--quiet"}} {
+		var stderr bytes.Buffer
+		if code := convert(&stderr, extra...); code != exitOK {
+			t.Fatalf("%v: exit code %d: %s", extra, code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "\r") || strings.Contains(stderr.String(), "records") {
+			t.Errorf("%v: progress written to a non-terminal: %q", extra, stderr.String())
+		}
+	}
+	for _, flag := range []string{"--no-progress", "--quiet"} {
+		master, tty = openPTY(t)
+		go func() {
+			b, _ := io.ReadAll(master)
+			read <- b
+		}()
+		convert(tty, flag)
+		tty.Close()
+		if out := <-read; bytes.Contains(out, []byte("\r")) {
+			t.Errorf("%s on a terminal: %q", flag, out)
+		}
 	}
 }
