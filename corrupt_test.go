@@ -616,4 +616,12 @@ func TestNewerManifestFormatIsRefused(t *testing.T) {
 	if _, err := ckpt.Get(ctx, st, job, 2); !errors.Is(err, ckpt.ErrFormat) {
 		t.Fatalf("Get: %v, want ErrFormat", err)
 	}
+	// Retention by hand leaves a newer format's checkpoints and blobs to a
+	// ckpt that reads them.
+	if _, err := ckpt.Prune(ctx, st, job, 1, ckpt.AdminOptions{Logger: quietLogger()}); !errors.Is(err, ckpt.ErrFormat) {
+		t.Fatalf("Prune: %v, want ErrFormat", err)
+	}
+	if after := snapshotJob(t, dir, job); !reflect.DeepEqual(before, after) {
+		t.Fatalf("Prune changed a job with a newer-format checkpoint:\nbefore %v\nafter  %v", before, after)
+	}
 }

@@ -253,6 +253,19 @@ func (w *writer) prune(ctx context.Context) error {
 	if w.retain <= 0 {
 		return nil
 	}
+	for _, k := range w.kept {
+		if errors.Is(k.err, ErrFormat) {
+			// A newer ckpt wrote it: the blobs it names are unknown here,
+			// so deleting anything could break it for the ckpt that can
+			// read it.
+			return fmt.Errorf("ckpt: job %q: checkpoint %d is of a newer format; retention is left to a ckpt that reads it: %w", w.job, k.seq, k.err)
+		}
+	}
+	// A writer that lost its lease must not delete what the new holder
+	// may be building on.
+	if err := w.lease.Check(ctx); err != nil {
+		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
+	}
 	var drop []kept
 	keep := make([]kept, 0, len(w.kept))
 	valid := 0

@@ -67,6 +67,9 @@ func ParseURL(raw string) (Location, error) {
 	}
 	scheme, _, hasScheme := strings.Cut(raw, "://")
 	if !hasScheme || strings.ContainsAny(scheme, `/\.`) {
+		if err := notAPath(raw); err != nil {
+			return Location{}, err
+		}
 		return Location{Scheme: "file", Path: filepath.Clean(raw)}, nil
 	}
 	u, err := url.Parse(raw)
@@ -97,4 +100,26 @@ func ParseURL(raw string) (Location, error) {
 		return Location{}, fmt.Errorf("%w: unknown scheme %q (use a directory path, file://, s3:// or postgres://)", ErrBadURL, u.Scheme)
 	}
 	return loc, nil
+}
+
+// notAPath catches addresses that would otherwise be taken for a local
+// directory and silently created: a known scheme with its slashes missing
+// ("s3:/bucket"), or a PostgreSQL key=value connection string. Its error
+// never repeats the address, which may hold a password.
+func notAPath(raw string) error {
+	if scheme, rest, ok := strings.Cut(raw, ":"); ok {
+		switch strings.ToLower(scheme) {
+		case "file", "mem", "s3", "postgres", "postgresql":
+			if !strings.HasPrefix(rest, "//") {
+				return fmt.Errorf("%w: %s: needs // after the scheme, as %s://... (for a local directory of that name, write ./%s:...)", ErrBadURL, scheme, scheme, scheme)
+			}
+		}
+	}
+	if key, _, ok := strings.Cut(strings.TrimSpace(raw), "="); ok && !strings.ContainsAny(key, `/\ `) {
+		switch strings.ToLower(key) {
+		case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "application_name":
+			return fmt.Errorf("%w: a PostgreSQL key=value connection string is not a store address: use a postgres://user@host:port/db URL", ErrBadURL)
+		}
+	}
+	return nil
 }

@@ -162,3 +162,21 @@ func TestSecretsNeverShow(t *testing.T) {
 		}
 	}
 }
+
+func TestTyposAreNotTakenForDirectories(t *testing.T) {
+	for _, raw := range []string{"s3:/bucket/prefix", "s3:bucket", "postgres:/db", "file:/abs", "host=db user=app password=hunter2 dbname=x", "dbname=shop"} {
+		loc, err := store.ParseURL(raw)
+		if !errors.Is(err, store.ErrBadURL) {
+			t.Errorf("ParseURL(%q) = %+v, %v; want ErrBadURL", raw, loc, err)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("ParseURL(%q): the error shows the password: %v", raw, err)
+		}
+	}
+	for _, raw := range []string{"./s3:bucket", "data/a=b", "my.dir"} {
+		if loc, err := store.ParseURL(raw); err != nil || loc.Scheme != "file" {
+			t.Errorf("ParseURL(%q) = %+v, %v; want a local directory", raw, loc, err)
+		}
+	}
+}

@@ -48,6 +48,13 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
+	// The lock file carries the fencing token from holder to holder: its
+	// directory entry must be durable before a token is handed out, or a
+	// machine crash could bring the token back to 1.
+	if err := syncDir(filepath.Dir(p)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("filestore: lock %s: fsync directory: %w", name, err)
+	}
 	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		rec, _ := readRecord(f)
 		f.Close()
