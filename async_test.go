@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -341,5 +342,56 @@ func TestShutdownSignal(t *testing.T) {
 	}
 	if err := j.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// slowState takes 20 ms to encode, like a state of hundreds of MiB.
+type slowState struct{ N int }
+
+func (s *slowState) MarshalBinary() ([]byte, error) {
+	time.Sleep(20 * time.Millisecond) // the cost of encoding a large state
+	return []byte{byte(s.N)}, nil
+}
+
+func (s *slowState) UnmarshalBinary(b []byte) error {
+	if len(b) == 1 {
+		s.N = int(b[0])
+	}
+	return nil
+}
+
+// A state that is slow to capture is not captured at every trigger: the
+// next automatic checkpoint waits nine times the capture, so capturing
+// takes at most a tenth of the job's time. A shutdown is never held back.
+func TestSlowCapturesAreSpacedOut(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	j, err := ckpt.Open[slowState](ctx, "slow", ckpt.Config{Store: dir, NoSignals: true, Codec: codec.Binary{},
+		Every: ckpt.Every{Records: 1}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	start := time.Now()
+	var advances int
+	for time.Since(start) < 400*time.Millisecond {
+		j.State.N++
+		if err := j.Advance(ctx, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		advances++
+	}
+	if err := j.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := ckpt.List(ctx, j.Store(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := entries[len(entries)-1].Seq
+	// 400 ms at 20 ms per capture: about 2 checkpoints spaced 180 ms
+	// apart, never one per record (that would be about 20).
+	if seq < 1 || seq > 4 {
+		t.Fatalf("%d checkpoints for %d records with a trigger every record, want 1 to 4", seq, advances)
 	}
 }

@@ -22,6 +22,11 @@ import (
 // Every says when checkpoints are taken: whichever condition is met first.
 // A zero field is off; the zero value takes checkpoints only by hand, on a
 // shutdown signal and at the end.
+//
+// Automatic checkpoints are spaced so that capturing the state takes at
+// most about a tenth of the job's time: when a large state takes d (10 ms
+// or more) to encode, the next automatic checkpoint waits at least 9·d,
+// whatever the triggers say. Small states are never held back.
 type Every struct {
 	Records  int64         // after this many records
 	Bytes    int64         // after this many input bytes
@@ -140,6 +145,12 @@ type Job[S any] struct {
 
 	src  PositionSource
 	sink Sink
+
+	// last is when the last checkpoint's capture ended, and gap the least
+	// time before the next automatic one, so that capturing a large state
+	// takes at most about a tenth of the job's time (see spaceOut).
+	last time.Time
+	gap  time.Duration
 
 	// At most one automatic checkpoint is in flight: its manifest is being
 	// committed in the background. inflight is closed when it ends and
@@ -344,6 +355,9 @@ func (j *Job[S]) fire(ctx context.Context) error {
 	default:
 		t = Bytes
 	}
+	if t != Shutdown && j.tooSoon() {
+		return nil
+	}
 	if _, err := j.commit(ctx, t, false, "", t != Shutdown); err != nil {
 		return err
 	}
@@ -351,6 +365,47 @@ func (j *Job[S]) fire(ctx context.Context) error {
 		return ErrInterrupted
 	}
 	return nil
+}
+
+// captureShare bounds the share of a job's time that capturing state for
+// automatic checkpoints may take: after a capture that took d, the next
+// automatic checkpoint waits until (captureShare-1)·d has passed.
+const captureShare = 10
+
+// slowCapture is the capture time from which automatic checkpoints are
+// spaced out; below it, the triggers are followed exactly.
+const slowCapture = 10 * time.Millisecond
+
+// tooSoon postpones an automatic checkpoint that would come sooner than
+// the gap the last capture calls for, re-arming the trigger that fired.
+// A small state never waits (its capture takes microseconds); a state of
+// hundreds of MiB, which takes seconds to encode, is not encoded every
+// second. A failed background commit is never postponed: the next commit
+// reports it.
+func (j *Job[S]) tooSoon() bool {
+	since := time.Since(j.last)
+	if j.gap <= 0 || since >= j.gap || j.failedInBackground() {
+		return false
+	}
+	j.resetCounts()
+	if j.pending.CompareAndSwap(uint32(Interval), 0) && j.timer != nil {
+		j.timer.Reset(j.gap - since)
+	}
+	return true
+}
+
+// failedInBackground reports whether the checkpoint in flight has ended
+// with an error, without waiting for it.
+func (j *Job[S]) failedInBackground() bool {
+	if j.inflight == nil {
+		return false
+	}
+	select {
+	case <-j.inflight:
+		return j.bgErr != nil
+	default:
+		return false
+	}
 }
 
 // Checkpoint takes a checkpoint now (trigger manual).
@@ -385,6 +440,7 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	if err := j.wait(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	cp := &Checkpoint{
 		Trigger:   t,
 		Savepoint: savepoint,
@@ -413,12 +469,17 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	if err := j.w.saveState(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp); err != nil {
 		return nil, err
 	}
+	j.last = time.Now()
+	j.gap = 0
+	if d := j.last.Sub(start); d >= slowCapture {
+		j.gap = (captureShare - 1) * d
+	}
 	j.resetCounts()
 	if t != Shutdown {
 		j.pending.CompareAndSwap(uint32(Interval), 0)
 	}
 	if j.timer != nil {
-		j.timer.Reset(j.cfg.Every.Interval)
+		j.timer.Reset(max(j.cfg.Every.Interval, j.gap))
 	}
 	if !async {
 		return j.finish(ctx, cp)

@@ -220,8 +220,10 @@ func TestCloseEndsRenewals(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if stacks := allStacks(); strings.Contains(stacks, "s3store.(*lease).renewLoop") {
-		t.Fatalf("a renewal goroutine outlived Close:\n%s", stacks)
+	// Close returns once the renewal goroutine has signalled that it is
+	// done; it may still be running its last deferred calls for a moment.
+	if !waitStacks(2*time.Second, func(s string) bool { return !strings.Contains(s, "s3store.(*lease).renewLoop") }) {
+		t.Fatalf("a renewal goroutine outlived Close:\n%s", allStacks())
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Close took %s", took)
