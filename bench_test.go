@@ -35,6 +35,7 @@ import (
 
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/durable"
 	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/store/filestore"
 )
@@ -206,19 +207,6 @@ func benchOpen[S any](b *testing.B, st store.Store, cfg ckpt.Config) *ckpt.Job[S
 	return j
 }
 
-// syncDir fsyncs a directory, making the names in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // writeDurable is the raw baseline of a large write: create, write,
 // fsync, close, fsync the directory.
 func writeDurable(dir, name string, data []byte) error {
@@ -237,7 +225,7 @@ func writeDurable(dir, name string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // evict drops every file below dir from the page cache, so that the next
@@ -736,5 +724,5 @@ func writeAtomic(dir, name string, body []byte) error {
 	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/ckptdev/ckpt/internal/durable"
 )
 
 // ErrOutputChanged: the output is not what the checkpoint left (removed,
@@ -228,7 +230,7 @@ func (w *File) Sync(ctx context.Context) error {
 		return w.syncErr
 	}
 	if !w.dirSynced {
-		if err := syncDir(filepath.Dir(w.path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(w.path)); err != nil {
 			return fmt.Errorf("sink: fsync directory of %s: %w", w.path, err)
 		}
 		w.dirSynced = true
@@ -253,16 +255,4 @@ func (w *File) Close() error {
 func tailHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -229,24 +229,11 @@ func SplitTable(t string) (schema, name string, err error) {
 		schema, name = "", t
 	}
 	for _, part := range []string{schema, name} {
-		if part == "" && qualified || part != "" && !validIdent(part) {
+		if part == "" && qualified || part != "" && pgstore.ValidIdent(part) != nil {
 			return "", "", fmt.Errorf("table %q: use NAME or SCHEMA.NAME, each of letters, digits and '_', not starting with a digit, at most 63 bytes", t)
 		}
 	}
 	return schema, name, nil
-}
-
-func validIdent(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // sameDatabase checks that the sink's connections reach the store: the

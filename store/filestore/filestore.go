@@ -24,6 +24,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/ckptdev/ckpt/internal/durable"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -60,7 +61,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("filestore: %s exists and is not a directory", abs)
 	}
-	if err := mkdirAll(abs); err != nil {
+	if err := durable.MkdirAll(abs); err != nil {
 		return nil, fmt.Errorf("filestore: create store directory: %w", err)
 	}
 	log := opts.Logger
@@ -113,7 +114,7 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
 	dir := filepath.Dir(p)
-	if err := mkdirAll(dir); err != nil {
+	if err := durable.MkdirAll(dir); err != nil {
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
@@ -157,7 +158,7 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		// failure to remove it must not fail a write that happened.
 		os.Remove(tmp)
 	}
-	if err = syncDir(dir); err != nil {
+	if err = durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("filestore: put %s: fsync directory: %w", name, err)
 	}
 	return nil
@@ -261,7 +262,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("filestore: delete %s: %w", name, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("filestore: delete %s: fsync directory: %w", name, err)
 	}
 	return nil
@@ -297,43 +298,6 @@ func (s *Store) removeTemps(dir string) {
 // counts: "a/b" does not exist when the object "a" is a file.
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}
-
-// mkdirAll creates dir and its missing parents, fsyncing each parent after
-// a child is created in it, so that the new directories are durable.
-func mkdirAll(dir string) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAll(parent); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return syncDir(parent)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // copyBufs holds copy buffers larger than io.Copy's 32 KiB, so that a

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ckptdev/ckpt/internal/durable"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -41,7 +42,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
-	if err := mkdirAll(filepath.Dir(p)); err != nil {
+	if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
@@ -51,7 +52,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	// The lock file carries the fencing token from holder to holder: its
 	// directory entry must be durable before a token is handed out, or a
 	// machine crash could bring the token back to 1.
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("filestore: lock %s: fsync directory: %w", name, err)
 	}

@@ -258,7 +258,7 @@ func queriesFor(schema string) *queries {
 // for tx: tx commits before the takeover or not at all. A sink calls it to
 // commit a checkpoint's manifest in the transaction of its output.
 func CreateFencedTx(ctx context.Context, tx pgx.Tx, schema, lockName string, token uint64, name string, body []byte) error {
-	if err := validIdent(schema); err != nil {
+	if err := ValidIdent(schema); err != nil {
 		return fmt.Errorf("pgstore: schema %q: %w", schema, err)
 	}
 	if err := store.ValidName(name); err != nil {

@@ -98,7 +98,7 @@ func ParseURL(raw string) (*Config, error) {
 	if p.Schema == "" {
 		p.Schema = DefaultSchema
 	}
-	if err := validIdent(p.Schema); err != nil {
+	if err := ValidIdent(p.Schema); err != nil {
 		return nil, fmt.Errorf("pgstore: %w: %s: schema %q: %v", store.ErrBadURL, redacted, p.Schema, err)
 	}
 	pc, err := pgxpool.ParseConfig(u.String())
@@ -159,10 +159,11 @@ func password(u *url.URL) string {
 	return u.Query().Get("password")
 }
 
-// validIdent checks a schema or table name: letters, digits and
+// ValidIdent checks a schema or table name: letters, digits and
 // underscores, not starting with a digit, at most 63 bytes (PostgreSQL's
-// limit, beyond which it cuts names silently).
-func validIdent(s string) error {
+// limit, beyond which it cuts names silently). Such a name never needs
+// quoting, so it is safe to put in SQL text.
+func ValidIdent(s string) error {
 	if s == "" {
 		return errors.New("empty name")
 	}
@@ -223,7 +224,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 func OpenConfig(ctx context.Context, cfg *Config, opts Options) (*Store, error) {
 	schema := cfg.Params.Schema
 	if opts.Schema != "" {
-		if err := validIdent(opts.Schema); err != nil {
+		if err := ValidIdent(opts.Schema); err != nil {
 			return nil, fmt.Errorf("pgstore: schema %q: %w", opts.Schema, err)
 		}
 		schema = opts.Schema
