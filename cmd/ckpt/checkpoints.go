@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/store"
 )
 
 // newCheckpointsCmd builds `ckpt checkpoints` and its subcommands, which
@@ -48,6 +50,30 @@ while the job is running.`,
 		newDeleteCmd(a, sf),
 	)
 	return cmd
+}
+
+// optionalSeq reads the optional SEQ argument; 0 when it is absent.
+func optionalSeq(args []string) (uint64, error) {
+	if len(args) == 0 {
+		return 0, nil
+	}
+	return parseSeq(args[0])
+}
+
+// readJob opens the store of sf for reading and finds the job (inferred
+// when the store holds one) and its checkpoints. The caller closes the
+// store.
+func (a *app) readJob(ctx context.Context, sf *storeFlags) (store.Store, string, []ckpt.Entry, error) {
+	st, loc, err := a.openStore(ctx, sf.url)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	job, entries, err := a.resolveJob(ctx, st, loc, sf.job, true)
+	if err != nil {
+		st.Close()
+		return nil, "", nil, err
+	}
+	return st, job, entries, nil
 }
 
 // parseSeq reads a checkpoint sequence number argument.
@@ -108,15 +134,11 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, loc, err := a.openStore(ctx, sf.url)
+			st, _, entries, err := a.readJob(ctx, sf)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			_, entries, err := a.resolveJob(ctx, st, loc, sf.job, true)
-			if err != nil {
-				return err
-			}
 			if asJSON {
 				out := make([]checkpointJSON, len(entries))
 				for i, e := range entries {
@@ -157,23 +179,16 @@ A manifest that fails its checksum is reported as corrupt (exit code 3).`,
   ckpt checkpoints show --job orders 12 --json`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var seq uint64
-			if len(args) == 1 {
-				var err error
-				if seq, err = parseSeq(args[0]); err != nil {
-					return err
-				}
+			seq, err := optionalSeq(args)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
-			st, loc, err := a.openStore(ctx, sf.url)
+			st, job, entries, err := a.readJob(ctx, sf)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			job, entries, err := a.resolveJob(ctx, st, loc, sf.job, true)
-			if err != nil {
-				return err
-			}
 			e := entries[len(entries)-1]
 			if seq != 0 {
 				if e, err = findEntry(job, entries, seq); err != nil {

@@ -37,23 +37,16 @@ written in a format this ckpt does not read is reported as unreadable
   ckpt checkpoints verify --job orders --json`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var seq uint64
-			if len(args) == 1 {
-				var err error
-				if seq, err = parseSeq(args[0]); err != nil {
-					return err
-				}
+			seq, err := optionalSeq(args)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
-			st, loc, err := a.openStore(ctx, sf.url)
+			st, job, entries, err := a.readJob(ctx, sf)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			job, entries, err := a.resolveJob(ctx, st, loc, sf.job, true)
-			if err != nil {
-				return err
-			}
 			if seq != 0 {
 				e, err := findEntry(job, entries, seq)
 				if err != nil {
