@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/internal/progress"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -155,7 +156,7 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 					continue
 				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cp.Seq, formatTime(cp.Time), cp.Trigger,
-					cp.Records, humanBytes(cp.Bytes), compactJSON(cp.Source, sourceWidth), stateSizes(cp), checkpointFlags(cp))
+					cp.Records, progress.Bytes(cp.Bytes), compactJSON(cp.Source, sourceWidth), stateSizes(cp), checkpointFlags(cp))
 			}
 			return tw.Flush()
 		},
@@ -222,10 +223,10 @@ func writeManifest(w io.Writer, cp *ckpt.Checkpoint) error {
 	}
 	fmt.Fprintf(tw, "Final:\t%s\n", yesNo[cp.Final])
 	fmt.Fprintf(tw, "Records:\t%d\n", cp.Records)
-	fmt.Fprintf(tw, "Bytes:\t%d (%s)\n", cp.Bytes, humanBytes(cp.Bytes))
+	fmt.Fprintf(tw, "Bytes:\t%d (%s)\n", cp.Bytes, progress.Bytes(cp.Bytes))
 	fmt.Fprintf(tw, "Source position:\t%s\n", compactJSON(cp.Source, 0))
 	fmt.Fprintf(tw, "Sink position:\t%s\n", compactJSON(cp.Sink, 0))
-	fmt.Fprintf(tw, "State:\t%s raw, %s stored\n", humanBytes(cp.RawSize()), humanBytes(cp.StoredSize()))
+	fmt.Fprintf(tw, "State:\t%s raw, %s stored\n", progress.Bytes(cp.RawSize()), progress.Bytes(cp.StoredSize()))
 	fmt.Fprintf(tw, "Writer:\t%s (id %s)\n", cp.Writer, cp.Writer.ID)
 	fmt.Fprintf(tw, "Fencing token:\t%d\n", cp.Token)
 	if err := tw.Flush(); err != nil {
@@ -253,7 +254,7 @@ func writeManifest(w io.Writer, cp *ckpt.Checkpoint) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATE\tCODEC\tCOMPRESSION\tRAW\tSTORED\tCHUNKS")
 	for _, s := range cp.State {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Codec, s.Compression, humanBytes(s.RawSize), humanBytes(s.StoredSize), len(s.Chunks))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", s.Name, s.Codec, s.Compression, progress.Bytes(s.RawSize), progress.Bytes(s.StoredSize), len(s.Chunks))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -266,7 +267,7 @@ func writeManifest(w io.Writer, cp *ckpt.Checkpoint) error {
 			if c.Data != nil {
 				where = "inline in the manifest"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s→%s\t%s\n", i+1, c.ID, humanBytes(c.Raw), humanBytes(c.Stored), where)
+			fmt.Fprintf(tw, "  %d\t%s\t%s→%s\t%s\n", i+1, c.ID, progress.Bytes(c.Raw), progress.Bytes(c.Stored), where)
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/internal/progress"
 )
 
 var listCols = []string{"SEQ", "TIME", "TRIGGER", "RECORDS", "BYTES", "SOURCE POSITION", "STATE", "FLAGS"}
@@ -49,7 +50,7 @@ func TestListTable(t *testing.T) {
 		if want := fmt.Sprintf(`{"file":"orders.csv","offset":%d}`, n*bytesPerStep); row["SOURCE POSITION"] != want {
 			t.Errorf("row %d: SOURCE POSITION %q, want %q", i, row["SOURCE POSITION"], want)
 		}
-		if want := humanBytes(cp.RawSize()) + "→" + humanBytes(cp.StoredSize()); row["STATE"] != want || !strings.Contains(want, "KiB→") {
+		if want := progress.Bytes(cp.RawSize()) + "→" + progress.Bytes(cp.StoredSize()); row["STATE"] != want || !strings.Contains(want, "KiB→") {
 			t.Errorf("row %d: STATE %q, want %q in KiB", i, row["STATE"], want)
 		}
 		if row["FLAGS"] != wantFlags[i] {
@@ -102,20 +103,6 @@ func TestListShortensLongSourcePositions(t *testing.T) {
 	}
 	if got := compactJSON(nil, sourceWidth); got != "-" {
 		t.Errorf("compactJSON(nil) = %q, want -", got)
-	}
-}
-
-func TestHumanBytes(t *testing.T) {
-	for _, c := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
-		{5 << 20, "5.0 MiB"}, {3 << 30, "3.0 GiB"}, {1 << 40, "1.0 TiB"},
-	} {
-		if got := humanBytes(c.n); got != c.want {
-			t.Errorf("humanBytes(%d) = %q, want %q", c.n, got, c.want)
-		}
 	}
 }
 
@@ -175,8 +162,8 @@ func TestShowNewestAndBySeq(t *testing.T) {
 	}
 	state := parseTable(t, r.stdout[strings.Index(r.stdout, "STATE "):], "STATE", "CODEC", "COMPRESSION", "RAW", "STORED", "CHUNKS")
 	if s := state[0]; s["STATE"] != "state" || s["CODEC"] != "json" || s["COMPRESSION"] != "zstd" ||
-		s["RAW"] != humanBytes(newest.RawSize()) || s["STORED"] != humanBytes(newest.StoredSize()) || s["CHUNKS"] != "1" {
-		t.Errorf("state row %v, want state json zstd %s %s 1", s, humanBytes(newest.RawSize()), humanBytes(newest.StoredSize()))
+		s["RAW"] != progress.Bytes(newest.RawSize()) || s["STORED"] != progress.Bytes(newest.StoredSize()) || s["CHUNKS"] != "1" {
+		t.Errorf("state row %v, want state json zstd %s %s 1", s, progress.Bytes(newest.RawSize()), progress.Bytes(newest.StoredSize()))
 	}
 
 	r = ckptRun(t, nil, "checkpoints", "show", "--store", dir, "--job", "orders", "3").want(t, exitOK)

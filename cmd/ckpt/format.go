@@ -4,28 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/internal/progress"
 )
-
-// humanBytes renders n bytes in binary units: "512 B", "1.5 KiB".
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // compactJSON renders a position as compact JSON, shortened to at most max
 // characters ("…" marks the cut); max <= 0 means in full. An absent
@@ -86,7 +72,7 @@ func stateSizes(cp *ckpt.Checkpoint) string {
 	if len(cp.State) == 0 {
 		return "-"
 	}
-	return humanBytes(cp.RawSize()) + "→" + humanBytes(cp.StoredSize())
+	return progress.Bytes(cp.RawSize()) + "→" + progress.Bytes(cp.StoredSize())
 }
 
 // checkpointJSON is one checkpoint in the JSON output of list and jobs.

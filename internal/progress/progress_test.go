@@ -11,7 +11,7 @@ import (
 
 func TestFormats(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
-		{Bytes(0), "0 B"}, {Bytes(1023), "1023 B"}, {Bytes(1536), "1.5 KiB"}, {Bytes(3 << 30), "3.0 GiB"},
+		{Bytes(0), "0 B"}, {Bytes(1023), "1023 B"}, {Bytes(1024), "1.0 KiB"}, {Bytes(1536), "1.5 KiB"}, {Bytes(3 << 30), "3.0 GiB"}, {Bytes(1 << 40), "1.0 TiB"}, {Bytes(1<<63 - 1), "8.0 EiB"},
 		{Count(0), "0"}, {Count(999), "999"}, {Count(1000), "1,000"}, {Count(-1234567), "-1,234,567"},
 		{Duration(59 * time.Second), "0:59"}, {Duration(61 * time.Minute), "1:01:00"},
 	} {
