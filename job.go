@@ -148,7 +148,7 @@ type Job[S any] struct {
 
 	// last is when the last checkpoint's capture ended, and gap the least
 	// time before the next automatic one, so that capturing a large state
-	// takes at most about a tenth of the job's time (see spaceOut).
+	// takes at most about a tenth of the job's time (see tooSoon).
 	last time.Time
 	gap  time.Duration
 
