@@ -141,13 +141,14 @@ func parseBig(digits []byte, neg bool, frac, exp int) (num, error) {
 	for frac > 0 && len(buf) > 0 && buf[len(buf)-1] == '0' {
 		buf, frac = buf[:len(buf)-1], frac-1
 	}
-	if len(buf) == 0 {
-		return num{}, nil
-	}
 	// The value is buf × 10^(exp-frac): len(buf)-frac+exp digits before
-	// the point and frac-exp after it.
+	// the point and frac-exp after it. (Zero with a huge exponent is
+	// refused too, as it would be with another digit.)
 	if len(buf)-frac+exp > maxDigits || frac-exp > maxDigits {
 		return num{}, errRange
+	}
+	if len(buf) == 0 {
+		return num{}, nil
 	}
 	x, ok := new(big.Int).SetString(string(buf), 10)
 	if !ok {
