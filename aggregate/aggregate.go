@@ -162,6 +162,7 @@ type aggregator struct {
 	nums    []value
 	obj     records.Object
 	scratch big.Int // for sums past int64
+	first   []int   // per aggregation, the first one of the same column
 }
 
 // State is the job's state: the groups so far.
@@ -175,16 +176,14 @@ type group struct {
 	accs  []acc
 }
 
-// acc accumulates one column of one group, exactly: the sum is an exact
-// decimal, min and max are compared as exact decimals and keep the
-// value's text, so the output shows them as they were written.
+// acc accumulates one aggregation of one column of one group, exactly.
+// For sum and mean, v is the exact sum; for min and max, v is the extreme
+// so far as an exact decimal and text is that value as written, which the
+// output shows.
 type acc struct {
-	n       int64 // values folded in
-	sum     num
-	min     num
-	max     num
-	minText string
-	maxText string
+	n    int64 // values folded in
+	v    num
+	text string
 }
 
 // value is one parsed input value.
@@ -292,6 +291,11 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 			a.nums = append(a.nums, value{empty: true})
 			continue
 		}
+		if j := a.firstOf(i); j < i {
+			// sum:x,mean:x,max:x parse x once.
+			a.nums = append(a.nums, a.nums[j])
+			continue
+		}
 		p, err := parseNumber(v)
 		if err != nil {
 			return bad(fmt.Errorf("column %q: %q %w", s.Column, v, err))
@@ -326,10 +330,28 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 	g.count++
 	for i := range a.opts.Aggs {
 		if p := &a.nums[i]; !p.empty {
-			g.accs[i].add(p, &a.scratch)
+			g.accs[i].add(a.opts.Aggs[i].Op, p, &a.scratch)
 		}
 	}
 	return nil
+}
+
+// firstOf returns the index of the first aggregation of aggregation i's
+// column.
+func (a *aggregator) firstOf(i int) int {
+	if a.first == nil {
+		a.first = make([]int, len(a.opts.Aggs))
+		for k, s := range a.opts.Aggs {
+			a.first[k] = k
+			for j := range k {
+				if a.opts.Aggs[j].Op != Count && a.opts.Aggs[j].Column == s.Column {
+					a.first[k] = j
+					break
+				}
+			}
+		}
+	}
+	return a.first[i]
 }
 
 // parseNumber parses an input value; see parseNum for what is a number.
@@ -341,15 +363,22 @@ func parseNumber(b []byte) (value, error) {
 	return value{text: b, num: n}, nil
 }
 
-func (c *acc) add(v *value, scratch *big.Int) {
-	if c.n == 0 || v.num.cmp(&c.min) < 0 {
-		c.min, c.minText = v.num, string(v.text)
-	}
-	if c.n == 0 || v.num.cmp(&c.max) > 0 {
-		c.max, c.maxText = v.num, string(v.text)
+// add folds v into c, which computes op: each op keeps only what it
+// needs.
+func (c *acc) add(op Op, v *value, scratch *big.Int) {
+	switch op {
+	case Min:
+		if c.n == 0 || v.num.cmp(&c.v) < 0 {
+			c.v, c.text = v.num, string(v.text)
+		}
+	case Max:
+		if c.n == 0 || v.num.cmp(&c.v) > 0 {
+			c.v, c.text = v.num, string(v.text)
+		}
+	default:
+		c.v.add(&v.num, scratch)
 	}
 	c.n++
-	c.sum.add(&v.num, scratch)
 }
 
 // write appends the groups, sorted by key, to out.
@@ -443,16 +472,13 @@ func (c *acc) result(op Op, count int64) []byte {
 	case Count:
 		return strconv.AppendInt(nil, count, 10)
 	case Sum:
-		return appendNum(nil, &c.sum)
+		return appendNum(nil, &c.v)
 	}
 	if c.n == 0 {
 		return nil
 	}
-	switch op {
-	case Min:
-		return []byte(c.minText)
-	case Max:
-		return []byte(c.maxText)
+	if op == Mean {
+		return appendMean(nil, &c.v, c.n)
 	}
-	return appendMean(nil, &c.sum, c.n)
+	return []byte(c.text)
 }

@@ -29,11 +29,10 @@ func (s *State) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(g.accs)))
 		for _, c := range g.accs {
 			b = binary.AppendVarint(b, c.n)
-			b = appendNumBinary(b, &c.sum)
-			if c.n > 0 {
-				// The exact min and max are read back from their text.
-				b = appendString(b, c.minText)
-				b = appendString(b, c.maxText)
+			// A min or max is read back from its text; a sum has none.
+			b = appendString(b, c.text)
+			if c.text == "" {
+				b = appendNumBinary(b, &c.v)
 			}
 		}
 	}
@@ -106,16 +105,11 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		for j := range g.accs {
 			c := &g.accs[j]
 			c.n = d.varint()
-			c.sum = d.num()
 			if c.n < 0 {
 				d.fail(errors.New("negative value count"))
 			}
-			if c.n > 0 {
-				c.minText, c.min = d.numText()
-				c.maxText, c.max = d.numText()
-				if d.err == nil && c.min.cmp(&c.max) > 0 {
-					d.fail(errors.New("minimum above maximum"))
-				}
+			if c.text, c.v = d.numText(); c.text == "" {
+				c.v = d.num()
 			}
 		}
 		s.groups[k] = g
@@ -210,10 +204,10 @@ func (d *decoder) num() num {
 	return n
 }
 
-// numText decodes a value's text and parses it.
+// numText decodes a value's text, if any, and parses it.
 func (d *decoder) numText() (string, num) {
 	s := d.string()
-	if d.err != nil {
+	if d.err != nil || s == "" {
 		return "", num{}
 	}
 	n, err := parseNum([]byte(s))
