@@ -50,7 +50,7 @@ func TestParseNum(t *testing.T) {
 		}
 	}
 	// Exponents that would make one value huge are refused, not expanded.
-	for _, in := range []string{"1e1100", "1e-1101", "1e999999999999", "0.1e-1100", "1" + strings.Repeat("0", 1100)} {
+	for _, in := range []string{"1e1100", "1e-1101", "1e999999999999", "0E10000000000000000000", "0.1e-1100", "1" + strings.Repeat("0", 1100)} {
 		if _, err := parseNum([]byte(in)); err != errRange {
 			t.Errorf("parseNum(%.20q): %v, want errRange", in, err)
 		}
