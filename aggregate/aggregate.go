@@ -10,12 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/convert"
@@ -156,12 +155,14 @@ func (o *Options) columns() []string {
 
 // aggregator holds per-run scratch space; the groups are in State.
 type aggregator struct {
-	opts Options
-	cols []int // CSV: index of each group-by column, then each agg column
-	key  []byte
-	vals [][]byte
-	nums []value
-	obj  records.Object
+	opts    Options
+	cols    []int // CSV: index of each group-by column, then each agg column
+	key     []byte
+	vals    [][]byte
+	nums    []value
+	obj     records.Object
+	scratch big.Int // for sums past int64
+	first   []int   // per aggregation, the first one of the same column
 }
 
 // State is the job's state: the groups so far.
@@ -175,27 +176,21 @@ type group struct {
 	accs  []acc
 }
 
-// acc accumulates one column of one group. Sums stay exact integers while
-// every value is an integer that fits; min and max keep the value's text,
-// so the output shows it as it was written.
+// acc accumulates one aggregation of one column of one group, exactly.
+// For sum and mean, v is the exact sum; for min and max, v is the extreme
+// so far as an exact decimal and text is that value as written, which the
+// output shows.
 type acc struct {
-	n       int64
-	isFloat bool
-	isum    int64
-	fsum    float64
-	min     float64
-	max     float64
-	minText string
-	maxText string
+	n    int64 // values folded in
+	v    num
+	text string
 }
 
 // value is one parsed input value.
 type value struct {
 	text  []byte
 	empty bool
-	isInt bool
-	i     int64
-	f     float64
+	num   num
 }
 
 func (a *aggregator) csvRow(ctx context.Context, row *source.Row, st *State, _ *sink.File) error {
@@ -296,9 +291,14 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 			a.nums = append(a.nums, value{empty: true})
 			continue
 		}
+		if j := a.firstOf(i); j < i {
+			// sum:x,mean:x,max:x parse x once.
+			a.nums = append(a.nums, a.nums[j])
+			continue
+		}
 		p, err := parseNumber(v)
 		if err != nil {
-			return bad(fmt.Errorf("column %q: %q is not a number", s.Column, v))
+			return bad(fmt.Errorf("column %q: %q %w", s.Column, v, err))
 		}
 		a.nums = append(a.nums, p)
 	}
@@ -330,115 +330,55 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 	g.count++
 	for i := range a.opts.Aggs {
 		if p := &a.nums[i]; !p.empty {
-			g.accs[i].add(p)
+			g.accs[i].add(a.opts.Aggs[i].Op, p, &a.scratch)
 		}
 	}
 	return nil
 }
 
+// firstOf returns the index of the first aggregation of aggregation i's
+// column.
+func (a *aggregator) firstOf(i int) int {
+	if a.first == nil {
+		a.first = make([]int, len(a.opts.Aggs))
+		for k, s := range a.opts.Aggs {
+			a.first[k] = k
+			for j := range k {
+				if a.opts.Aggs[j].Op != Count && a.opts.Aggs[j].Column == s.Column {
+					a.first[k] = j
+					break
+				}
+			}
+		}
+	}
+	return a.first[i]
+}
+
+// parseNumber parses an input value; see parseNum for what is a number.
 func parseNumber(b []byte) (value, error) {
-	s := unsafe.String(unsafe.SliceData(b), len(b)) // not retained: strconv copies into its errors
-	// Try an integer only when it looks like one: a failed ParseInt
-	// allocates its error, which would cost every decimal value.
-	if isInteger(b) {
-		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return value{text: b, isInt: true, i: i, f: float64(i)}, nil
-		}
+	n, err := parseNum(b)
+	if err != nil {
+		return value{}, err
 	}
-	if f, ok := fastDecimal(b); ok {
-		return value{text: b, f: f}, nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return value{}, errors.New("not a number")
-	}
-	return value{text: b, f: f}, nil
+	return value{text: b, num: n}, nil
 }
 
-// pow10 holds the powers of ten that a float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// fastDecimal parses a plain decimal such as -1546.72 with at most 15
-// digits, the common case, without strconv's general machinery. With
-// fewer than 16 digits the mantissa and the power of ten are both exact,
-// so one IEEE division gives the correctly rounded result, the same
-// float64 that strconv.ParseFloat returns. Anything else is left to it.
-func fastDecimal(b []byte) (float64, bool) {
-	i, neg := 0, false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg, i = b[0] == '-', 1
-	}
-	var m uint64
-	digits, frac := 0, -1
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c == '.' && frac < 0:
-			frac = 0
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			if digits++; digits > 15 {
-				return 0, false
-			}
-			if frac >= 0 {
-				frac++
-			}
-		default:
-			return 0, false
+// add folds v into c, which computes op: each op keeps only what it
+// needs.
+func (c *acc) add(op Op, v *value, scratch *big.Int) {
+	switch op {
+	case Min:
+		if c.n == 0 || v.num.cmp(&c.v) < 0 {
+			c.v, c.text = v.num, string(v.text)
 		}
-	}
-	if digits == 0 {
-		return 0, false
-	}
-	f := float64(m)
-	if frac > 0 {
-		f /= pow10[frac]
-	}
-	if neg {
-		f = -f
-	}
-	return f, true
-}
-
-// isInteger reports whether b is an optional sign and decimal digits.
-func isInteger(b []byte) bool {
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
+	case Max:
+		if c.n == 0 || v.num.cmp(&c.v) > 0 {
+			c.v, c.text = v.num, string(v.text)
 		}
-	}
-	return true
-}
-
-func (c *acc) add(v *value) {
-	if c.n == 0 || v.f < c.min {
-		c.min, c.minText = v.f, string(v.text)
-	}
-	if c.n == 0 || v.f > c.max {
-		c.max, c.maxText = v.f, string(v.text)
+	default:
+		c.v.add(&v.num, scratch)
 	}
 	c.n++
-	if !c.isFloat && v.isInt {
-		if s, overflow := addInt(c.isum, v.i); !overflow {
-			c.isum = s
-			return
-		}
-	}
-	if !c.isFloat {
-		c.isFloat, c.fsum = true, float64(c.isum)
-	}
-	c.fsum += v.f
-}
-
-func addInt(a, b int64) (int64, bool) {
-	s := a + b
-	return s, (a > 0 && b > 0 && s < 0) || (a < 0 && b < 0 && s >= 0)
 }
 
 // write appends the groups, sorted by key, to out.
@@ -517,26 +457,13 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 }
 
 // jsonNumber rewrites text, a number parseNumber accepted, as a JSON
-// number: an integer exactly (without a plus sign and leading zeros),
-// anything else as the float64 it parses to.
+// number: its exact value as a plain decimal.
 func jsonNumber(text []byte) []byte {
-	if isInteger(text) {
-		neg := text[0] == '-'
-		digits := bytes.TrimLeft(bytes.TrimLeft(text, "+-"), "0")
-		var b []byte
-		if neg && len(digits) > 0 {
-			b = append(b, '-')
-		}
-		if len(digits) == 0 {
-			return append(b, '0')
-		}
-		return append(b, digits...)
-	}
-	v, err := parseNumber(text)
+	n, err := parseNum(text)
 	if err != nil {
 		return []byte("null") // unreachable: text was parsed before
 	}
-	return formatFloat(v.f)
+	return appendNum(nil, &n)
 }
 
 // result formats an aggregate; empty when there were no values.
@@ -545,32 +472,13 @@ func (c *acc) result(op Op, count int64) []byte {
 	case Count:
 		return strconv.AppendInt(nil, count, 10)
 	case Sum:
-		if c.isFloat {
-			return formatFloat(c.fsum)
-		}
-		return strconv.AppendInt(nil, c.isum, 10)
+		return appendNum(nil, &c.v)
 	}
 	if c.n == 0 {
 		return nil
 	}
-	switch op {
-	case Min:
-		return []byte(c.minText)
-	case Max:
-		return []byte(c.maxText)
+	if op == Mean {
+		return appendMean(nil, &c.v, c.n)
 	}
-	sum := c.fsum
-	if !c.isFloat {
-		sum = float64(c.isum)
-	}
-	return formatFloat(sum / float64(c.n))
-}
-
-// formatFloat writes the shortest text that reads back as f, without an
-// exponent in the usual range, valid as a JSON number.
-func formatFloat(f float64) []byte {
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		return strconv.AppendFloat(nil, f, 'e', -1, 64)
-	}
-	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	return []byte(c.text)
 }

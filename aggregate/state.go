@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"math/big"
 	"slices"
 )
 
@@ -28,24 +28,43 @@ func (s *State) MarshalBinary() ([]byte, error) {
 		b = binary.AppendVarint(b, g.count)
 		b = binary.AppendUvarint(b, uint64(len(g.accs)))
 		for _, c := range g.accs {
-			var flags byte
-			if c.isFloat {
-				flags = 1
-			}
-			b = append(b, flags)
 			b = binary.AppendVarint(b, c.n)
-			b = binary.AppendVarint(b, c.isum)
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.fsum))
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.min))
-			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.max))
-			b = appendString(b, c.minText)
-			b = appendString(b, c.maxText)
+			// A min or max is read back from its text; a sum has none.
+			b = appendString(b, c.text)
+			if c.text == "" {
+				b = appendNumBinary(b, &c.v)
+			}
 		}
 	}
 	return b, nil
 }
 
-const stateVersion = 1
+// stateVersion is the encoding's version. Version 1 kept sums and
+// extremes as float64 (inexact past 2^53 and for decimals) and is refused:
+// its totals cannot be made exact.
+const stateVersion = 2
+
+// ErrStateVersion is returned (wrapped) when a checkpoint holds the groups
+// in an encoding this ckpt does not read.
+var ErrStateVersion = errors.New("aggregate: checkpoint state written by another version of ckpt")
+
+// appendNumBinary encodes n: a uvarint of scale<<1 | form, then for the
+// int64 form (0) a varint of the mantissa, for the big form (1) a uvarint
+// of len<<1 | negative and the magnitude's len bytes, big-endian.
+func appendNumBinary(b []byte, n *num) []byte {
+	if n.b == nil {
+		b = binary.AppendUvarint(b, uint64(n.scale)<<1)
+		return binary.AppendVarint(b, n.m)
+	}
+	b = binary.AppendUvarint(b, uint64(n.scale)<<1|1)
+	mag := n.b.Bytes()
+	neg := uint64(0)
+	if n.b.Sign() < 0 {
+		neg = 1
+	}
+	b = binary.AppendUvarint(b, uint64(len(mag))<<1|neg)
+	return append(b, mag...)
+}
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
@@ -57,7 +76,10 @@ func appendString(b []byte, s string) []byte {
 func (s *State) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
 	if v := d.byte(); v != stateVersion {
-		return fmt.Errorf("aggregate: state version %d, this ckpt reads %d", v, stateVersion)
+		if v == 1 {
+			return fmt.Errorf("%w: its sums, minima and maxima were kept as floating point, which this ckpt does not resume from because they are not exact; rerun with --restart to aggregate the input again", ErrStateVersion)
+		}
+		return fmt.Errorf("%w: state format version %d, this ckpt reads version %d", ErrStateVersion, v, stateVersion)
 	}
 	n := d.uvarint()
 	if d.err == nil && n > uint64(len(b)) {
@@ -82,14 +104,13 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		g.accs = make([]acc, na)
 		for j := range g.accs {
 			c := &g.accs[j]
-			c.isFloat = d.byte() == 1
 			c.n = d.varint()
-			c.isum = d.varint()
-			c.fsum = math.Float64frombits(d.uint64())
-			c.min = math.Float64frombits(d.uint64())
-			c.max = math.Float64frombits(d.uint64())
-			c.minText = d.string()
-			c.maxText = d.string()
+			if c.n < 0 {
+				d.fail(errors.New("negative value count"))
+			}
+			if c.text, c.v = d.numText(); c.text == "" {
+				c.v = d.num()
+			}
 		}
 		s.groups[k] = g
 	}
@@ -145,13 +166,55 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
-func (d *decoder) uint64() uint64 {
-	if d.err != nil || d.i+8 > len(d.b) {
-		d.err = errShort
-		return 0
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
 	}
-	d.i += 8
-	return binary.LittleEndian.Uint64(d.b[d.i-8:])
+}
+
+// num decodes what appendNumBinary wrote.
+func (d *decoder) num() num {
+	h := d.uvarint()
+	if d.err != nil {
+		return num{}
+	}
+	if h>>1 > maxScale {
+		d.fail(fmt.Errorf("scale %d beyond %d", h>>1, maxScale))
+		return num{}
+	}
+	n := num{scale: int32(h >> 1)}
+	if h&1 == 0 {
+		if n.scale > maxFastScale {
+			d.fail(fmt.Errorf("scale %d in the int64 form", n.scale))
+		}
+		n.m = d.varint()
+		return n
+	}
+	l := d.uvarint()
+	if d.err != nil || l>>1 > uint64(len(d.b)-d.i) {
+		d.fail(errShort)
+		return num{}
+	}
+	mag := d.b[d.i : d.i+int(l>>1)]
+	d.i += int(l >> 1)
+	n.b = new(big.Int).SetBytes(mag)
+	if l&1 == 1 {
+		n.b.Neg(n.b)
+	}
+	return n
+}
+
+// numText decodes a value's text, if any, and parses it.
+func (d *decoder) numText() (string, num) {
+	s := d.string()
+	if d.err != nil || s == "" {
+		return "", num{}
+	}
+	n, err := parseNum([]byte(s))
+	if err != nil {
+		d.fail(fmt.Errorf("value %q: %w", s, err))
+	}
+	return s, n
 }
 
 func (d *decoder) string() string {

@@ -27,9 +27,12 @@ whole input is read; the output columns are the group-by columns, then
 
 The groups live in the job's checkpointed state, so the job resumes after a
 kill or crash with exactly the totals of one uninterrupted run. Empty values
-are left out of sum, min, max and mean; a value that is not a number is a
-bad record (see --on-error). Sums of integers are exact; min and max are
-printed as written in the input (as JSON numbers in JSON Lines output).
+are left out of sum, min, max and mean; a value that is not a number (NaN
+and Inf included) is a bad record (see --on-error). The arithmetic is exact
+decimal arithmetic: sums are exact at any size (0.1+0.2 is 0.3), min and
+max compare exact values and are printed as written in the input (as JSON
+numbers in JSON Lines output), and a mean is the exact sum divided by the
+count, rounded once to the nearest float64.
 
 INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 --from, --group-by and --agg are the job's: a resume with others is refused
