@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckptdev/ckpt/aggregate"
 	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/pipeline"
 )
 
 func newAggregateCmd(a *app) *cobra.Command {
@@ -70,14 +71,19 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			if err := checkOutput(o.Output); err != nil {
 				return err
 			}
-			if o.Pipeline, err = pf.config(a, cmd, "aggregate", o.Output); err != nil {
+			t := target{verb: "aggregate", output: o.Output, display: o.Output, isFile: true}
+			if t.id, err = fileIdentity(o.Output); err != nil {
+				return err
+			}
+			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
 			if err := checkNotInput(o.Input, o.From, o.Output, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
-			res, err := aggregate.Run(cmd.Context(), o)
-			return a.report("aggregate", o.Pipeline, o.Output, res, err)
+			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
+				return aggregate.Run(cmd.Context(), o)
+			})
 		},
 	}
 	fl := cmd.Flags()

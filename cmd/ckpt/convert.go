@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/pipeline"
 )
 
 func newConvertCmd(a *app) *cobra.Command {
@@ -71,30 +72,38 @@ over).`,
 			// A table output: the job and dead-letter file are named after
 			// the table, the store defaults to the table's database, and
 			// messages show the address without its password.
-			named, display := o.Output, o.Output
+			t := target{verb: "convert", output: o.Output, display: o.Output, isFile: true}
 			if convert.IsPostgres(o.Output) {
 				var storeURL string
-				if named, storeURL, display, err = convert.PostgresTarget(o.Output); err != nil {
+				t.isFile = false
+				if t.output, storeURL, t.display, err = convert.PostgresTarget(o.Output); err != nil {
 					return usageErrorf("%v", err)
 				}
+				t.id = tableIdentity(t.output)
 				if pf.store == "" {
 					pf.store = storeURL
 				}
-			} else if err := checkOutput(o.Output); err != nil {
-				return err
+			} else {
+				if err := checkOutput(o.Output); err != nil {
+					return err
+				}
+				if t.id, err = fileIdentity(o.Output); err != nil {
+					return err
+				}
 			}
-			if o.Pipeline, err = pf.config(a, cmd, "convert", named); err != nil {
+			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
 			out := o.Output
-			if convert.IsPostgres(out) {
+			if !t.isFile {
 				out = ""
 			}
 			if err := checkNotInput(o.Input, o.From, out, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
-			res, err := convert.Run(cmd.Context(), o)
-			return a.report("convert", o.Pipeline, display, res, err)
+			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
+				return convert.Run(cmd.Context(), o)
+			})
 		},
 	}
 	fl := cmd.Flags()
