@@ -99,3 +99,14 @@ func TestJobUnderItsOldName(t *testing.T) {
 		t.Fatalf("jobs in the store: %v", got)
 	}
 }
+
+// defaultJob is the job name convert or aggregate (verb) gives the output
+// file path.
+func defaultJob(t *testing.T, verb, path string) string {
+	t.Helper()
+	id, err := fileIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobName(verb, filepath.Base(path), id)
+}

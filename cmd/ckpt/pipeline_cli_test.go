@@ -298,7 +298,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("SIGINT takes a checkpoint and exits 75", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "sig"), "convert-out.jsonl", "convert", "in.csv", "out.jsonl", "--store", "sig", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "sig"), defaultJob(t, "convert", filepath.Join(dir, "out.jsonl")), "convert", "in.csv", "out.jsonl", "--store", "sig", "--every", "1000", "--no-progress")
 		cmd.Process.Signal(os.Interrupt)
 		err := <-done
 		var ee *exec.ExitError
@@ -317,7 +317,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("SIGTERM too", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "term"), "convert-term.jsonl", "convert", "in.csv", "term.jsonl", "--store", "term", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "term"), defaultJob(t, "convert", filepath.Join(dir, "term.jsonl")), "convert", "in.csv", "term.jsonl", "--store", "term", "--every", "1000", "--no-progress")
 		cmd.Process.Signal(syscall.SIGTERM)
 		err := <-done
 		var ee *exec.ExitError
@@ -332,7 +332,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("a second run of the same job is refused", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, store, "convert-busy.jsonl", "convert", "in.csv", "busy.jsonl", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, store, defaultJob(t, "convert", filepath.Join(dir, "busy.jsonl")), "convert", "in.csv", "busy.jsonl", "--every", "1000", "--no-progress")
 		code, msg := c.run(dir, "convert", "in.csv", "busy.jsonl")
 		cmd.Process.Kill()
 		<-done
@@ -355,7 +355,7 @@ func TestPipelineInputChecks(t *testing.T) {
 
 	t.Run("changed input is refused, --restart starts over", func(t *testing.T) {
 		c := c.in(t)
-		cmd, _, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "chg"), "convert-chg.jsonl", "convert", "in.csv", "chg.jsonl", "--store", "chg", "--every", "1000", "--no-progress")
+		cmd, _, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "chg"), defaultJob(t, "convert", filepath.Join(dir, "chg.jsonl")), "convert", "in.csv", "chg.jsonl", "--store", "chg", "--every", "1000", "--no-progress")
 		cmd.Process.Kill()
 		<-done
 		f, err := os.OpenFile(in, os.O_APPEND|os.O_WRONLY, 0)

@@ -111,7 +111,7 @@ func TestPipelineCLIS3Store(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "already finished") {
 		t.Fatalf("rerun of a finished job: exit %d\n%s", code, out)
 	}
-	if code, out := c.run(dir, "checkpoints", "verify", "--store", url, "--job", "convert-out.jsonl"); code != 0 {
+	if code, out := c.run(dir, "checkpoints", "verify", "--store", url, "--job", defaultJob(t, "convert", filepath.Join(dir, "out.jsonl"))); code != 0 {
 		t.Fatalf("checkpoints verify: exit %d\n%s", code, out)
 	}
 }
