@@ -47,6 +47,7 @@ type app struct {
 
 	logFormat string
 	logLevel  string
+	logOpts   *slog.HandlerOptions
 	quiet     bool
 
 	// started is set once the command's own code runs. An error before
@@ -119,17 +120,26 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if a.quiet && !cmd.Flags().Changed("log-level") {
 		level = slog.LevelError
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	a.logOpts = &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(a.logFormat) {
-	case "text":
-		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
-	case "json":
-		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	case "text", "json":
 	default:
 		return usageErrorf("--log-format %q: use text or json", a.logFormat)
 	}
+	a.logTo(a.stderr)
 	a.started = true
 	return nil
+}
+
+// logTo sends the logs to w, in the format and at the level the global
+// flags ask for: a progress bar routes them through itself, so that they
+// are printed above it rather than over it.
+func (a *app) logTo(w io.Writer) {
+	if strings.ToLower(a.logFormat) == "json" {
+		a.log = slog.New(slog.NewJSONHandler(w, a.logOpts))
+	} else {
+		a.log = slog.New(slog.NewTextHandler(w, a.logOpts))
+	}
 }
 
 // infof prints a message for people on stdout, unless --quiet.

@@ -93,7 +93,6 @@ func (f *pipelineFlags) config(a *app, cmd *cobra.Command, t target) (pipeline.C
 	cfg.Every = ckpt.Every{Records: f.every, Bytes: eb, Interval: f.interval}
 	cfg.Retain = f.retain
 	cfg.Restart = f.restart
-	cfg.Logger = a.log
 	switch f.onError {
 	case "fail":
 		cfg.OnBadRecord = pipeline.Fail
@@ -114,15 +113,18 @@ func (f *pipelineFlags) config(a *app, cmd *cobra.Command, t target) (pipeline.C
 		cfg.DeadLetterPath = output + ".rejects.jsonl"
 	}
 	if a.stderrTTY && !a.quiet && !f.noProgress {
-		width := 80
-		if fd, ok := a.stderr.(interface{ Fd() uintptr }); ok {
-			if w, _, err := term.GetSize(int(fd.Fd())); err == nil && w > 0 {
-				width = w
+		bar := &progress.Bar{W: a.stderr, WidthFunc: func() int {
+			if fd, ok := a.stderr.(interface{ Fd() uintptr }); ok {
+				if w, _, err := term.GetSize(int(fd.Fd())); err == nil {
+					return w
+				}
 			}
-		}
-		bar := &progress.Bar{W: a.stderr, Width: width}
+			return 0
+		}}
 		cfg.Progress = bar.Update
+		a.logTo(bar.Writer())
 	}
+	cfg.Logger = a.log
 	return cfg, nil
 }
 

@@ -154,6 +154,34 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		t.Errorf("no progress bar on a terminal: %q", out)
 	}
 
+	// On a narrow terminal every drawn line fits, keeping the rate.
+	master, tty = openPTY(t)
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 30}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b, _ := io.ReadAll(master)
+		read <- b
+	}()
+	if code := convert(tty); code != exitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	tty.Close()
+	out := string(<-read)
+	drawn := 0
+	for _, line := range strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		line = strings.ReplaceAll(line, "\x1b[K", "")
+		if strings.Contains(line, "/s") {
+			drawn++
+		}
+		if n := len([]rune(line)); n > 29 && !strings.HasPrefix(line, "convert: done") {
+			t.Errorf("a line of %d columns on a 30-column terminal: %q", n, line)
+		}
+	}
+	if drawn == 0 {
+		t.Errorf("no progress line with the rate on a 30-column terminal: %q", out)
+	}
+
 	for _, extra := range [][]string{nil, {"--no-progress"}, {"--quiet"}} {
 		var stderr bytes.Buffer
 		if code := convert(&stderr, extra...); code != exitOK {
