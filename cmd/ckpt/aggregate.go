@@ -52,8 +52,13 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 					o.GroupBy = append(o.GroupBy, g)
 				}
 			}
-			if len(o.GroupBy) == 0 {
-				return usageErrorf("--group-by: name at least one column")
+			switch {
+			case len(o.GroupBy) == 0 && len(aggs) == 0:
+				return usageErrorf("--group-by and --agg are required: name the columns to group by and what to compute, as --group-by region --agg count,sum:amount")
+			case len(o.GroupBy) == 0:
+				return usageErrorf("--group-by is required: name at least one column to group by, as --group-by region")
+			case len(aggs) == 0:
+				return usageErrorf("--agg is required: name what to compute per group, as --agg count,sum:amount")
 			}
 			if o.Aggs, err = aggregate.ParseSpecs(strings.Join(aggs, ",")); err != nil {
 				return usageErrorf("--agg: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -210,5 +211,63 @@ func TestExitCodeOfEachErrorClass(t *testing.T) {
 		if _, hint, _ := strings.Cut(line, "; "); c.hint != "" && !strings.Contains(hint, c.hint) {
 			t.Errorf("errorLine(%v) = %q, want the hint %q", c.err, line, c.hint)
 		}
+	}
+}
+
+// "ckpt WORD --help" with WORD not a command says so, rather than print
+// the help of the command above as if WORD were not there.
+func TestUnknownCommandWithHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"unknown", "--help"},
+		{"--log-level", "debug", "unknown", "-h"},
+		{"checkpoints", "bogus", "--help"},
+		{"checkpoints", "--store", "x", "bogus", "--help"},
+	} {
+		r := ckptRun(t, nil, args...).want(t, exitUsage)
+		if line := r.errLine(t); !strings.Contains(line, "unknown command") || !strings.Contains(line, `"`+args[len(args)-2]+`"`) {
+			t.Errorf("%v: %s", args, line)
+		}
+		if r.stdout != "" {
+			t.Errorf("%v printed help:\n%s", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"checkpoints", "--help"}, {"checkpoints", "--store", "x", "list", "--help"}} {
+		if r := ckptRun(t, nil, args...).want(t, exitOK); !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: no help:\n%s", args, r.stdout)
+		}
+	}
+}
+
+// Messages name what happened in ckpt's terms: no package prefixes, and
+// advice given once.
+func TestMessagesForPeople(t *testing.T) {
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a,b\n1,2\n3,x\"y\n")
+	out := filepath.Join(dir, "out.jsonl")
+	line := ckptRun(t, nil, "convert", in, out).want(t, exitError).errLine(t)
+	if strings.Count(line, "skip") != 1 || strings.Contains(line, "policy") {
+		t.Errorf("advice given twice, or in the library's terms: %s", line)
+	}
+	r := ckptRun(t, nil, "convert", in, out, "--on-error", "skip").want(t, exitOK)
+	if !strings.Contains(r.stdout, "2 records into") || !strings.Contains(r.stdout, "skipped 1 bad record\n") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	one := writeInput(t, dir, "one.csv", "a\n1\n")
+	if r := ckptRun(t, nil, "convert", one, filepath.Join(dir, "one.jsonl")).want(t, exitOK); !strings.Contains(r.stdout, "done, 1 record into") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	writeInput(t, dir, "in.csv", "a,b\n1,2\n")
+	line = ckptRun(t, nil, "convert", in, out, "--on-error", "skip").want(t, exitError).errLine(t)
+	for _, p := range []string{"pipeline:", "source:", "sink:"} {
+		if strings.Contains(line, p) {
+			t.Errorf("package prefix %q: %s", p, line)
+		}
+	}
+	if strings.Count(line, "restart") != 1 {
+		t.Errorf("advice given twice: %s", line)
+	}
+	line = ckptRun(t, nil, "aggregate", in, out).want(t, exitUsage).errLine(t)
+	if !strings.Contains(line, "--group-by") || !strings.Contains(line, "--agg") {
+		t.Errorf("a hint without every required flag: %s", line)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/ckptdev/ckpt"
@@ -151,14 +152,23 @@ func wantsUsage(err error) bool {
 // errorLine renders err as the one line ckpt prints on stderr:
 // "ckpt: what happened; what to do".
 func errorLine(err error) string {
-	msg := err.Error()
-	// Library errors carry their package prefix at every level of
-	// wrapping; one "ckpt: " in front is enough.
-	msg = strings.TrimPrefix(msg, "ckpt: ")
-	msg = strings.ReplaceAll(msg, ": ckpt: ", ": ")
+	msg := errorText(err)
 	if h := hintFor(err); h != "" {
+		// The hint says what to do in ckpt's own terms (flags, not
+		// library options): the library's advice would say it twice.
+		msg = libraryAdvice.ReplaceAllString(msg, "")
 		msg += "; " + h
 	}
 	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 	return "ckpt: " + msg
 }
+
+// packagePrefix matches the package names that library errors may carry
+// in front of their messages, at the start or after a colon: people are
+// told what happened, not in which package.
+var packagePrefix = regexp.MustCompile(`(^|: |\()(ckpt|pipeline|source|sink|convert|aggregate|store|filestore|memstore|s3store|pgstore|pgsink|asset|eventlog): `)
+
+// libraryAdvice matches the library's advice in a message, in terms of its
+// API ("restart the job", "the bad-record policy"), which a hint of
+// ckpt's replaces.
+var libraryAdvice = regexp.MustCompile(`;? ?\((restart the job|set the bad-record policy)[^)]*\)|; refusing to resume \(restart the job to start over\)`)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,4 +110,42 @@ func defaultJob(t *testing.T, verb, path string) string {
 		t.Fatal(err)
 	}
 	return jobName(verb, filepath.Base(path), id)
+}
+
+// A resumed run says so before it starts, from which checkpoint and
+// record; --json prints the run's summary for scripts.
+func TestResumeIsAnnouncedAndJSONSummary(t *testing.T) {
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a\n1\n2\nx\"y\n4\n")
+	out := filepath.Join(dir, "out.jsonl")
+	ckptRun(t, nil, "convert", in, out, "--every", "1").want(t, exitError)
+	r := ckptRun(t, nil, "convert", in, out, "--every", "1", "--on-error", "skip").want(t, exitOK)
+	job := defaultJob(t, "convert", out)
+	var seq, recs int
+	if _, err := fmt.Sscanf(r.stdout, "resuming job "+job+" from checkpoint %d", &seq); err != nil {
+		t.Fatalf("the start of a resumed run: %q: %v", r.stdout, err)
+	}
+	if _, err := fmt.Sscanf(r.stdout[strings.Index(r.stdout, "(resumed"):], "(resumed from checkpoint %d at record %d)", new(int), &recs); err != nil {
+		t.Fatalf("the end of a resumed run: %q: %v", r.stdout, err)
+	}
+	if !strings.Contains(r.stdout, fmt.Sprintf("(resumed from checkpoint %d at record %d)", seq, recs)) || !strings.Contains(r.stdout, "): "+plural(int64(recs), "record")+" (") {
+		t.Fatalf("the announced start is not where the run resumed:\n%s", r.stdout)
+	}
+
+	out2 := filepath.Join(dir, "out2.jsonl")
+	ckptRun(t, nil, "convert", in, out2, "--every", "1").want(t, exitError)
+	r = ckptRun(t, nil, "convert", in, out2, "--every", "1", "--on-error", "skip", "--json").want(t, exitOK)
+	var s runJSON
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("--json: %v\n%s", err, r.stdout)
+	}
+	if s.Status != "done" || s.Job != defaultJob(t, "convert", out2) || s.Output != out2 || s.Records != 4 || s.Skipped != 1 ||
+		s.ResumedFrom == nil || s.ResumedFrom.Checkpoint == 0 || s.ResumedFrom.Records == 0 || s.Checkpoint == 0 || s.Checkpoints == 0 || s.Bytes == 0 {
+		t.Errorf("--json summary: %+v", s)
+	}
+	r = ckptRun(t, nil, "convert", in, out2, "--json").want(t, exitOK)
+	s = runJSON{}
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Status != "already_done" || s.ResumedFrom != nil || s.Records != 4 {
+		t.Errorf("--json of a finished job: %v %+v", err, s)
+	}
 }

@@ -32,8 +32,8 @@ func (a *app) runJob(cmd *cobra.Command, pf *pipelineFlags, t target, cfg *pipel
 		return err
 	}
 	if cp := info.from; cp != nil && !cp.Final && !pf.json {
-		a.infof("resuming job %s from checkpoint %d (%s): %s of input read, %s\n",
-			cfg.Job, cp.Seq, formatTime(cp.Time), progress.Bytes(cp.Bytes), plural(cp.Records, "record"))
+		a.infof("resuming job %s from checkpoint %d (%s): %s (%s of input) already done\n",
+			cfg.Job, cp.Seq, formatTime(cp.Time), plural(cp.Records, "record"), progress.Bytes(cp.Bytes))
 	}
 	res, err := run()
 	if pf.json {
@@ -158,7 +158,7 @@ func (a *app) reportJSON(t target, cfg *pipeline.Config, res pipeline.Result, er
 		s.Checkpoint = res.Final.Seq
 		s.Bytes = res.Final.Bytes
 	}
-	if r := res.Resumed; r != nil {
+	if r := res.Resumed; r != nil && s.Status != "already_done" {
 		s.ResumedFrom = &resumedJSON{Checkpoint: r.Seq, Records: r.Records, Bytes: r.Bytes}
 	}
 	if s.Status == "done" && res.Final != nil {
