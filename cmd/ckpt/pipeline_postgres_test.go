@@ -44,6 +44,9 @@ func (c *cli) crashUntilKilled(dir string, minKills int, reset func(), args ...s
 
 // Checkpoints in PostgreSQL, output to a file.
 func TestPipelineCLIPostgresStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	pg := testenv.NewPostgres(t)
 	c := buildCLI(t)
 	rows, minKills := crashRuns()
@@ -67,6 +70,9 @@ func TestPipelineCLIPostgresStore(t *testing.T) {
 
 // The exactly-once table sink: rows and checkpoints in one transaction.
 func TestPipelineCLIPostgresTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	pg := testenv.NewPostgres(t)
 	c := buildCLI(t)
 	rows, minKills := crashRuns()

@@ -72,6 +72,9 @@ func (c *cli) s3CrashUntilDone(dir string, seed uint64, window time.Duration, ar
 }
 
 func TestPipelineCLIS3Store(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	bucket := testenv.S3(t)
 	// The child processes find their credentials where any AWS program
 	// does: in the standard environment variables.
