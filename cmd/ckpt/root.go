@@ -52,7 +52,8 @@ a running job draws a progress bar on stderr. Commands that print data take
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount
   ckpt jobs
-  ckpt checkpoints list --job convert-orders.jsonl
+  ckpt convert orders.csv orders.jsonl --job orders
+  ckpt checkpoints list --job orders
   ckpt checkpoints verify --store /data/ckpt --job orders`,
 		Version:       versionString(),
 		SilenceErrors: true, // run prints errors, as one line
