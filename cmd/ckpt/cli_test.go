@@ -266,6 +266,14 @@ func TestMessagesForPeople(t *testing.T) {
 	if strings.Count(line, "restart") != 1 {
 		t.Errorf("advice given twice: %s", line)
 	}
+	store := filepath.Join(dir, "store")
+	ckptRun(t, nil, "convert", one, filepath.Join(dir, "p.jsonl"), "--store", store, "--job", "p").want(t, exitOK)
+	if r := ckptRun(t, nil, "checkpoints", "prune", "--store", store, "--job", "p", "--retain", "1").want(t, exitOK); !strings.Contains(r.stdout, "at most 1 checkpoint besides") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	if r := ckptRun(t, nil, "checkpoints", "delete", "--all", "--yes", "--store", store, "--job", "p").want(t, exitOK); r.stdout != "deleted job \"p\": 1 checkpoint\n" {
+		t.Errorf("plurals: %s", r.stdout)
+	}
 	line = ckptRun(t, nil, "aggregate", in, out).want(t, exitUsage).errLine(t)
 	if !strings.Contains(line, "--group-by") || !strings.Contains(line, "--agg") {
 		t.Errorf("a hint without every required flag: %s", line)

@@ -109,7 +109,7 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usageErrorf("%s takes at most %d argument(s), got %d: %s", cmd.CommandPath(), n, len(args), strings.Join(args, " "))
+			return usageErrorf("%s takes at most %s, got %d: %s", cmd.CommandPath(), plural(int64(n), "argument"), len(args), strings.Join(args, " "))
 		}
 		return nil
 	}
