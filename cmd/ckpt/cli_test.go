@@ -57,7 +57,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 
 func TestRootHelpListsExitCodes(t *testing.T) {
 	r := ckptRun(t, nil, "--help").want(t, exitOK)
-	for _, c := range []int{exitOK, exitError, exitUsage, exitCorrupt, exitLocked, exitInterrupted, exitSignal} {
+	for _, c := range []int{exitOK, exitError, exitUsage, exitCorrupt, exitLocked, exitInterrupted, exitSignal, exitSignalTerm} {
 		if !strings.Contains(r.stdout, fmt.Sprintf("\n  %-4d ", c)) {
 			t.Errorf("root help does not list exit code %d:\n%s", c, r.stdout)
 		}

@@ -30,6 +30,8 @@ const (
 	// process at once and the shell reports 128+2. It is listed so that
 	// users know it is safe.
 	exitSignal = 130
+	// exitSignalTerm is the same for a second SIGTERM: 128+15.
+	exitSignalTerm = 143
 )
 
 // exitCodes documents every exit code, in the order `ckpt --help` lists them.
@@ -39,11 +41,12 @@ var exitCodes = []struct {
 }{
 	{exitOK, "success"},
 	{exitError, "error (the message on stderr says what happened and what to do)"},
-	{exitUsage, "usage error: bad flags or arguments, or a confirmation is needed (pass --yes)"},
+	{exitUsage, "usage error: bad flags or arguments, or a choice is needed (pass --yes, or --job or --restart as the message says)"},
 	{exitCorrupt, "verification failed or no valid checkpoint: corruption found"},
 	{exitLocked, "the job is locked by another running process"},
 	{exitInterrupted, "interrupted by a signal after a shutdown checkpoint: rerun to resume"},
 	{exitSignal, "killed by a second SIGINT (set by the shell; the next run resumes)"},
+	{exitSignalTerm, "killed by a second SIGTERM (set by the shell; the next run resumes)"},
 }
 
 // exitCodeHelp renders exitCodes for the root command's help.

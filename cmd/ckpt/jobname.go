@@ -202,9 +202,10 @@ func (a *app) inspectStore(ctx context.Context, cfg *pipeline.Config, t target, 
 // settleLegacyName decides what to do with a job that has the name earlier
 // versions of ckpt gave this output. Such a name may belong to another
 // output (it was derived from the base name alone), so it is used only
-// where it cannot: in the default store beside the output, when no other
-// file there maps to the same name. Anywhere else ckpt stops and asks:
-// --job NAME resumes the old job, --restart starts the new one.
+// where it cannot: for a table (in its own database), and in the default
+// store beside an output file when no other file there maps to the same
+// name. Anywhere else ckpt stops and asks: --job NAME resumes the old job,
+// --restart starts the new one.
 func (a *app) settleLegacyName(ctx context.Context, st store.Store, loc store.Location, cfg *pipeline.Config, t target, defaultStore bool) error {
 	legacy := legacyJobName(t.verb, t.output)
 	if ckpt.ValidJobName(legacy) != nil || legacy == cfg.Job {
@@ -223,7 +224,10 @@ func (a *app) settleLegacyName(ctx context.Context, st store.Store, loc store.Lo
 			"job", cfg.Job, "old_job", legacy, "delete_with", fmt.Sprintf("ckpt checkpoints delete --all --yes --store %s --job %s", loc, legacy))
 		return nil
 	}
-	if defaultStore && t.isFile && onlyOwner(t.output, legacy, t.verb) {
+	// A table's name is letters, digits, '_' and '.': its old name was its
+	// own unless cut, and its checkpoints live in its own database.
+	ownTable := !t.isFile && len(t.verb)+1+len(t.output) <= 128
+	if ownTable || defaultStore && t.isFile && onlyOwner(t.output, legacy, t.verb) {
 		a.log.Info("continuing the job under the name an earlier ckpt gave it", "job", legacy, "new_name", cfg.Job)
 		cfg.Job = legacy
 		return nil
