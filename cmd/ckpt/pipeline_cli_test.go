@@ -54,6 +54,11 @@ const testVersion = "v0.0.0-test"
 
 func buildCLI(t *testing.T) *cli {
 	t.Helper()
+	if testing.Short() {
+		// Linking ckpt takes most of this package's test time; the
+		// in-process tests cover the commands under -short.
+		t.Skip("runs the built ckpt binary: skipped with -short")
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go tool is not on PATH")
