@@ -46,11 +46,17 @@ NULL. A job that starts from the beginning empties the table. Checkpoints
 then go to the same database (schema ckpt, or ?schema=NAME), which --store
 may name but not move elsewhere. Quote the address in the shell.
 
-Checkpoints go to a store, by default a .ckpt directory beside OUTPUT. The
-input must not change while the job is unfinished: a resume on changed input
-is refused, as is a resume with other --from, --to or --infer-types, and a
-rerun of a finished job whose input changed since (pass --restart to start
-over).`,
+Checkpoints go to a store, by default a .ckpt directory beside OUTPUT (a
+local --store must not be OUTPUT, lie inside it or hold it). The job's
+name is unique per output: the command, OUTPUT's name and a hash of its
+absolute path (see --job; ckpt jobs lists the names). A run that resumes
+says so first, with the checkpoint and the records already done; --json
+prints a summary of the run for scripts.
+
+The input must not change while the job is unfinished: a resume on changed
+input is refused, as is a resume with other --from, --to or --infer-types,
+and a rerun of a finished job whose input changed since (pass --restart to
+start over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt

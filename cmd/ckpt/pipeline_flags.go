@@ -46,7 +46,7 @@ type pipelineFlags struct {
 func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.store, "store", "", "where checkpoints live: a directory or a store URL (default: .ckpt beside OUTPUT)")
-	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: derived from the command and OUTPUT)")
+	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: the command and OUTPUT's name, with a hash of its path: unique per output)")
 	fl.Int64Var(&f.every, "every", defaultEvery, "checkpoint every N records (0: off)")
 	fl.StringVar(&f.everyBytes, "every-bytes", "0", "checkpoint every N bytes of input: bytes, or KiB, MiB, GiB, KB, MB, GB, as 64MiB (0: off)")
 	fl.DurationVar(&f.interval, "interval", defaultInterval, "checkpoint at least this often (0: off)")
