@@ -163,7 +163,7 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if a.quiet && !cmd.Flags().Changed("log-level") {
 		level = slog.LevelError
 	}
-	a.logOpts = &slog.HandlerOptions{Level: level}
+	a.logOpts = &slog.HandlerOptions{Level: level, ReplaceAttr: plainLogAttr}
 	switch strings.ToLower(a.logFormat) {
 	case "text", "json":
 	default:
@@ -172,6 +172,20 @@ func (a *app) setup(cmd *cobra.Command) error {
 	a.logTo(a.stderr)
 	a.started = true
 	return nil
+}
+
+// plainLogAttr takes the package prefixes out of a log line's message and
+// errors, as errorLine does for errors.
+func plainLogAttr(_ []string, attr slog.Attr) slog.Attr {
+	switch v := attr.Value.Any().(type) {
+	case string:
+		if attr.Key == slog.MessageKey {
+			attr.Value = slog.StringValue(errorText(errors.New(v)))
+		}
+	case error:
+		attr.Value = slog.StringValue(errorText(v))
+	}
+	return attr
 }
 
 // logTo sends the logs to w, in the format and at the level the global

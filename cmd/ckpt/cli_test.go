@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,6 +274,19 @@ func TestMessagesForPeople(t *testing.T) {
 	}
 	if r := ckptRun(t, nil, "checkpoints", "delete", "--all", "--yes", "--store", store, "--job", "p").want(t, exitOK); r.stdout != "deleted job \"p\": 1 checkpoint\n" {
 		t.Errorf("plurals: %s", r.stdout)
+	}
+	// Logs too: a lock file left torn is rewritten, with a warning.
+	if err := os.MkdirAll(filepath.Join(store, "jobs", "q"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, "jobs", "q", "LOCK"), []byte("torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = ckptRun(t, nil, "convert", one, filepath.Join(dir, "q.jsonl"), "--store", store, "--job", "q").want(t, exitOK)
+	for _, p := range []string{`msg="filestore: `, `msg="ckpt: `, `err="filestore: `} {
+		if strings.Contains(r.stderr, p) {
+			t.Errorf("package prefix in a log line:\n%s", r.stderr)
+		}
 	}
 	line = ckptRun(t, nil, "aggregate", in, out).want(t, exitUsage).errLine(t)
 	if !strings.Contains(line, "--group-by") || !strings.Contains(line, "--agg") {
