@@ -197,7 +197,7 @@ func TestExitCodeOfEachErrorClass(t *testing.T) {
 		{usageErrorf("bad"), exitUsage, ""},
 		{withHint(usageErrorf("bad"), "do this"), exitUsage, "do this"},
 		{fmt.Errorf("verify: %w", corrupt), exitCorrupt, "ckpt checkpoints verify"},
-		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrNoValidCheckpoint), exitCorrupt, "restore the store"},
+		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrNoValidCheckpoint), exitCorrupt, "restore it from a backup"},
 		{fmt.Errorf("prune refused: %w", locked), exitLocked, "retry"},
 		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrInterrupted), exitInterrupted, "run the same command again"},
 		{withHint(fmt.Errorf("wrapped: %w", ckpt.ErrInterrupted), "resume with X"), exitInterrupted, "resume with X"},

@@ -134,7 +134,7 @@ func hintFor(err error) string {
 	case errors.Is(err, ckpt.ErrInterrupted):
 		return "run the same command again to resume"
 	case errors.Is(err, ckpt.ErrNoValidCheckpoint):
-		return "restore the store from a backup, or delete the job's checkpoints (ckpt checkpoints delete --all) to start over"
+		return "check the store, restore it from a backup, or start over (--restart for convert and aggregate, or ckpt checkpoints delete --all)"
 	case errors.Is(err, ckpt.ErrCorrupt):
 		return "run `ckpt checkpoints verify` to check every checkpoint"
 	}
@@ -174,4 +174,4 @@ var packagePrefix = regexp.MustCompile(`(^|: |\()(ckpt|pipeline|source|sink|conv
 // libraryAdvice matches the library's advice in a message, in terms of its
 // API ("restart the job", "the bad-record policy"), which a hint of
 // ckpt's replaces.
-var libraryAdvice = regexp.MustCompile(`;? ?\((restart the job|set the bad-record policy)[^)]*\)|; refusing to resume \(restart the job to start over\)`)
+var libraryAdvice = regexp.MustCompile(`;? ?\((restart the job|set the bad-record policy)[^)]*\)|; check the store, or restart the job to discard them`)

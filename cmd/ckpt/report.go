@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,8 +33,20 @@ func (a *app) runJob(cmd *cobra.Command, pf *pipelineFlags, t target, cfg *pipel
 		return err
 	}
 	if cp := info.from; cp != nil && !cp.Final && !pf.json {
-		a.infof("resuming job %s from checkpoint %d (%s): %s (%s of input) already done\n",
-			cfg.Job, cp.Seq, formatTime(cp.Time), plural(cp.Records, "record"), progress.Bytes(cp.Bytes))
+		// Said once the run has started, past the checks that could
+		// refuse the resume (changed input or options): the first
+		// progress report, drawn or not.
+		var once sync.Once
+		bar := cfg.Progress
+		cfg.Progress = func(p pipeline.Progress) {
+			once.Do(func() {
+				a.infof("resuming job %s from checkpoint %d (%s): %s (%s of input) already done\n",
+					cfg.Job, cp.Seq, formatTime(cp.Time), plural(cp.Records, "record"), progress.Bytes(cp.Bytes))
+			})
+			if bar != nil {
+				bar(p)
+			}
+		}
 	}
 	res, err := run()
 	if pf.json {
