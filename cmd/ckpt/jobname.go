@@ -23,7 +23,8 @@ import (
 // are the same ("my out.jsonl" and "my_out.jsonl", or d1/out.jsonl and
 // d2/out.jsonl in one store) differ in the hash, so they are two jobs.
 //
-// The identity of a file is its absolute, cleaned path; of a table, its
+// The identity of a file is its absolute, cleaned path (symbolic links
+// resolved); of a table, its
 // name as given (the table's checkpoints live in its own database, so the
 // database is implied by the store). Moving an output's directory makes a
 // new job; --job keeps the old one.
@@ -70,13 +71,13 @@ func sanitizeName(s string) string {
 }
 
 // fileIdentity is the identity of an output file: its absolute, cleaned
-// path.
+// path, with symbolic links resolved in the part that exists, so that one
+// file reached through a link is one job.
 func fileIdentity(output string) (string, error) {
-	abs, err := filepath.Abs(output)
-	if err != nil {
+	if _, err := filepath.Abs(output); err != nil {
 		return "", fmt.Errorf("output %s: %w", output, err)
 	}
-	return "file:" + abs, nil
+	return "file:" + realPath(output), nil
 }
 
 // tableIdentity is the identity of an output table.

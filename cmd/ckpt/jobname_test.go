@@ -149,3 +149,21 @@ func TestResumeIsAnnouncedAndJSONSummary(t *testing.T) {
 		t.Errorf("--json of a finished job: %v %+v", err, s)
 	}
 }
+
+// One output reached by another path (relative, through a symbolic link)
+// is one job.
+func TestOneOutputByTwoPathsIsOneJob(t *testing.T) {
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a\n1\n")
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Skip(err)
+	}
+	ckptRun(t, nil, "convert", in, filepath.Join(dir, "real", "out.jsonl")).want(t, exitOK)
+	r := ckptRun(t, nil, "convert", in, filepath.Join(dir, "link", "x", "..", "out.jsonl"), "--store", filepath.Join(dir, "real", ".ckpt")).want(t, exitOK)
+	if !strings.Contains(r.stdout, "already finished") {
+		t.Fatalf("the same output through a link was another job:\n%s", r.stdout)
+	}
+}
