@@ -41,8 +41,8 @@ func jobName(verb, display, id string) string {
 	sum := sha256.Sum256([]byte(id))
 	suffix := "-" + hex.EncodeToString(sum[:])[:hashLen]
 	name := sanitizeName(verb + "-" + display)
-	if max := 128 - len(suffix); len(name) > max {
-		name = name[:max]
+	if room := 128 - len(suffix); len(name) > room {
+		name = name[:room]
 	}
 	return name + suffix
 }
@@ -83,8 +83,8 @@ func fileIdentity(output string) (string, error) {
 // tableIdentity is the identity of an output table.
 func tableIdentity(table string) string { return "table:" + table }
 
-// target is what a run writes: the output as the user gave it, its
-// identity, and the files beside it.
+// target is what a run writes: the output as the user gave it (a path, or
+// a table's name), its identity, and how messages show it.
 type target struct {
 	verb    string
 	output  string // the path, or the table's name
