@@ -11,6 +11,7 @@ build:
 	$(GO) build -o $(BIN)/ckpt ./cmd/ckpt
 
 ## demo: the main job on a generated sample, killed and resumed along the way.
+## It removes its files (about 1 GB, under demo/) at the end: DEMO_KEEP=1 keeps them.
 demo:
 	./scripts/demo.sh
 
@@ -46,4 +47,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) demo

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ckptdev/ckpt/aggregate"
 	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/pipeline"
 )
 
 func newAggregateCmd(a *app) *cobra.Command {
@@ -54,8 +55,13 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 					o.GroupBy = append(o.GroupBy, g)
 				}
 			}
-			if len(o.GroupBy) == 0 {
-				return usageErrorf("--group-by: name at least one column")
+			switch {
+			case len(o.GroupBy) == 0 && len(aggs) == 0:
+				return usageErrorf("--group-by and --agg are required: name the columns to group by and what to compute, as --group-by region --agg count,sum:amount")
+			case len(o.GroupBy) == 0:
+				return usageErrorf("--group-by is required: name at least one column to group by, as --group-by region")
+			case len(aggs) == 0:
+				return usageErrorf("--agg is required: name what to compute per group, as --agg count,sum:amount")
 			}
 			if o.Aggs, err = aggregate.ParseSpecs(strings.Join(aggs, ",")); err != nil {
 				return usageErrorf("--agg: %v", err)
@@ -73,14 +79,19 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			if err := checkOutput(o.Output); err != nil {
 				return err
 			}
-			if o.Pipeline, err = pf.config(a, cmd, "aggregate", o.Output); err != nil {
+			t := target{verb: "aggregate", output: o.Output, display: o.Output, isFile: true}
+			if t.id, err = fileIdentity(o.Output); err != nil {
+				return err
+			}
+			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
 			if err := checkNotInput(o.Input, o.From, o.Output, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
-			res, err := aggregate.Run(cmd.Context(), o)
-			return a.report("aggregate", o.Pipeline, o.Output, res, err)
+			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
+				return aggregate.Run(cmd.Context(), o)
+			})
 		},
 	}
 	fl := cmd.Flags()

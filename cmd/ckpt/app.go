@@ -47,6 +47,7 @@ type app struct {
 
 	logFormat string
 	logLevel  string
+	logOpts   *slog.HandlerOptions
 	quiet     bool
 
 	// started is set once the command's own code runs. An error before
@@ -82,7 +83,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args = []string{} // nil would make cobra read os.Args
 	}
 	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
+	var cmd *cobra.Command
+	var err error
+	if uerr := unknownCommandHelp(newRootCmd(newApp(stdin, stdout, stderr)), args); uerr != nil {
+		// cobra prints the group's help for "ckpt unknown --help", as if
+		// the word were not there; say it is not a command instead.
+		cmd, err = uerr.cmd, uerr.err
+	} else {
+		cmd, err = root.ExecuteContextC(ctx)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -98,6 +107,41 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(a.stderr, "Usage: %s\nRun '%s --help' for details.\n", use, cmd.CommandPath())
 	}
 	return exitCode(err)
+}
+
+// unknownHelp is an unknown command given with --help.
+type unknownHelp struct {
+	cmd *cobra.Command
+	err error
+}
+
+// unknownCommandHelp reports an unknown command in args when they ask for
+// help: cobra would print the help of the command group instead.
+func unknownCommandHelp(root *cobra.Command, args []string) *unknownHelp {
+	help := false
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		help = help || a == "--help" || a == "-h"
+	}
+	if !help {
+		return nil
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	cmd, rest, err := root.Find(args)
+	if err != nil || !cmd.HasAvailableSubCommands() {
+		return nil
+	}
+	cmd.InitDefaultHelpFlag()
+	if err := cmd.ParseFlags(rest); err != nil {
+		return nil
+	}
+	if pos := cmd.Flags().Args(); len(pos) > 0 {
+		return &unknownHelp{cmd: cmd, err: groupRunE(cmd, pos)}
+	}
+	return nil
 }
 
 // setup applies the global flags. The root command runs it before every
@@ -119,17 +163,40 @@ func (a *app) setup(cmd *cobra.Command) error {
 	if a.quiet && !cmd.Flags().Changed("log-level") {
 		level = slog.LevelError
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	a.logOpts = &slog.HandlerOptions{Level: level, ReplaceAttr: plainLogAttr}
 	switch strings.ToLower(a.logFormat) {
-	case "text":
-		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
-	case "json":
-		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	case "text", "json":
 	default:
 		return usageErrorf("--log-format %q: use text or json", a.logFormat)
 	}
+	a.logTo(a.stderr)
 	a.started = true
 	return nil
+}
+
+// plainLogAttr takes the package prefixes out of a log line's message and
+// errors, as errorLine does for errors.
+func plainLogAttr(_ []string, attr slog.Attr) slog.Attr {
+	switch v := attr.Value.Any().(type) {
+	case string:
+		if attr.Key == slog.MessageKey {
+			attr.Value = slog.StringValue(errorText(errors.New(v)))
+		}
+	case error:
+		attr.Value = slog.StringValue(errorText(v))
+	}
+	return attr
+}
+
+// logTo sends the logs to w, in the format and at the level the global
+// flags ask for: a progress bar routes them through itself, so that they
+// are printed above it rather than over it.
+func (a *app) logTo(w io.Writer) {
+	if strings.ToLower(a.logFormat) == "json" {
+		a.log = slog.New(slog.NewJSONHandler(w, a.logOpts))
+	} else {
+		a.log = slog.New(slog.NewTextHandler(w, a.logOpts))
+	}
 }
 
 // infof prints a message for people on stdout, unless --quiet.
@@ -214,7 +281,7 @@ func (f *storeFlags) addJob(cmd *cobra.Command) {
 func (a *app) resolveJob(ctx context.Context, st store.Store, loc store.Location, job string, infer bool) (string, []ckpt.Entry, error) {
 	if job == "" {
 		if !infer {
-			return "", nil, usageErrorf("--job is required: name the job to change")
+			return "", nil, usageErrorf("--job is required: name the job to change (`ckpt jobs --store %s` lists the store's jobs)", loc)
 		}
 		jobs, err := ckpt.Jobs(ctx, st)
 		if err != nil {

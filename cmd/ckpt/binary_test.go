@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,15 +12,7 @@ import (
 // TestBinary builds the real ckpt and runs it as a user's shell would:
 // version set by -ldflags, exit codes seen by the parent, output piped.
 func TestBinary(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the go tool is not on PATH")
-	}
-	bin := filepath.Join(t.TempDir(), "ckpt")
-	build := exec.Command(goTool, "build", "-o", bin, "-ldflags", "-X main.version=v0.0.0-test", ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCLI(t).bin
 
 	ckptBin := func(args ...string) (code int, stdout, stderr string) {
 		t.Helper()
@@ -41,7 +32,7 @@ func TestBinary(t *testing.T) {
 		return code, out.String(), errb.String()
 	}
 
-	if code, out, _ := ckptBin("--version"); code != 0 || !strings.HasPrefix(out, "ckpt v0.0.0-test (") {
+	if code, out, _ := ckptBin("--version"); code != 0 || !strings.HasPrefix(out, "ckpt "+testVersion+" (") {
 		t.Errorf("--version: exit %d, %q; want the version set by -ldflags", code, out)
 	}
 

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,7 +58,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 
 func TestRootHelpListsExitCodes(t *testing.T) {
 	r := ckptRun(t, nil, "--help").want(t, exitOK)
-	for _, c := range []int{exitOK, exitError, exitUsage, exitCorrupt, exitLocked, exitInterrupted, exitSignal} {
+	for _, c := range []int{exitOK, exitError, exitUsage, exitCorrupt, exitLocked, exitInterrupted, exitSignal, exitSignalTerm} {
 		if !strings.Contains(r.stdout, fmt.Sprintf("\n  %-4d ", c)) {
 			t.Errorf("root help does not list exit code %d:\n%s", c, r.stdout)
 		}
@@ -195,7 +197,7 @@ func TestExitCodeOfEachErrorClass(t *testing.T) {
 		{usageErrorf("bad"), exitUsage, ""},
 		{withHint(usageErrorf("bad"), "do this"), exitUsage, "do this"},
 		{fmt.Errorf("verify: %w", corrupt), exitCorrupt, "ckpt checkpoints verify"},
-		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrNoValidCheckpoint), exitCorrupt, "restore the store"},
+		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrNoValidCheckpoint), exitCorrupt, "restore it from a backup"},
 		{fmt.Errorf("prune refused: %w", locked), exitLocked, "retry"},
 		{fmt.Errorf("ckpt: job %q: %w", "x", ckpt.ErrInterrupted), exitInterrupted, "run the same command again"},
 		{withHint(fmt.Errorf("wrapped: %w", ckpt.ErrInterrupted), "resume with X"), exitInterrupted, "resume with X"},
@@ -210,5 +212,84 @@ func TestExitCodeOfEachErrorClass(t *testing.T) {
 		if _, hint, _ := strings.Cut(line, "; "); c.hint != "" && !strings.Contains(hint, c.hint) {
 			t.Errorf("errorLine(%v) = %q, want the hint %q", c.err, line, c.hint)
 		}
+	}
+}
+
+// "ckpt WORD --help" with WORD not a command says so, rather than print
+// the help of the command above as if WORD were not there.
+func TestUnknownCommandWithHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"unknown", "--help"},
+		{"--log-level", "debug", "unknown", "-h"},
+		{"checkpoints", "bogus", "--help"},
+		{"checkpoints", "--store", "x", "bogus", "--help"},
+	} {
+		r := ckptRun(t, nil, args...).want(t, exitUsage)
+		if line := r.errLine(t); !strings.Contains(line, "unknown command") || !strings.Contains(line, `"`+args[len(args)-2]+`"`) {
+			t.Errorf("%v: %s", args, line)
+		}
+		if r.stdout != "" {
+			t.Errorf("%v printed help:\n%s", args, r.stdout)
+		}
+	}
+	for _, args := range [][]string{{"--help"}, {"checkpoints", "--help"}, {"checkpoints", "--store", "x", "list", "--help"}} {
+		if r := ckptRun(t, nil, args...).want(t, exitOK); !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: no help:\n%s", args, r.stdout)
+		}
+	}
+}
+
+// Messages name what happened in ckpt's terms: no package prefixes, and
+// advice given once.
+func TestMessagesForPeople(t *testing.T) {
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a,b\n1,2\n3,x\"y\n")
+	out := filepath.Join(dir, "out.jsonl")
+	line := ckptRun(t, nil, "convert", in, out).want(t, exitError).errLine(t)
+	if strings.Count(line, "skip") != 1 || strings.Contains(line, "policy") {
+		t.Errorf("advice given twice, or in the library's terms: %s", line)
+	}
+	r := ckptRun(t, nil, "convert", in, out, "--on-error", "skip").want(t, exitOK)
+	if !strings.Contains(r.stdout, "2 records into") || !strings.Contains(r.stdout, "skipped 1 bad record\n") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	one := writeInput(t, dir, "one.csv", "a\n1\n")
+	if r := ckptRun(t, nil, "convert", one, filepath.Join(dir, "one.jsonl")).want(t, exitOK); !strings.Contains(r.stdout, "done, 1 record into") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	writeInput(t, dir, "in.csv", "a,b\n1,2\n")
+	line = ckptRun(t, nil, "convert", in, out, "--on-error", "skip").want(t, exitError).errLine(t)
+	for _, p := range []string{"pipeline:", "source:", "sink:"} {
+		if strings.Contains(line, p) {
+			t.Errorf("package prefix %q: %s", p, line)
+		}
+	}
+	if strings.Count(line, "restart") != 1 {
+		t.Errorf("advice given twice: %s", line)
+	}
+	store := filepath.Join(dir, "store")
+	ckptRun(t, nil, "convert", one, filepath.Join(dir, "p.jsonl"), "--store", store, "--job", "p").want(t, exitOK)
+	if r := ckptRun(t, nil, "checkpoints", "prune", "--store", store, "--job", "p", "--retain", "1").want(t, exitOK); !strings.Contains(r.stdout, "at most 1 checkpoint besides") {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	if r := ckptRun(t, nil, "checkpoints", "delete", "--all", "--yes", "--store", store, "--job", "p").want(t, exitOK); r.stdout != "deleted job \"p\": 1 checkpoint\n" {
+		t.Errorf("plurals: %s", r.stdout)
+	}
+	// Logs too: a lock file left torn is rewritten, with a warning.
+	if err := os.MkdirAll(filepath.Join(store, "jobs", "q"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(store, "jobs", "q", "LOCK"), []byte("torn"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = ckptRun(t, nil, "convert", one, filepath.Join(dir, "q.jsonl"), "--store", store, "--job", "q").want(t, exitOK)
+	for _, p := range []string{`msg="filestore: `, `msg="ckpt: `, `err="filestore: `} {
+		if strings.Contains(r.stderr, p) {
+			t.Errorf("package prefix in a log line:\n%s", r.stderr)
+		}
+	}
+	line = ckptRun(t, nil, "aggregate", in, out).want(t, exitUsage).errLine(t)
+	if !strings.Contains(line, "--group-by") || !strings.Contains(line, "--agg") {
+		t.Errorf("a hint without every required flag: %s", line)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/pipeline"
 )
 
 func newConvertCmd(a *app) *cobra.Command {
@@ -45,11 +46,17 @@ NULL. A job that starts from the beginning empties the table. Checkpoints
 then go to the same database (schema ckpt, or ?schema=NAME), which --store
 may name but not move elsewhere. Quote the address in the shell.
 
-Checkpoints go to a store, by default a .ckpt directory beside OUTPUT. The
-input must not change while the job is unfinished: a resume on changed input
-is refused, as is a resume with other --from, --to or --infer-types, and a
-rerun of a finished job whose input changed since (pass --restart to start
-over).`,
+Checkpoints go to a store, by default a .ckpt directory beside OUTPUT (a
+local --store must not be OUTPUT, lie inside it or hold it). The job's
+name is unique per output: the command, OUTPUT's name and a hash of its
+absolute path (see --job; ckpt jobs lists the names). A run that resumes
+says so first, with the checkpoint and the records already done; --json
+prints a summary of the run for scripts.
+
+The input must not change while the job is unfinished: a resume on changed
+input is refused, as is a resume with other --from, --to or --infer-types,
+and a rerun of a finished job whose input changed since (pass --restart to
+start over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
@@ -71,30 +78,38 @@ over).`,
 			// A table output: the job and dead-letter file are named after
 			// the table, the store defaults to the table's database, and
 			// messages show the address without its password.
-			named, display := o.Output, o.Output
+			t := target{verb: "convert", output: o.Output, display: o.Output, isFile: true}
 			if convert.IsPostgres(o.Output) {
 				var storeURL string
-				if named, storeURL, display, err = convert.PostgresTarget(o.Output); err != nil {
+				t.isFile = false
+				if t.output, storeURL, t.display, err = convert.PostgresTarget(o.Output); err != nil {
 					return usageErrorf("%v", err)
 				}
+				t.id = tableIdentity(t.output)
 				if pf.store == "" {
 					pf.store = storeURL
 				}
-			} else if err := checkOutput(o.Output); err != nil {
-				return err
+			} else {
+				if err := checkOutput(o.Output); err != nil {
+					return err
+				}
+				if t.id, err = fileIdentity(o.Output); err != nil {
+					return err
+				}
 			}
-			if o.Pipeline, err = pf.config(a, cmd, "convert", named); err != nil {
+			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
 			out := o.Output
-			if convert.IsPostgres(out) {
+			if !t.isFile {
 				out = ""
 			}
 			if err := checkNotInput(o.Input, o.From, out, o.Pipeline.DeadLetterPath); err != nil {
 				return err
 			}
-			res, err := convert.Run(cmd.Context(), o)
-			return a.report("convert", o.Pipeline, display, res, err)
+			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
+				return convert.Run(cmd.Context(), o)
+			})
 		},
 	}
 	fl := cmd.Flags()

@@ -62,6 +62,9 @@ it is refused with exit code 4. --job is required.`,
 					}
 				}
 				what = fmt.Sprintf("job %q and all %d of its checkpoints", job, len(entries))
+				if len(entries) == 1 {
+					what = fmt.Sprintf("job %q and its only checkpoint", job)
+				}
 				switch {
 				case savepoints == 1:
 					what += " (1 savepoint)"
@@ -98,7 +101,7 @@ it is refused with exit code 4. --job is required.`,
 				return err
 			}
 			if all {
-				a.infof("deleted job %q: %d checkpoints\n", job, len(entries))
+				a.infof("deleted job %q: %s\n", job, plural(int64(len(entries)), "checkpoint"))
 			} else {
 				a.infof("deleted checkpoint %d of job %q\n", seq, job)
 			}

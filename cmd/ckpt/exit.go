@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/ckptdev/ckpt"
@@ -29,6 +30,8 @@ const (
 	// process at once and the shell reports 128+2. It is listed so that
 	// users know it is safe.
 	exitSignal = 130
+	// exitSignalTerm is the same for a second SIGTERM: 128+15.
+	exitSignalTerm = 143
 )
 
 // exitCodes documents every exit code, in the order `ckpt --help` lists them.
@@ -38,11 +41,12 @@ var exitCodes = []struct {
 }{
 	{exitOK, "success"},
 	{exitError, "error (the message on stderr says what happened and what to do)"},
-	{exitUsage, "usage error: bad flags or arguments, or a confirmation is needed (pass --yes)"},
+	{exitUsage, "usage error: bad flags or arguments, or a choice is needed (pass --yes, or --job or --restart as the message says)"},
 	{exitCorrupt, "verification failed or no valid checkpoint: corruption found"},
 	{exitLocked, "the job is locked by another running process"},
 	{exitInterrupted, "interrupted by a signal after a shutdown checkpoint: rerun to resume"},
 	{exitSignal, "killed by a second SIGINT (set by the shell; the next run resumes)"},
+	{exitSignalTerm, "killed by a second SIGTERM (set by the shell; the next run resumes)"},
 }
 
 // exitCodeHelp renders exitCodes for the root command's help.
@@ -130,7 +134,7 @@ func hintFor(err error) string {
 	case errors.Is(err, ckpt.ErrInterrupted):
 		return "run the same command again to resume"
 	case errors.Is(err, ckpt.ErrNoValidCheckpoint):
-		return "restore the store from a backup, or delete the job's checkpoints (ckpt checkpoints delete --all) to start over"
+		return "check the store, restore it from a backup, or start over (--restart for convert and aggregate, or ckpt checkpoints delete --all)"
 	case errors.Is(err, ckpt.ErrCorrupt):
 		return "run `ckpt checkpoints verify` to check every checkpoint"
 	}
@@ -151,14 +155,23 @@ func wantsUsage(err error) bool {
 // errorLine renders err as the one line ckpt prints on stderr:
 // "ckpt: what happened; what to do".
 func errorLine(err error) string {
-	msg := err.Error()
-	// Library errors carry their package prefix at every level of
-	// wrapping; one "ckpt: " in front is enough.
-	msg = strings.TrimPrefix(msg, "ckpt: ")
-	msg = strings.ReplaceAll(msg, ": ckpt: ", ": ")
+	msg := errorText(err)
 	if h := hintFor(err); h != "" {
+		// The hint says what to do in ckpt's own terms (flags, not
+		// library options): the library's advice would say it twice.
+		msg = libraryAdvice.ReplaceAllString(msg, "")
 		msg += "; " + h
 	}
 	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 	return "ckpt: " + msg
 }
+
+// packagePrefix matches the package names that library errors may carry
+// in front of their messages, at the start or after a colon: people are
+// told what happened, not in which package.
+var packagePrefix = regexp.MustCompile(`(^|: |\()(ckpt|pipeline|source|sink|convert|aggregate|store|filestore|memstore|s3store|pgstore|pgsink|asset|eventlog): `)
+
+// libraryAdvice matches the library's advice in a message, in terms of its
+// API ("restart the job", "the bad-record policy"), which a hint of
+// ckpt's replaces.
+var libraryAdvice = regexp.MustCompile(`;? ?\((restart the job|set the bad-record policy)[^)]*\)|; check the store, or restart the job to discard them`)

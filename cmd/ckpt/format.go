@@ -119,12 +119,20 @@ func entryJSON(e ckpt.Entry) checkpointJSON {
 	}
 }
 
-// errorText renders an error for output, without the package prefix.
+// errorText renders an error for people, without the package prefixes
+// that library errors carry at every level of wrapping.
 func errorText(err error) string {
 	if err == nil {
 		return ""
 	}
-	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "ckpt: "), ": ckpt: ", ": ")
+	msg := err.Error()
+	for {
+		m := packagePrefix.ReplaceAllString(msg, "$1")
+		if m == msg {
+			return msg
+		}
+		msg = m
+	}
 }
 
 // entryProblem says why a manifest did not decode, for a table cell.

@@ -49,8 +49,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testVersion is the version the tests' binary is built with.
+const testVersion = "v0.0.0-test"
+
 func buildCLI(t *testing.T) *cli {
 	t.Helper()
+	if testing.Short() {
+		// Linking ckpt takes most of this package's test time; the
+		// in-process tests cover the commands under -short.
+		t.Skip("runs the built ckpt binary: skipped with -short")
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go tool is not on PATH")
@@ -60,7 +68,8 @@ func buildCLI(t *testing.T) *cli {
 			return
 		}
 		built.bin = filepath.Join(built.dir, "ckpt")
-		if out, err := exec.Command(goTool, "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+		// The version is set as a release build sets it (TestBinary checks it).
+		if out, err := exec.Command(goTool, "build", "-o", built.bin, "-ldflags", "-X main.version="+testVersion, ".").CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
@@ -164,6 +173,9 @@ func (c *cli) crashUntilDone(dir string, seed uint64, window time.Duration, args
 }
 
 func TestPipelineCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	c := buildCLI(t)
 	rows := int64(60_000)
 	minKills := 8
@@ -290,7 +302,7 @@ func startUntilCheckpoint(t *testing.T, c *cli, dir, store, job string, args ...
 func TestPipelineSignals(t *testing.T) {
 	c := buildCLI(t)
 	dir := t.TempDir()
-	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: 400_000, Seed: 9})
+	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: 300_000, Seed: 9})
 	if code, out := c.run(dir, "convert", "in.csv", "ref.jsonl", "--job", "ref"); code != 0 {
 		t.Fatalf("reference: exit %d\n%s", code, out)
 	}
@@ -298,7 +310,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("SIGINT takes a checkpoint and exits 75", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "sig"), "convert-out.jsonl", "convert", "in.csv", "out.jsonl", "--store", "sig", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "sig"), defaultJob(t, "convert", filepath.Join(dir, "out.jsonl")), "convert", "in.csv", "out.jsonl", "--store", "sig", "--every", "5000", "--no-progress")
 		cmd.Process.Signal(os.Interrupt)
 		err := <-done
 		var ee *exec.ExitError
@@ -317,7 +329,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("SIGTERM too", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "term"), "convert-term.jsonl", "convert", "in.csv", "term.jsonl", "--store", "term", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "term"), defaultJob(t, "convert", filepath.Join(dir, "term.jsonl")), "convert", "in.csv", "term.jsonl", "--store", "term", "--every", "5000", "--no-progress")
 		cmd.Process.Signal(syscall.SIGTERM)
 		err := <-done
 		var ee *exec.ExitError
@@ -332,7 +344,7 @@ func TestPipelineSignals(t *testing.T) {
 
 	t.Run("a second run of the same job is refused", func(t *testing.T) {
 		c := c.in(t)
-		cmd, out, done := startUntilCheckpoint(t, c, dir, store, "convert-busy.jsonl", "convert", "in.csv", "busy.jsonl", "--every", "1000", "--no-progress")
+		cmd, out, done := startUntilCheckpoint(t, c, dir, store, defaultJob(t, "convert", filepath.Join(dir, "busy.jsonl")), "convert", "in.csv", "busy.jsonl", "--every", "5000", "--no-progress")
 		code, msg := c.run(dir, "convert", "in.csv", "busy.jsonl")
 		cmd.Process.Kill()
 		<-done
@@ -351,11 +363,11 @@ func TestPipelineInputChecks(t *testing.T) {
 	c := buildCLI(t)
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.csv")
-	writeSample(t, in, gen.Options{Rows: 200_000, Seed: 11})
+	writeSample(t, in, gen.Options{Rows: 100_000, Seed: 11})
 
 	t.Run("changed input is refused, --restart starts over", func(t *testing.T) {
 		c := c.in(t)
-		cmd, _, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "chg"), "convert-chg.jsonl", "convert", "in.csv", "chg.jsonl", "--store", "chg", "--every", "1000", "--no-progress")
+		cmd, _, done := startUntilCheckpoint(t, c, dir, filepath.Join(dir, "chg"), defaultJob(t, "convert", filepath.Join(dir, "chg.jsonl")), "convert", "in.csv", "chg.jsonl", "--store", "chg", "--every", "5000", "--no-progress")
 		cmd.Process.Kill()
 		<-done
 		f, err := os.OpenFile(in, os.O_APPEND|os.O_WRONLY, 0)

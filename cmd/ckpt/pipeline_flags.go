@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -18,8 +16,6 @@ import (
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/progress"
 	"github.com/ckptdev/ckpt/pipeline"
-	"github.com/ckptdev/ckpt/sink"
-	"github.com/ckptdev/ckpt/source"
 )
 
 // The default triggers: a checkpoint every second and every million
@@ -44,12 +40,13 @@ type pipelineFlags struct {
 	deadLetter string
 	restart    bool
 	noProgress bool
+	json       bool
 }
 
 func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.store, "store", "", "where checkpoints live: a directory or a store URL (default: .ckpt beside OUTPUT)")
-	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: derived from the command and OUTPUT)")
+	fl.StringVar(&f.job, "job", "", "the job's name in the store (default: the command and OUTPUT's name, with a hash of its path: unique per output)")
 	fl.Int64Var(&f.every, "every", defaultEvery, "checkpoint every N records (0: off)")
 	fl.StringVar(&f.everyBytes, "every-bytes", "0", "checkpoint every N bytes of input: bytes, or KiB, MiB, GiB, KB, MB, GB, as 64MiB (0: off)")
 	fl.DurationVar(&f.interval, "interval", defaultInterval, "checkpoint at least this often (0: off)")
@@ -58,10 +55,11 @@ func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&f.deadLetter, "dead-letter", "", "file for bad records, as JSON Lines with the reason (implies --on-error dead-letter; default OUTPUT.rejects.jsonl)")
 	fl.BoolVar(&f.restart, "restart", false, "discard the job's checkpoints and start over from the beginning")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+	fl.BoolVar(&f.json, "json", false, "print a summary of the run as one JSON object on stdout, for scripts")
 }
 
-// config builds the run's configuration for a job writing output.
-func (f *pipelineFlags) config(a *app, cmd *cobra.Command, verb, output string) (pipeline.Config, error) {
+// config builds the run's configuration for a job writing t.
+func (f *pipelineFlags) config(a *app, cmd *cobra.Command, t target) (pipeline.Config, error) {
 	var cfg pipeline.Config
 	if f.every < 0 || f.interval < 0 {
 		return cfg, usageErrorf("--every and --interval must not be negative")
@@ -73,21 +71,28 @@ func (f *pipelineFlags) config(a *app, cmd *cobra.Command, verb, output string) 
 	if err != nil {
 		return cfg, usageErrorf("--every-bytes: %v", err)
 	}
+	output := t.output
 	cfg.Store = f.store
 	if cfg.Store == "" {
 		cfg.Store = filepath.Join(filepath.Dir(output), ckpt.DefaultStore)
 	}
 	cfg.Job = f.job
 	if cfg.Job == "" {
-		cfg.Job = jobName(verb, output)
+		name := output
+		if t.isFile {
+			name = filepath.Base(output)
+		}
+		cfg.Job = jobName(t.verb, name, t.id)
 	}
+	// The output's identity in every checkpoint: which output a job
+	// writes can be told from its checkpoints alone.
+	cfg.Metadata = map[string]string{"output": t.id}
 	if err := ckpt.ValidJobName(cfg.Job); err != nil {
 		return cfg, usageErrorf("--job: %v", err)
 	}
 	cfg.Every = ckpt.Every{Records: f.every, Bytes: eb, Interval: f.interval}
 	cfg.Retain = f.retain
 	cfg.Restart = f.restart
-	cfg.Logger = a.log
 	switch f.onError {
 	case "fail":
 		cfg.OnBadRecord = pipeline.Fail
@@ -108,37 +113,19 @@ func (f *pipelineFlags) config(a *app, cmd *cobra.Command, verb, output string) 
 		cfg.DeadLetterPath = output + ".rejects.jsonl"
 	}
 	if a.stderrTTY && !a.quiet && !f.noProgress {
-		width := 80
-		if fd, ok := a.stderr.(interface{ Fd() uintptr }); ok {
-			if w, _, err := term.GetSize(int(fd.Fd())); err == nil && w > 0 {
-				width = w
+		bar := &progress.Bar{W: a.stderr, WidthFunc: func() int {
+			if fd, ok := a.stderr.(interface{ Fd() uintptr }); ok {
+				if w, _, err := term.GetSize(int(fd.Fd())); err == nil {
+					return w
+				}
 			}
-		}
-		bar := &progress.Bar{W: a.stderr, Width: width}
+			return 0
+		}}
 		cfg.Progress = bar.Update
+		a.logTo(bar.Writer())
 	}
+	cfg.Logger = a.log
 	return cfg, nil
-}
-
-// jobName derives a job's name from the command and the output file, such
-// as "convert-orders.jsonl". The default store lives beside the output, so
-// the name only needs to be unique within that directory.
-func jobName(verb, output string) string {
-	base := filepath.Base(output)
-	var b strings.Builder
-	b.WriteString(verb + "-")
-	for _, c := range base {
-		if c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			b.WriteRune(c)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	name := b.String()
-	if len(name) > 128 {
-		name = name[:128]
-	}
-	return name
 }
 
 // parseSize reads a byte count: 1048576, 64KiB, 64MiB, 1GiB, 10MB, 2GB
@@ -162,46 +149,6 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (use a whole number of bytes, or of KiB, MiB, GiB, TiB, KB, MB, GB, TB, as 64MiB)", s)
 	}
 	return n * mult, nil
-}
-
-// report prints the outcome of a run and turns the pipeline's errors into
-// ckpt's exit codes and hints.
-func (a *app) report(verb string, cfg pipeline.Config, output string, res pipeline.Result, err error) error {
-	if errors.Is(err, pipeline.ErrAlreadyDone) {
-		a.infof("job %s already finished (checkpoint %d, %s): %s is complete; pass --restart to run it again\n",
-			cfg.Job, res.Final.Seq, formatTime(res.Final.Time), output)
-		return nil
-	}
-	if err != nil {
-		switch {
-		case errors.Is(err, ckpt.ErrInterrupted):
-			return withHint(fmt.Errorf("%s interrupted after %s records: %w", verb, progress.Count(res.Records), err),
-				"run the same command again to resume")
-		case errors.Is(err, pipeline.ErrParamsChanged):
-			return withHint(err, "run it with the options it started with, or pass --restart to start over from the beginning")
-		case errors.Is(err, source.ErrInputChanged), errors.Is(err, sink.ErrOutputChanged):
-			return withHint(err, "pass --restart to start over from the beginning")
-		case errors.Is(err, context.Canceled):
-			return err
-		}
-		var re *source.RecordError
-		if errors.As(err, &re) {
-			return withHint(err, "fix the input, or pass --on-error skip or --on-error dead-letter to go on past bad records")
-		}
-		return err
-	}
-	a.infof("%s: done, %s records into %s", verb, progress.Count(res.Records), output)
-	if res.Resumed != nil {
-		a.infof(" (resumed from checkpoint %d at record %s)", res.Resumed.Seq, progress.Count(res.Resumed.Records))
-	}
-	a.infof("\n")
-	if res.Skipped > 0 {
-		a.infof("skipped %s bad records\n", progress.Count(res.Skipped))
-	}
-	if res.DeadLettered > 0 {
-		a.infof("wrote %s bad records to %s\n", progress.Count(res.DeadLettered), cfg.DeadLetterPath)
-	}
-	return nil
 }
 
 // checkNotInput refuses files to write (the output, the dead-letter file)

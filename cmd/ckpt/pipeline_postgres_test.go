@@ -44,6 +44,9 @@ func (c *cli) crashUntilKilled(dir string, minKills int, reset func(), args ...s
 
 // Checkpoints in PostgreSQL, output to a file.
 func TestPipelineCLIPostgresStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	pg := testenv.NewPostgres(t)
 	c := buildCLI(t)
 	rows, minKills := crashRuns()
@@ -67,6 +70,9 @@ func TestPipelineCLIPostgresStore(t *testing.T) {
 
 // The exactly-once table sink: rows and checkpoints in one transaction.
 func TestPipelineCLIPostgresTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	pg := testenv.NewPostgres(t)
 	c := buildCLI(t)
 	rows, minKills := crashRuns()
@@ -120,5 +126,26 @@ func sameTable(t *testing.T, conn *pgx.Conn, got, want string, rows int64) {
 		var g, w string
 		conn.QueryRow(ctx, fmt.Sprintf("SELECT g::text, w::text FROM %s g JOIN %s w USING (ckpt_row) WHERE ckpt_row = $1", got, want), *first).Scan(&g, &w)
 		t.Fatalf("row %d of %s differs from the uninterrupted load's:\n got %s\nwant %s", *first, got, g, w)
+	}
+}
+
+// A table's default job is named after the table, with a hash; a load
+// kept under the name earlier versions gave it is continued, not
+// started over (which would empty the table).
+func TestTableJobNames(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	dir := t.TempDir()
+	in := writeInput(t, dir, "in.csv", "a\n1\n2\n")
+	table := pg.Schema + ".loaded"
+	legacy := "convert-" + table
+	ckptRun(t, nil, "convert", in, pg.WithParam("table", table), "--job", legacy).want(t, exitOK)
+	r := ckptRun(t, nil, "convert", in, pg.WithParam("table", table)).want(t, exitOK)
+	if !strings.Contains(r.stdout, "job "+legacy+" already finished") {
+		t.Fatalf("the load under its old name was not continued:\n%s%s", r.stdout, r.stderr)
+	}
+	other := pg.Schema + ".other"
+	r = ckptRun(t, nil, "convert", in, pg.WithParam("table", other), "--json").want(t, exitOK)
+	if want := jobName("convert", other, tableIdentity(other)); !strings.Contains(r.stdout, `"job": "`+want+`"`) {
+		t.Fatalf("a new load's job is not %s:\n%s", want, r.stdout)
 	}
 }

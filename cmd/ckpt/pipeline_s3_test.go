@@ -72,6 +72,9 @@ func (c *cli) s3CrashUntilDone(dir string, seed uint64, window time.Duration, ar
 }
 
 func TestPipelineCLIS3Store(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	bucket := testenv.S3(t)
 	// The child processes find their credentials where any AWS program
 	// does: in the standard environment variables.
@@ -111,7 +114,7 @@ func TestPipelineCLIS3Store(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "already finished") {
 		t.Fatalf("rerun of a finished job: exit %d\n%s", code, out)
 	}
-	if code, out := c.run(dir, "checkpoints", "verify", "--store", url, "--job", "convert-out.jsonl"); code != 0 {
+	if code, out := c.run(dir, "checkpoints", "verify", "--store", url, "--job", defaultJob(t, "convert", filepath.Join(dir, "out.jsonl"))); code != 0 {
 		t.Fatalf("checkpoints verify: exit %d\n%s", code, out)
 	}
 }

@@ -52,7 +52,7 @@ code 4. --job is required.`,
 				return err
 			}
 			if len(removed) == 0 {
-				a.infof("nothing to prune: job %q keeps at most %d checkpoints besides savepoints\n", job, retain)
+				a.infof("nothing to prune: job %q keeps at most %s besides savepoints\n", job, plural(int64(retain), "checkpoint"))
 			}
 			return nil
 		},

@@ -10,8 +10,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/ckptdev/ckpt/pipeline"
 )
 
 // openPTY returns a new pseudo-terminal: a real terminal for the code under
@@ -154,6 +158,34 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		t.Errorf("no progress bar on a terminal: %q", out)
 	}
 
+	// On a narrow terminal every drawn line fits, keeping the rate.
+	master, tty = openPTY(t)
+	if err := unix.IoctlSetWinsize(int(tty.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 30}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b, _ := io.ReadAll(master)
+		read <- b
+	}()
+	if code := convert(tty); code != exitOK {
+		t.Fatalf("exit code %d", code)
+	}
+	tty.Close()
+	out := string(<-read)
+	drawn := 0
+	for _, line := range strings.FieldsFunc(out, func(r rune) bool { return r == '\r' || r == '\n' }) {
+		line = strings.ReplaceAll(line, "\x1b[K", "")
+		if strings.Contains(line, "/s") {
+			drawn++
+		}
+		if n := len([]rune(line)); n > 29 && !strings.HasPrefix(line, "convert: done") {
+			t.Errorf("a line of %d columns on a 30-column terminal: %q", n, line)
+		}
+	}
+	if drawn == 0 {
+		t.Errorf("no progress line with the rate on a 30-column terminal: %q", out)
+	}
+
 	for _, extra := range [][]string{nil, {"--no-progress"}, {"--quiet"}} {
 		var stderr bytes.Buffer
 		if code := convert(&stderr, extra...); code != exitOK {
@@ -174,5 +206,45 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 		if out := <-read; bytes.Contains(out, []byte("\r")) {
 			t.Errorf("%s on a terminal: %q", flag, out)
 		}
+	}
+}
+
+// A log line during a run on a terminal clears the progress line, is
+// printed, and the progress line is drawn again below it.
+func TestLogLinesAboveTheProgressLine(t *testing.T) {
+	master, tty := openPTY(t)
+	read := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(master)
+		read <- b
+	}()
+	a := newApp(strings.NewReader(""), io.Discard, tty)
+	root := newRootCmd(a)
+	var pf pipelineFlags
+	cmd := &cobra.Command{Use: "convert"}
+	pf.add(cmd)
+	root.AddCommand(cmd)
+	if err := a.setup(cmd); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	cfg, err := pf.config(a, cmd, target{verb: "convert", output: out, id: "file:" + out, isFile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Progress(pipeline.Progress{Records: 5, Consumed: 50, Size: 100, Elapsed: time.Second})
+	cfg.Logger.Warn("slow store")
+	cfg.Progress(pipeline.Progress{Records: 10, Consumed: 100, Size: 100, Elapsed: time.Second, Done: true})
+	tty.Close()
+	got := string(<-read)
+	i := strings.Index(got, "msg=\"slow store\"")
+	if i < 0 {
+		t.Fatalf("no log line: %q", got)
+	}
+	if !strings.Contains(got[:i], "\r\x1b[Ktime=") {
+		t.Errorf("the log line is not printed on a cleared line: %q", got)
+	}
+	if after := got[i:]; !strings.Contains(after, "\n 50.0%") {
+		t.Errorf("the progress line is not drawn again below the log line: %q", got)
 	}
 }

@@ -52,7 +52,8 @@ a running job draws a progress bar on stderr. Commands that print data take
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount
   ckpt jobs
-  ckpt checkpoints list --job convert-orders.jsonl
+  ckpt convert orders.csv orders.jsonl --job orders
+  ckpt checkpoints list --job orders
   ckpt checkpoints verify --store /data/ckpt --job orders`,
 		Version:       versionString(),
 		SilenceErrors: true, // run prints errors, as one line
@@ -108,7 +109,7 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > n {
-			return usageErrorf("%s takes at most %d argument(s), got %d: %s", cmd.CommandPath(), n, len(args), strings.Join(args, " "))
+			return usageErrorf("%s takes at most %s, got %d: %s", cmd.CommandPath(), plural(int64(n), "argument"), len(args), strings.Join(args, " "))
 		}
 		return nil
 	}

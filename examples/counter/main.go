@@ -25,20 +25,26 @@ type State struct {
 
 const n = 50_000_000
 
+// main only exits: os.Exit skips deferred calls, so the job is opened and
+// closed in run, and its lock (or its lease on S3) released before the
+// process ends.
 func main() {
-	ctx := context.Background()
+	os.Exit(run(context.Background()))
+}
+
+func run(ctx context.Context) int {
 	job, err := ckpt.Open[State](ctx, "counter", ckpt.Config{
 		Store: ".ckpt",
 		Every: ckpt.Every{Records: 100_000, Interval: time.Second},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
-		os.Exit(1)
+		return 1
 	}
 	defer job.Close()
 	if job.Done() {
 		fmt.Println("already done: sum =", job.State.Sum)
-		return
+		return 0
 	}
 	if cp := job.Resumed(); cp != nil {
 		fmt.Printf("resuming at %d from checkpoint %d\n", job.State.Next, cp.Seq)
@@ -50,15 +56,16 @@ func main() {
 		if err := job.Advance(ctx, 1, 0); err != nil {
 			if errors.Is(err, ckpt.ErrInterrupted) {
 				fmt.Println("interrupted at", job.State.Next, "- run again to resume")
-				os.Exit(75)
+				return 75
 			}
 			fmt.Fprintln(os.Stderr, "counter:", err)
-			os.Exit(1)
+			return 1
 		}
 	}
 	if _, err := job.Finish(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println("sum =", job.State.Sum)
+	return 0
 }

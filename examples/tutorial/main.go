@@ -9,13 +9,17 @@
 //
 // Interrupt it (Ctrl-C, kill -9) and run it again: it continues where it
 // stopped, and processed.txt ends exactly as one uninterrupted run writes
-// it.
+// it. Once it has finished, or to take other input, start over with
+// -restart:
+//
+//	go run ./examples/tutorial -restart other.csv processed.txt
 package main
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -31,14 +35,33 @@ type Totals struct {
 	Rows int64
 }
 
+// main only exits: os.Exit skips deferred calls, so everything that must
+// be closed (the job's lock, or its lease on S3) is closed in run.
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: tutorial INPUT.csv OUTPUT.txt")
-		os.Exit(2)
-	}
-	cfg := pipeline.Config{Job: "tutorial", Config: ckpt.Config{Every: ckpt.Every{Records: 10_000}}}
+	os.Exit(run(context.Background(), os.Args[1:]))
+}
 
-	res, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(os.Args[1]), pipeline.File(os.Args[2]),
+func run(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("tutorial", flag.ContinueOnError)
+	restart := fs.Bool("restart", false, "discard the job's checkpoints and start over from the first row")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: tutorial [-restart] INPUT.csv OUTPUT.txt")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	input, output := fs.Arg(0), fs.Arg(1)
+	cfg := pipeline.Config{Job: "tutorial", Config: ckpt.Config{
+		Every:   ckpt.Every{Records: 10_000},
+		Restart: *restart,
+	}}
+
+	res, err := pipeline.Run(ctx, cfg, pipeline.CSV(input), pipeline.File(output),
 		func(ctx context.Context, row *source.Row, t *Totals, out *sink.File) error {
 			t.Rows++
 			_, err := fmt.Fprintf(out, "row %d: %s\n", t.Rows, bytes.Join(row.Fields, []byte(" | ")))
@@ -48,13 +71,17 @@ func main() {
 	switch {
 	case errors.Is(err, ckpt.ErrInterrupted):
 		fmt.Fprintf(os.Stderr, "stopped after %d rows; run again to resume\n", res.Records)
-		os.Exit(75)
+		return 75
 	case errors.Is(err, pipeline.ErrAlreadyDone):
-		fmt.Println("already done")
+		fmt.Printf("already done: %d rows in %s; pass -restart to run it again\n", res.Records, output)
+	case errors.Is(err, source.ErrInputChanged), errors.Is(err, sink.ErrOutputChanged), errors.Is(err, pipeline.ErrParamsChanged):
+		fmt.Fprintf(os.Stderr, "tutorial: %v\npass -restart to start over on this input\n", err)
+		return 1
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "tutorial:", err)
-		os.Exit(1)
+		return 1
 	default:
 		fmt.Printf("processed %d rows\n", res.Records)
 	}
+	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,9 @@ import (
 // The tutorial's promise: kill -9 at any moment, run again, and
 // processed.txt ends exactly as one uninterrupted run writes it.
 func TestTutorialSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("the go tool is not on PATH")
@@ -83,4 +87,38 @@ func TestTutorialSurvivesKill9(t *testing.T) {
 		t.Fatalf("after %d kills, processed.txt differs from an uninterrupted run's (%d vs %d bytes)", kills, len(got), len(want))
 	}
 	t.Logf("%d kills", kills)
+}
+
+// Once finished, the tutorial runs on other input with -restart; without
+// it, it says the input changed and what to pass.
+func TestTutorialOnOtherInput(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	ctx := context.Background()
+	write := func(data string) {
+		t.Helper()
+		if err := os.WriteFile("data.csv", []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a,b\n1,2\n")
+	if code := run(ctx, []string{"data.csv", "processed.txt"}); code != 0 {
+		t.Fatalf("first run: exit code %d", code)
+	}
+	if code := run(ctx, []string{"data.csv", "processed.txt"}); code != 0 {
+		t.Fatalf("rerun of the finished job: exit code %d", code)
+	}
+	write("a,b\n3,4\n5,6\n")
+	if code := run(ctx, []string{"data.csv", "processed.txt"}); code != 1 {
+		t.Fatalf("other input without -restart: exit code %d, want 1", code)
+	}
+	if code := run(ctx, []string{"-restart", "data.csv", "processed.txt"}); code != 0 {
+		t.Fatalf("-restart: exit code %d", code)
+	}
+	if b, _ := os.ReadFile("processed.txt"); string(b) != "row 1: 3 | 4\nrow 2: 5 | 6\n" {
+		t.Fatalf("processed.txt after -restart: %q", b)
+	}
+	if code := run(ctx, []string{"only-one-argument"}); code != 2 {
+		t.Fatalf("usage: exit code %d, want 2", code)
+	}
 }

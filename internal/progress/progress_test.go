@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ckptdev/ckpt/pipeline"
 )
@@ -41,15 +42,94 @@ func TestBar(t *testing.T) {
 	if !strings.HasSuffix(w.String(), "\n") || !strings.Contains(w.String(), "in 0:10") || strings.Contains(w.String(), "ETA") {
 		t.Errorf("last update %q", w.String())
 	}
-	// A resumed run's rate counts only this run's bytes; a narrow terminal
-	// gets a cut line.
-	b.Width = 30
-	w.Reset()
-	b.Update(pipeline.Progress{Consumed: 60 << 20, Start: 50 << 20, Size: 100 << 20, Elapsed: 10 * time.Second})
-	if got := strings.TrimSuffix(strings.TrimPrefix(w.String(), "\r"), "\x1b[K"); len([]rune(got)) > 29 {
-		t.Errorf("line of %d runes on a 30-column terminal", len([]rune(got)))
-	}
+	// A resumed run's rate counts only this run's bytes.
 	if line := b.Line(pipeline.Progress{Consumed: 60 << 20, Start: 50 << 20, Size: 100 << 20, Elapsed: 10 * time.Second}); !strings.Contains(line, "1.0 MiB/s") {
 		t.Errorf("resumed rate: %q", line)
+	}
+	if line := b.Line(pipeline.Progress{Records: 1, Consumed: 10, Size: 100, Elapsed: time.Second}); !strings.Contains(line, " 1 record ") {
+		t.Errorf("one record: %q", line)
+	}
+}
+
+// At every width the line fits, and the rate and the time left are the
+// last parts to go.
+func TestBarFitsTheWidth(t *testing.T) {
+	b := &Bar{Label: "convert"}
+	p := pipeline.Progress{Records: 123_456_789, Consumed: 600 << 30, Size: 1 << 40, Start: 100 << 30, Elapsed: 90 * time.Minute}
+	full := b.Line(p)
+	for _, c := range []struct {
+		width int
+		has   []string
+		lacks []string
+	}{
+		{200, []string{"convert", "[", "600.0 GiB/1.0 TiB", "123,456,789 records", "/s", "ETA"}, nil},
+		{len(full), []string{"convert", "[", "records", "/s", "ETA"}, nil},
+		{60, []string{"%", "records", "/s", "ETA"}, []string{"["}},
+		{40, []string{"%", "/s", "ETA"}, []string{"[", "records", "GiB/"}},
+		{25, []string{"/s", "ETA"}, []string{"%"}},
+		{15, []string{"ETA"}, []string{"/s"}},
+		{5, nil, nil},
+	} {
+		line := b.Fit(p, c.width)
+		if n := utf8.RuneCountInString(line); n > c.width {
+			t.Errorf("width %d: %d columns: %q", c.width, n, line)
+		}
+		for _, s := range c.has {
+			if !strings.Contains(line, s) {
+				t.Errorf("width %d: %q lacks %q", c.width, line, s)
+			}
+		}
+		for _, s := range c.lacks {
+			if strings.Contains(line, s) {
+				t.Errorf("width %d: %q has %q, a less useful part than what was left out", c.width, line, s)
+			}
+		}
+	}
+	// Without a known size (no percentage, no time left) the rate is the
+	// last to go.
+	p.Size = -1
+	if line := b.Fit(p, 20); !strings.Contains(line, "/s") || utf8.RuneCountInString(line) > 20 {
+		t.Errorf("unknown size, width 20: %q", line)
+	}
+	// Update fits the line too, keeping the time left.
+	var w bytes.Buffer
+	p.Size = 1 << 40
+	(&Bar{W: &w, Width: 40}).Update(p)
+	if got := w.String(); !strings.Contains(got, "ETA") || utf8.RuneCountInString(got) > len("\r\x1b[K")+39 {
+		t.Errorf("40-column terminal: %q", got)
+	}
+	// Update leaves the last column free and follows WidthFunc.
+	w.Reset()
+	b = &Bar{W: &w, Width: 200, WidthFunc: func() int { return 30 }}
+	b.Update(p)
+	if got := strings.TrimSuffix(strings.TrimPrefix(w.String(), "\r"), "\x1b[K"); utf8.RuneCountInString(got) > 29 {
+		t.Errorf("line of %d columns on a 30-column terminal: %q", utf8.RuneCountInString(got), got)
+	}
+}
+
+// A log line written while the bar is drawn clears the bar's line, takes
+// it, and the bar is drawn again below it.
+func TestLogLinesDoNotOverwriteTheBar(t *testing.T) {
+	var w bytes.Buffer
+	b := &Bar{W: &w, Width: 80}
+	log := b.Writer()
+	log.Write([]byte("before any bar\n"))
+	if w.String() != "before any bar\n" {
+		t.Fatalf("without a bar, a log line is written as is: %q", w.String())
+	}
+	p := pipeline.Progress{Records: 10, Consumed: 10, Size: 100, Elapsed: time.Second}
+	b.Update(p)
+	bar := b.Fit(p, 79)
+	w.Reset()
+	log.Write([]byte("level=WARN msg=slow\n"))
+	if want := "\r\x1b[Klevel=WARN msg=slow\n" + bar + "\x1b[K"; w.String() != want {
+		t.Fatalf("log over the bar: %q, want %q", w.String(), want)
+	}
+	p.Done = true
+	b.Update(p)
+	w.Reset()
+	log.Write([]byte("after\n"))
+	if w.String() != "after\n" {
+		t.Fatalf("after the last update: %q", w.String())
 	}
 }
