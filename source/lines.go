@@ -43,7 +43,7 @@ func OpenLines(paths []string, pos json.RawMessage) (*Lines, error) {
 func (l *Lines) Next() (*Line, error) {
 	rd := l.rd
 	for {
-		if err := rd.skipBOM(); err != nil {
+		if err := rd.start(); err != nil {
 			return nil, err
 		}
 		b := rd.buf[rd.r:rd.w]
@@ -66,6 +66,14 @@ func (l *Lines) Next() (*Line, error) {
 		}
 		end := nl + 1
 		if nl < 0 {
+			// The last line, without a line end: half written, if the
+			// file is still growing.
+			if changed, err := rd.changedAtEnd(); err != nil {
+				return nil, err
+			} else if changed {
+				rd.w = rd.r
+				continue
+			}
 			nl, end = len(b), len(b)
 		}
 		text := b[:nl]
