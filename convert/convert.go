@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		return toPostgres(ctx, o)
 	}
 	if err := o.Resolve(); err != nil {
-		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+		return pipeline.Result{}, err
 	}
 	o.Pipeline.Params = map[string]string{"from": o.From.String(), "to": o.To.String(), "infer_types": strconv.FormatBool(o.InferTypes)}
 	if o.From == CSV {

@@ -105,6 +105,9 @@ func (c *CSV) Header() []string { return c.header }
 // Files returns the input files' fingerprints.
 func (c *CSV) Files() []Fingerprint { return c.rd.files }
 
+// Paths returns the input files, as opened.
+func (c *CSV) Paths() []string { return c.rd.paths }
+
 // headerFrom reads the header of the first file of rd that is not empty.
 func (c *CSV) headerFrom(rd *reader) error {
 	files := rd.files

@@ -99,5 +99,8 @@ func (l *Lines) Size() int64 { return l.rd.total }
 // Files returns the input files' fingerprints.
 func (l *Lines) Files() []Fingerprint { return l.rd.files }
 
+// Paths returns the input files, as opened.
+func (l *Lines) Paths() []string { return l.rd.paths }
+
 // Close closes the current file.
 func (l *Lines) Close() error { return l.rd.close() }
