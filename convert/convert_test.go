@@ -296,3 +296,26 @@ func TestResumeWithOtherOptionsIsRefused(t *testing.T) {
 		t.Fatalf("output of %d lines", bytes.Count(got, []byte("\n")))
 	}
 }
+
+// convert.Run called from Go refuses an output that is the input (here a
+// hard link to it): the library, not only the CLI, keeps the input.
+func TestOutputThatIsTheInputIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.jsonl")
+	const data = "a,b\n1,2\n3,4\n"
+	if err := os.WriteFile(in, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(in, out); err != nil {
+		t.Fatal(err)
+	}
+	_, err := convert.Run(context.Background(), convert.Options{Input: in, Output: out,
+		Pipeline: pipeline.Config{Job: "t", Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}})
+	if !errors.Is(err, pipeline.ErrOutputIsInput) {
+		t.Fatalf("convert.Run: %v, want ErrOutputIsInput", err)
+	}
+	if b, _ := os.ReadFile(in); string(b) != data {
+		t.Fatalf("input now %q", b)
+	}
+}
