@@ -313,7 +313,16 @@ func (c *CSV) parse() error {
 			}
 			return err
 		}
-		if err := rd.fill(); err != nil {
+		if err := rd.fill(); err == errTooLong {
+			if bytes.IndexByte(rd.buf[rd.r:rd.w], '"') >= 0 {
+				// Inside quotes, a line end is part of the field: where
+				// the next record starts is unknown, and skipping to the
+				// next line end would read the rest as records.
+				return fmt.Errorf("%s:%d: a record longer than %s, with quotes in it: an unterminated quote, most likely, after which no record can be found for sure, so it cannot be skipped as a bad record; fix the input (a quote inside a quoted field is written \"\")",
+					rd.path(), rd.line, limit())
+			}
+			return rd.skipLine()
+		} else if err != nil {
 			return err
 		}
 	}

@@ -1,11 +1,13 @@
 package source
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,6 +44,13 @@ const (
 	// on input with an unterminated quote or no line ends.
 	MaxRecord = 64 << 20
 )
+
+// maxRecord is MaxRecord; tests lower it.
+var maxRecord = MaxRecord
+
+// errTooLong: the buffer holds maxRecord bytes of one record and needs
+// more. Parsers turn it into a bad record or an error that says why.
+var errTooLong = errors.New("record too long")
 
 // initialBuffer is the size of a new reader's buffer. Only tests change
 // it, to make records straddle buffer refills at every byte.
@@ -221,10 +230,10 @@ func (rd *reader) fill() error {
 		rd.r, rd.w = 0, n
 	}
 	if rd.w == len(rd.buf) {
-		if len(rd.buf) >= MaxRecord {
-			return fmt.Errorf("%s:%d: record longer than %d MiB (no line end, or an unterminated quote?)", rd.path(), rd.line, MaxRecord>>20)
+		if len(rd.buf) >= maxRecord {
+			return errTooLong
 		}
-		nb := make([]byte, min(2*len(rd.buf), MaxRecord))
+		nb := make([]byte, min(2*len(rd.buf), maxRecord))
 		copy(nb, rd.buf[:rd.w])
 		rd.buf = nb
 	}
@@ -247,6 +256,43 @@ func (rd *reader) fill() error {
 			return nil
 		}
 	}
+}
+
+// skipLine passes over the rest of a line too long to hold, from buf[r]
+// (the start of a record) to just past its line end, or to the end of
+// the file, and returns the bad record: its place, its first 4 KiB, and
+// its length.
+func (rd *reader) skipLine() error {
+	e := &RecordError{File: rd.path(), Line: rd.line, Offset: rd.offset(), Raw: slices.Clone(rd.buf[rd.r : rd.r+min(rd.w-rd.r, 4<<10)])}
+	lineEnd := int64(0)
+	for {
+		if i := bytes.IndexByte(rd.buf[rd.r:rd.w], '\n'); i >= 0 {
+			rd.r += i + 1
+			lineEnd = 1
+			break
+		}
+		rd.r = rd.w
+		if rd.eof {
+			break
+		}
+		if err := rd.fill(); err != nil {
+			return err
+		}
+		if rd.r == rd.w && rd.eof {
+			break
+		}
+	}
+	rd.line++
+	e.Err = fmt.Errorf("line of %d bytes, longer than the %s a record may have; it is not kept whole (Raw holds its first %d bytes)", rd.offset()-e.Offset-lineEnd, limit(), len(e.Raw))
+	return e
+}
+
+// limit is maxRecord for messages.
+func limit() string {
+	if maxRecord >= 1<<20 {
+		return fmt.Sprintf("%d MiB", maxRecord>>20)
+	}
+	return fmt.Sprintf("%d bytes", maxRecord)
 }
 
 // changedAtEnd reports, once the current file has been read to its
@@ -332,7 +378,9 @@ func (rd *reader) start() error {
 		return nil
 	}
 	for rd.w-rd.r < encodingSniff && !rd.eof {
-		if err := rd.fill(); err != nil {
+		if err := rd.fill(); err == errTooLong {
+			break // a first line longer than a record may be: the parser reports it
+		} else if err != nil {
 			return err
 		}
 	}

@@ -201,3 +201,66 @@ func TestResumeBigFileChangedInTheMiddle(t *testing.T) {
 		t.Errorf("byte %d of %d changed: resume gives %v, want ErrInputChanged", where, len(in), err)
 	}
 }
+
+// TestOverlongRecord: a line longer than the record limit is a bad record
+// (the policy decides), and reading goes on with the next line; in CSV,
+// one with quotes cannot be skipped for sure, and the error says why.
+func TestOverlongRecord(t *testing.T) {
+	defer source.SetInitialBuffer(64)()
+	defer source.SetMaxRecord(1024)()
+	long := strings.Repeat("y", 5000)
+	t.Run("Lines", func(t *testing.T) {
+		paths := writeFiles(t, "a\n"+long+"\nb\n"+long)
+		l, err := source.OpenLines(paths, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		var got []string
+		for {
+			ln, err := l.Next()
+			if err == io.EOF {
+				break
+			}
+			var re *source.RecordError
+			if errors.As(err, &re) {
+				got = append(got, "bad:"+strconv.Itoa(int(re.Line))+":"+strconv.Itoa(int(re.Offset)))
+				if !strings.Contains(re.Error(), "5000 bytes") || len(re.Raw) == 0 {
+					t.Errorf("bad record %v, raw %d bytes", re, len(re.Raw))
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(ln.Text)+":"+strconv.Itoa(int(ln.Line)))
+		}
+		if want := "a:1 bad:2:2 b:3 bad:4:5005"; strings.Join(got, " ") != want {
+			t.Errorf("got %q, want %q", strings.Join(got, " "), want)
+		}
+	})
+	t.Run("CSV without quotes", func(t *testing.T) {
+		paths := writeFiles(t, "h\n1\n"+long+"\n2\n")
+		s, err := readCSV(paths, nil, source.CSVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if recs := goodRecords(s); len(recs) != 2 || recs[1][0] != "2" {
+			t.Errorf("records %q", recs)
+		}
+	})
+	t.Run("CSV with an open quote", func(t *testing.T) {
+		paths := writeFiles(t, "h\n1\n\""+long+"\n2\n")
+		c, err := source.OpenCSV(paths, nil, source.CSVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Next()
+		_, err = c.Next()
+		var re *source.RecordError
+		if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "cannot be skipped") {
+			t.Errorf("Next: %v, want an error saying why it cannot be skipped", err)
+		}
+	})
+}

@@ -49,7 +49,9 @@ func (l *Lines) Next() (*Line, error) {
 		b := rd.buf[rd.r:rd.w]
 		nl := bytes.IndexByte(b, '\n')
 		if nl < 0 && !rd.eof {
-			if err := rd.fill(); err != nil {
+			if err := rd.fill(); err == errTooLong {
+				return nil, rd.skipLine()
+			} else if err != nil {
 				return nil, err
 			}
 			continue
