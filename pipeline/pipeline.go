@@ -432,8 +432,8 @@ type run[S, R any, W Output] struct {
 	start       int64
 	startRecs   int64
 	began       time.Time
-	stopProg chan struct{}
-	progDone chan struct{}
+	stopProg    chan struct{}
+	progDone    chan struct{}
 }
 
 // positions are the sinks' positions in a checkpoint.
