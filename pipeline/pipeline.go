@@ -277,26 +277,27 @@ type Progress struct {
 
 // Start describes how a run begins.
 type Start struct {
-	Job      string
-	Resumed  *ckpt.Checkpoint // the checkpoint the run resumes from; nil if from the beginning
-	Records  int64            // records read before this run (the checkpoint's)
-	Consumed int64            // input bytes before the resume point, -1 if unknown
-	Size     int64            // total input bytes, -1 if unknown
+	Job      string           `json:"job"`
+	Resumed  *ckpt.Checkpoint `json:"resumed,omitempty"` // the checkpoint the run resumes from; nil if from the beginning
+	Records  int64            `json:"records"`           // records read before this run (the checkpoint's)
+	Consumed int64            `json:"consumed"`          // input bytes before the resume point, -1 if unknown
+	Size     int64            `json:"size"`              // total input bytes, -1 if unknown
 }
 
 // Result describes a finished (or already finished, or stopped) run: a
-// summary for people and for scripts.
+// summary for people, and for scripts (it encodes as JSON with these
+// names).
 type Result struct {
-	Job          string
-	Resumed      *ckpt.Checkpoint // where this run started; nil if from the beginning
-	Final        *ckpt.Checkpoint // the final checkpoint; nil if the run did not finish
-	Records      int64            // records read since the job began, across resumes
-	Read         int64            // records read in this run
-	Bytes        int64            // input bytes read in this run, -1 if unknown
-	Checkpoints  int              // checkpoints taken in this run (the final one included)
-	Skipped      int64            // bad records skipped since the job began
-	DeadLettered int64            // bad records written to the dead-letter file since the job began
-	Duration     time.Duration    // of this run
+	Job          string           `json:"job"`
+	Resumed      *ckpt.Checkpoint `json:"resumed,omitempty"` // where this run started; nil if from the beginning
+	Final        *ckpt.Checkpoint `json:"final,omitempty"`   // the final checkpoint; nil if the run did not finish
+	Records      int64            `json:"records"`           // records read since the job began, across resumes
+	Read         int64            `json:"read"`              // records read in this run
+	Bytes        int64            `json:"bytes"`             // input bytes read in this run, -1 if unknown
+	Checkpoints  int              `json:"checkpoints"`       // checkpoints taken in this run (the final one included)
+	Skipped      int64            `json:"skipped"`           // bad records skipped since the job began
+	DeadLettered int64            `json:"dead_lettered"`     // bad records written to the dead-letter file since the job began
+	Duration     time.Duration    `json:"duration_ns"`       // of this run
 }
 
 // state wraps the user's state with the runner's own counters, so that
