@@ -320,7 +320,7 @@ func (rd *reader) changedAtEnd() (bool, error) {
 		msg = fmt.Sprintf("%s changed while it was being read (modified %s, was %s", fp.Path,
 			fi.ModTime().UTC().Format(time.RFC3339Nano), time.Unix(0, fp.ModTime).UTC().Format(time.RFC3339Nano))
 	}
-	rd.changed = fmt.Errorf("%w: %s: is it still being written?); it was read up to its last complete line, at byte %d (run the job again once the file is complete)",
+	rd.changed = fmt.Errorf("%w: %s: is it still being written?); it was read up to its last complete line, at byte %d (restart the job once the file is complete)",
 		ErrInputChanged, msg, rd.offset())
 	return true, nil
 }
