@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -109,6 +110,12 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 		if err := json.Unmarshal(pos, &p); err != nil || p.Length < 0 {
 			return nil, fmt.Errorf("bad output position in checkpoint: %s", pos)
 		}
+	}
+	// /dev/stdout and the like name whatever the process was given, which
+	// may be a regular file in this run and another file, or a terminal,
+	// in the next: a resume could not find its output again.
+	if abs, err := filepath.Abs(path); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
+		return nil, fmt.Errorf("%w: %s names a stream or device of the process, not a file that a resumed job would find again (a resumed job truncates its output back to the last checkpoint): write to a file", ErrNotResumable, path)
 	}
 	// Checked before opening: opening a named pipe for writing blocks
 	// until a reader comes.

@@ -41,7 +41,9 @@ func TestOutputsThatCannotBeResumedAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ path, says string }{
-		{"/dev/null", "character device"},
+		{"/dev/null", "device"},
+		{"/dev/stdout", "stream"},
+		{"/proc/self/fd/1", "stream"},
 		{fifo, "named pipe"},
 		{t.TempDir(), "directory"},
 	} {
