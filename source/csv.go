@@ -301,7 +301,7 @@ func (c *CSV) parse() error {
 		start, line := rd.r, rd.line
 		err := c.parseRecord(rd.buf[rd.r:rd.w], rd.eof)
 		if err != errNeedMore {
-			if rd.eof && rd.r == rd.w && rd.buf[rd.w-1] != '\n' {
+			if rd.eof && rd.r == rd.w && rd.w > 0 && rd.buf[rd.w-1] != '\n' {
 				// The last record, without a line end: half written,
 				// if the file is still growing.
 				if changed, cerr := rd.changedAtEnd(); cerr != nil {
