@@ -240,3 +240,30 @@ func TestSourceWithoutSizes(t *testing.T) {
 		t.Errorf("last progress %+v", last)
 	}
 }
+
+// TestFinishedJobChecksItsDeadLetters: the dead-letter file of a finished
+// job is checked like its output; one that held no letters may go.
+func TestFinishedJobChecksItsDeadLetters(t *testing.T) {
+	for _, bad := range []bool{true, false} {
+		dir := t.TempDir()
+		in, out, dl := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.txt"), filepath.Join(dir, "dl.jsonl")
+		content := "i,v\n1,10\n2,20\n"
+		if bad {
+			content += "3,x\n"
+		}
+		writeFile(t, in, content)
+		cfg := config(t, dir)
+		cfg.OnBadRecord, cfg.DeadLetterPath = pipeline.DeadLetter, dl
+		if _, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0)); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(dl)
+		_, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(out), sumRows(nil, 0))
+		if bad && !errors.Is(err, sink.ErrOutputChanged) {
+			t.Errorf("rerun without the dead letters: %v, want ErrOutputChanged", err)
+		}
+		if !bad && !errors.Is(err, pipeline.ErrAlreadyDone) {
+			t.Errorf("rerun without the empty dead-letter file: %v, want ErrAlreadyDone", err)
+		}
+	}
+}

@@ -404,12 +404,23 @@ func checkFinished[R any, W Output](ctx context.Context, cfg Config, cp *ckpt.Ch
 	if err := output.Verify(ctx, pos.Output); err != nil {
 		return fmt.Errorf("job %s finished (checkpoint %d), but its output is not what it wrote: %w; restart the job to write it again", cfg.Job, cp.Seq, err)
 	}
-	if len(pos.DeadLetter) > 0 && cfg.DeadLetterPath != "" {
+	if len(pos.DeadLetter) > 0 && cfg.DeadLetterPath != "" && !removedEmpty(cfg.DeadLetterPath, pos.DeadLetter) {
 		if err := sink.VerifyFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
 			return fmt.Errorf("job %s finished (checkpoint %d), but its dead-letter file is not what it wrote: %w; restart the job to write it again", cfg.Job, cp.Seq, err)
 		}
 	}
 	return nil
+}
+
+// removedEmpty reports whether path, at position pos, was empty and is
+// gone: a dead-letter file without letters, deleted, loses nothing.
+func removedEmpty(path string, pos json.RawMessage) bool {
+	var p sink.FilePosition
+	if json.Unmarshal(pos, &p) != nil || p.Length != 0 {
+		return false
+	}
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 type run[S, R any, W Output] struct {
