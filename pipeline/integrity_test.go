@@ -267,3 +267,25 @@ func TestFinishedJobChecksItsDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// TestUnresumableOutputRefusedFirst: an output that cannot be truncated
+// back to a checkpoint is refused before anything is created: no store,
+// no job.
+func TestUnresumableOutputRefusedFirst(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	numbers(t, in, 5)
+	for _, tc := range []struct{ out, deadLetter string }{{"/dev/null", ""}, {filepath.Join(dir, "out.txt"), "/dev/stderr"}} {
+		cfg := config(t, dir)
+		if tc.deadLetter != "" {
+			cfg.OnBadRecord, cfg.DeadLetterPath = pipeline.DeadLetter, tc.deadLetter
+		}
+		_, err := pipeline.Run(context.Background(), cfg, pipeline.CSV(in), pipeline.File(tc.out), sumRows(nil, 0))
+		if !errors.Is(err, sink.ErrNotResumable) {
+			t.Errorf("Run into %s (dead letters %q): %v, want ErrNotResumable", tc.out, tc.deadLetter, err)
+		}
+		if _, err := os.Stat(cfg.Store); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the store was created: %v", err)
+		}
+	}
+}

@@ -172,6 +172,10 @@ func (p fileOutput) Open(_ context.Context, pos json.RawMessage, inputs []string
 	return sink.OpenFileWith(string(p), pos, sink.FileOptions{Refuse: notOneOf(string(p), inputs, "", nil)})
 }
 
+// precheck refuses an output that cannot be resumed before the job is
+// opened.
+func (p fileOutput) precheck() error { return sink.CheckPath(string(p)) }
+
 func (p fileOutput) Verify(_ context.Context, pos json.RawMessage) error {
 	return sink.VerifyFile(string(p), pos)
 }
@@ -340,6 +344,18 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 			md[paramPrefix+k] = v
 		}
 		cfg.Metadata = md
+	}
+	// Outputs that cannot be resumed are refused before anything is
+	// created (the store, the job's lock).
+	if pc, ok := any(output).(interface{ precheck() error }); ok {
+		if err := pc.precheck(); err != nil {
+			return Result{Job: cfg.Job}, err
+		}
+	}
+	if cfg.OnBadRecord == DeadLetter {
+		if err := sink.CheckPath(cfg.DeadLetterPath); err != nil {
+			return Result{Job: cfg.Job}, err
+		}
 	}
 	job, err := ckpt.Open[state[S]](ctx, cfg.Job, cfg.Config)
 	if err != nil {

@@ -111,18 +111,8 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 			return nil, fmt.Errorf("bad output position in checkpoint: %s", pos)
 		}
 	}
-	// /dev/stdout and the like name whatever the process was given, which
-	// may be a regular file in this run and another file, or a terminal,
-	// in the next: a resume could not find its output again.
-	if abs, err := filepath.Abs(path); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
-		return nil, fmt.Errorf("%w: %s names a stream or device of the process, not a file that a resumed job would find again (a resumed job truncates its output back to the last checkpoint): write to a file", ErrNotResumable, path)
-	}
-	// Checked before opening: opening a named pipe for writing blocks
-	// until a reader comes.
-	if fi, err := os.Stat(path); err == nil {
-		if err := regular(path, fi); err != nil {
-			return nil, err
-		}
+	if err := CheckPath(path); err != nil {
+		return nil, err
 	}
 	flags := os.O_RDWR
 	if fresh {
@@ -179,6 +169,22 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 	}
 	w.n, w.crc, w.tail, w.dirSynced = p.Length, crc, tail, true
 	return w, nil
+}
+
+// CheckPath refuses, with ErrNotResumable, an output path that cannot be
+// resumed: one under /dev or /proc (/dev/stdout names whatever the
+// process was given, which a rerun may not be given again), or an
+// existing file that is not a regular file. It opens nothing: a named
+// pipe is refused without blocking. OpenFile checks it first; a caller
+// may check it before any other work.
+func CheckPath(path string) error {
+	if abs, err := filepath.Abs(path); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
+		return fmt.Errorf("%w: %s names a stream or device of the process, not a file that a resumed job would find again (a resumed job truncates its output back to the last checkpoint): write to a file", ErrNotResumable, path)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		return regular(path, fi)
+	}
+	return nil
 }
 
 // regular refuses an output that is not a regular file.
