@@ -289,3 +289,46 @@ func TestUnresumableOutputRefusedFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadLettersNameTheInputAsTheFirstRunDid: a resume that names the
+// input another way (from another directory, through a link) writes the
+// dead letters an uninterrupted run writes, byte for byte.
+func TestDeadLettersNameTheInputAsTheFirstRunDid(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	var b strings.Builder
+	b.WriteString("i,v\n")
+	for i := 1; i <= 3000; i++ {
+		if i%100 == 0 {
+			b.WriteString("x,bad\n")
+		} else {
+			b.WriteString("1,1\n")
+		}
+	}
+	writeFile(t, in, b.String())
+	link := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	run := func(job, input, dl string, ctx context.Context, fn pipeline.Func[sums, *source.Row, *sink.File]) error {
+		cfg := config(t, dir)
+		cfg.Job, cfg.OnBadRecord, cfg.DeadLetterPath = job, pipeline.DeadLetter, dl
+		cfg.Every.Records = 100
+		_, err := pipeline.Run(ctx, cfg, pipeline.CSV(input), pipeline.File(filepath.Join(dir, job+".out")), fn)
+		return err
+	}
+	refDL, dl := filepath.Join(dir, "ref.dl"), filepath.Join(dir, "job.dl")
+	if err := run("ref", in, refDL, context.Background(), sumRows(nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := run("job", in, dl, ctx, sumRows(cancel, 1500)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v", err)
+	}
+	if err := run("job", filepath.Join(link, "in.csv"), dl, context.Background(), sumRows(nil, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFile(t, dl), readFile(t, refDL); got != want {
+		t.Errorf("dead letters after a resume from elsewhere differ from an uninterrupted run's:\n%s\nwant\n%s", got, want)
+	}
+}
