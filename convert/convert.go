@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/pipeline"
@@ -115,7 +114,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		return toPostgres(ctx, o)
 	}
 	if err := o.Resolve(); err != nil {
-		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+		return pipeline.Result{}, err
 	}
 	o.Pipeline.Params = map[string]string{"from": o.From.String(), "to": o.To.String(), "infer_types": strconv.FormatBool(o.InferTypes)}
 	if o.From == CSV {
@@ -185,31 +184,12 @@ func jsonKeyPrefixes(header []string) [][]byte {
 			sep = '{'
 		}
 		b := []byte{sep}
-		b, err := records.AppendString(b, []byte(name))
-		if err != nil {
-			// A header that is not UTF-8 (Latin-1, say): read each byte
-			// that is not part of a character as the code point of its
-			// value, so that the key is still valid JSON.
-			b, _ = records.AppendString([]byte{sep}, []byte(latin1(name)))
-		}
+		// The source refuses a header that is not UTF-8, so the key is
+		// valid JSON.
+		b, _ = records.AppendString(b, []byte(name))
 		out[i] = append(b, ':')
 	}
 	return out
-}
-
-// latin1 returns s with every byte that is not part of a valid UTF-8
-// sequence replaced by the character of the same value.
-func latin1(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			r = rune(s[i])
-		}
-		b.WriteRune(r)
-		i += size
-	}
-	return b.String()
 }
 
 // jsonlState holds the CSV header, fixed by the first object.

@@ -222,15 +222,29 @@ func TestInvalidUTF8DeadLetterKeepsTheRecord(t *testing.T) {
 	}
 }
 
-// A header that is not UTF-8 still gives valid JSON keys.
-func TestLatin1HeaderMakesValidJSON(t *testing.T) {
-	got, _, err := run(t, "in.csv", "Gr\xf6\xdfe,\x1f\xff\n1,2\n", "out.jsonl", false, pipeline.Fail)
-	if err != nil {
-		t.Fatal(err)
+// A header that is not UTF-8 is refused, even when bad records are
+// skipped: re-encoding it by guess would rename the columns silently. The
+// output is left untouched.
+func TestLatin1HeaderIsRefused(t *testing.T) {
+	got, _, err := run(t, "in.csv", "Gr\xf6\xdfe,b\n1,2\n", "out.jsonl", false, pipeline.Skip)
+	if !errors.Is(err, source.ErrNotUTF8) || !strings.Contains(err.Error(), "Latin-1") {
+		t.Fatalf("convert of a Latin-1 header: %v, want ErrNotUTF8", err)
 	}
-	var obj map[string]string
-	if err := json.Unmarshal([]byte(got), &obj); err != nil || obj["Größe"] != "1" || obj["\x1fÿ"] != "2" {
-		t.Fatalf("output %q: %v, %v", got, obj, err)
+	if got != "" {
+		t.Errorf("output %q, want none", got)
+	}
+}
+
+// UTF-16 (Excel's "Unicode text") is refused with what it is and how to
+// convert it, rather than turned into garbage with exit 0.
+func TestUTF16IsRefused(t *testing.T) {
+	b := []byte{0xff, 0xfe}
+	for _, c := range []byte("a,b\n1,2\n") {
+		b = append(b, c, 0)
+	}
+	_, _, err := run(t, "in.csv", string(b), "out.jsonl", false, pipeline.Skip)
+	if !errors.Is(err, source.ErrNotUTF8) || !strings.Contains(err.Error(), "UTF-16 little-endian") || !strings.Contains(err.Error(), "iconv -f UTF-16 -t UTF-8") {
+		t.Fatalf("convert of UTF-16: %v", err)
 	}
 }
 
@@ -280,5 +294,28 @@ func TestResumeWithOtherOptionsIsRefused(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(got), `{"n":"0","s":"x"}`) || !strings.HasSuffix(string(got), `{"n":"1000","s":"x"}`+"\n") || bytes.Count(got, []byte("\n")) != 1001 {
 		t.Fatalf("output of %d lines", bytes.Count(got, []byte("\n")))
+	}
+}
+
+// convert.Run called from Go refuses an output that is the input (here a
+// hard link to it): the library, not only the CLI, keeps the input.
+func TestOutputThatIsTheInputIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv"), filepath.Join(dir, "out.jsonl")
+	const data = "a,b\n1,2\n3,4\n"
+	if err := os.WriteFile(in, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(in, out); err != nil {
+		t.Fatal(err)
+	}
+	_, err := convert.Run(context.Background(), convert.Options{Input: in, Output: out,
+		Pipeline: pipeline.Config{Job: "t", Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}})
+	if !errors.Is(err, pipeline.ErrOutputIsInput) {
+		t.Fatalf("convert.Run: %v, want ErrOutputIsInput", err)
+	}
+	if b, _ := os.ReadFile(in); string(b) != data {
+		t.Fatalf("input now %q", b)
 	}
 }

@@ -52,6 +52,9 @@ func PostgresTarget(output string) (table, storeURL, display string, err error) 
 	if err != nil {
 		return "", "", "", err
 	}
+	if err := pgsink.CutQuery(output); err != nil {
+		return "", "", "", err
+	}
 	if _, _, err := pgsink.SplitTable(cfg.Params.Table); err != nil {
 		return "", "", "", err
 	}
@@ -91,11 +94,11 @@ func (o *Options) resolvePostgres() error {
 // toPostgres loads Input into the table of Output.
 func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 	if err := o.resolvePostgres(); err != nil {
-		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+		return pipeline.Result{}, err
 	}
 	_, storeURL, _, err := PostgresTarget(o.Output)
 	if err != nil {
-		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+		return pipeline.Result{}, err
 	}
 	cfg := o.Pipeline
 	if cfg.Backend == nil {
@@ -117,7 +120,7 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 }
 
 func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.Config) (pipeline.Result, error) {
-	src, err := pipeline.CSV(o.Input)(nil)
+	src, err := pipeline.CSV(o.Input)(ctx, nil)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
@@ -184,8 +187,8 @@ func cut(s string, n int) string {
 
 // firstObjectKeys returns the keys of the first JSON object of the input:
 // the table's columns.
-func firstObjectKeys(input string) ([]string, error) {
-	src, err := pipeline.Lines(input)(nil)
+func firstObjectKeys(ctx context.Context, input string) ([]string, error) {
+	src, err := pipeline.Lines(input)(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -217,9 +220,9 @@ func firstObjectKeys(input string) ([]string, error) {
 }
 
 func jsonlToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.Config) (pipeline.Result, error) {
-	keys, err := firstObjectKeys(o.Input)
+	keys, err := firstObjectKeys(ctx, o.Input)
 	if err != nil {
-		return pipeline.Result{}, fmt.Errorf("convert: %w", err)
+		return pipeline.Result{}, err
 	}
 	sc.Columns = tableColumns(keys, sc.RowColumn)
 	var row objectRow

@@ -2,6 +2,7 @@ package convert_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/testenv"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/sink"
 )
 
 func TestPostgresTarget(t *testing.T) {
@@ -180,5 +182,34 @@ func TestTableOutputNeedsItsDatabaseAsStore(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "must be PostgreSQL") {
 		t.Fatalf("a table output with a local store: %v, want a refusal", err)
+	}
+}
+
+// A finished load whose table was emptied or dropped since is not
+// reported complete.
+func TestFinishedLoadChecksItsTable(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(path, []byte("a,b\n1,2\n3,4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := convert.Options{Input: path, Output: pg.WithParam("table", pg.Schema+".t"),
+		Pipeline: pipeline.Config{Job: "t", Config: ckpt.Config{NoSignals: true, Logger: slog.New(slog.DiscardHandler)}}}
+	if _, err := convert.Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := convert.Run(context.Background(), o); !errors.Is(err, pipeline.ErrAlreadyDone) {
+		t.Fatalf("rerun: %v, want ErrAlreadyDone", err)
+	}
+	conn := pg.Conn(t)
+	for _, change := range []string{"TRUNCATE %s.t", "DROP TABLE %s.t"} {
+		if _, err := conn.Exec(context.Background(), fmt.Sprintf(change, pg.Schema)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := convert.Run(context.Background(), o)
+		if errors.Is(err, pipeline.ErrAlreadyDone) || !errors.Is(err, sink.ErrOutputChanged) {
+			t.Fatalf("rerun after %s: %v, want ErrOutputChanged", change, err)
+		}
 	}
 }

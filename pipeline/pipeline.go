@@ -19,7 +19,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,17 +36,24 @@ import (
 
 var (
 	// ErrAlreadyDone: the job finished in an earlier run, on the same
-	// input. Run returns it with a Result describing that run; it is not a
-	// failure.
+	// input, and its output is as it left it. Run returns it with a Result
+	// describing that run; it is not a failure.
 	ErrAlreadyDone = errors.New("job already finished")
 	// ErrParamsChanged: the job's Params differ from those its checkpoint
 	// was taken with. Resuming would mix output (or state) of the two, so
 	// the job must be run with its old Params, or restarted.
 	ErrParamsChanged = errors.New("job options changed since the checkpoint")
+	// ErrOutputIsInput: a file the run would write (the output, the
+	// dead-letter file) is one of its input files, or the output and the
+	// dead-letter file are one file (by identity: hard and symbolic links
+	// count). Opening it would truncate it. Nothing is written.
+	ErrOutputIsInput = errors.New("a file to write is also read")
 )
 
 // Source is a record source with a resumable position. *source.CSV and
-// *source.Lines are sources.
+// *source.Lines are sources. A source may also be a Sized (for progress
+// and the bytes trigger) and an InputFiles (so that Run refuses to write
+// to one of its files).
 type Source[R any] interface {
 	// Next returns the next record, io.EOF at the end, or a
 	// *source.RecordError for a malformed record (reading may go on).
@@ -51,20 +61,31 @@ type Source[R any] interface {
 	// Position returns where the record after the last one returned
 	// starts, for the checkpoint.
 	Position() (json.RawMessage, error)
-	// Consumed returns the input bytes read so far; Size the total, or -1
-	// if unknown.
+	Close() error
+}
+
+// Sized is a Source that knows how much of its input it has read:
+// Consumed returns the input bytes read so far, Size the total, or -1 if
+// unknown. Without it, progress shows records only and the bytes trigger
+// never fires.
+type Sized interface {
 	Consumed() int64
 	Size() int64
-	Close() error
+}
+
+// InputFiles is a Source that reads files: Paths returns them as opened.
+// Run refuses to write to any of them (ErrOutputIsInput).
+type InputFiles interface {
+	Paths() []string
 }
 
 // Opener opens a source at a position recorded in a checkpoint, or at the
 // beginning when pos is nil.
-type Opener[R any] func(pos json.RawMessage) (Source[R], error)
+type Opener[R any] func(ctx context.Context, pos json.RawMessage) (Source[R], error)
 
 // CSV opens CSV files (see source.Expand for the forms of each path).
 func CSV(paths ...string) Opener[*source.Row] {
-	return func(pos json.RawMessage) (Source[*source.Row], error) {
+	return func(_ context.Context, pos json.RawMessage) (Source[*source.Row], error) {
 		files, err := CSVFiles(paths...)
 		if err != nil {
 			return nil, err
@@ -75,7 +96,7 @@ func CSV(paths ...string) Opener[*source.Row] {
 
 // Lines opens text or JSON Lines files, a record per line.
 func Lines(paths ...string) Opener[*source.Line] {
-	return func(pos json.RawMessage) (Source[*source.Line], error) {
+	return func(_ context.Context, pos json.RawMessage) (Source[*source.Line], error) {
 		files, err := LinesFiles(paths...)
 		if err != nil {
 			return nil, err
@@ -85,8 +106,7 @@ func Lines(paths ...string) Opener[*source.Line] {
 }
 
 // CSVFiles returns the files that CSV(paths...) reads, in order: a
-// directory's .csv files. A caller checks with it that an output it is
-// about to create (truncating it) is not one of them.
+// directory's .csv files.
 func CSVFiles(paths ...string) ([]string, error) { return expand(paths, ".csv") }
 
 // LinesFiles returns the files that Lines(paths...) reads, in order: a
@@ -116,13 +136,64 @@ type Output interface {
 	Close() error
 }
 
-// SinkOpener opens the output at a position recorded in a checkpoint, or
-// fresh (truncated) when pos is nil.
-type SinkOpener[W Output] func(ctx context.Context, pos json.RawMessage) (W, error)
+// SinkOpener opens a run's output, and checks a finished job's.
+type SinkOpener[W Output] interface {
+	// Open opens the output at a position recorded in a checkpoint, or
+	// fresh (emptied) when pos is nil. inputs are the files the run reads:
+	// an output that is one of them must be refused (ErrOutputIsInput)
+	// before anything is changed.
+	Open(ctx context.Context, pos json.RawMessage, inputs []string) (W, error)
+	// Verify checks, changing nothing, that the output is what the
+	// final checkpoint of a finished job, at pos, left: an output deleted,
+	// emptied or edited since is reported (sink.ErrOutputChanged).
+	Verify(ctx context.Context, pos json.RawMessage) error
+}
 
-// File writes the output to a file at path.
-func File(path string) SinkOpener[*sink.File] {
-	return func(_ context.Context, pos json.RawMessage) (*sink.File, error) { return sink.OpenFile(path, pos) }
+// SinkFunc makes a SinkOpener of a function that opens an output. Its
+// Open ignores inputs and its Verify checks nothing: a finished job's
+// output is then taken as it is.
+type SinkFunc[W Output] func(ctx context.Context, pos json.RawMessage) (W, error)
+
+// Open calls f.
+func (f SinkFunc[W]) Open(ctx context.Context, pos json.RawMessage, _ []string) (W, error) {
+	return f(ctx, pos)
+}
+
+// Verify checks nothing.
+func (f SinkFunc[W]) Verify(context.Context, json.RawMessage) error { return nil }
+
+// File writes the output to a file at path (see sink.OpenFile: one
+// writer at a time, a regular file only).
+func File(path string) SinkOpener[*sink.File] { return fileOutput(path) }
+
+type fileOutput string
+
+func (p fileOutput) Open(_ context.Context, pos json.RawMessage, inputs []string) (*sink.File, error) {
+	return sink.OpenFileWith(string(p), pos, sink.FileOptions{Refuse: notOneOf(string(p), inputs, "", nil)})
+}
+
+// precheck refuses an output that cannot be resumed before the job is
+// opened.
+func (p fileOutput) precheck() error { return sink.CheckPath(string(p)) }
+
+func (p fileOutput) Verify(_ context.Context, pos json.RawMessage) error {
+	return sink.VerifyFile(string(p), pos)
+}
+
+// notOneOf returns the check that a file to write, path, is none of the
+// inputs, nor the file other (named otherName) that the run writes too.
+func notOneOf(path string, inputs []string, otherName string, other fs.FileInfo) func(fs.FileInfo) error {
+	return func(fi fs.FileInfo) error {
+		if other != nil && os.SameFile(fi, other) {
+			return fmt.Errorf("%w: %s and %s are the same file: give them different names", ErrOutputIsInput, path, otherName)
+		}
+		for _, in := range inputs {
+			if ii, err := os.Stat(in); err == nil && os.SameFile(fi, ii) {
+				return fmt.Errorf("%w: %s is the input file %s, which writing would destroy before it is read: write to another file", ErrOutputIsInput, path, in)
+			}
+		}
+		return nil
+	}
 }
 
 // Policy says what happens to a bad record.
@@ -163,6 +234,10 @@ type Config struct {
 	// from another goroutine, and once at the end.
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// OnStart, if set, is called once the job is open and its input and
+	// output are ready, before the first record: it says whether the run
+	// resumes, and from where. (Run also logs it, at level Info.)
+	OnStart func(Start)
 	// Params are the options that shape the output, such as a
 	// conversion's formats or an aggregation's columns. They are recorded
 	// in every checkpoint's metadata (as "param.NAME"), and resuming with
@@ -204,13 +279,29 @@ type Progress struct {
 	Done     bool          // the last call
 }
 
-// Result describes a finished (or already finished) run.
+// Start describes how a run begins.
+type Start struct {
+	Job      string           `json:"job"`
+	Resumed  *ckpt.Checkpoint `json:"resumed,omitempty"` // the checkpoint the run resumes from; nil if from the beginning
+	Records  int64            `json:"records"`           // records read before this run (the checkpoint's)
+	Consumed int64            `json:"consumed"`          // input bytes before the resume point, -1 if unknown
+	Size     int64            `json:"size"`              // total input bytes, -1 if unknown
+}
+
+// Result describes a finished (or already finished, or stopped) run: a
+// summary for people, and for scripts (it encodes as JSON with these
+// names).
 type Result struct {
-	Resumed      *ckpt.Checkpoint // where this run started; nil if from the beginning
-	Final        *ckpt.Checkpoint // the final checkpoint
-	Records      int64            // records read since the job began
-	Skipped      int64            // bad records skipped
-	DeadLettered int64            // bad records written to the dead-letter file
+	Job          string           `json:"job"`
+	Resumed      *ckpt.Checkpoint `json:"resumed,omitempty"` // where this run started; nil if from the beginning
+	Final        *ckpt.Checkpoint `json:"final,omitempty"`   // the final checkpoint; nil if the run did not finish
+	Records      int64            `json:"records"`           // records read since the job began, across resumes
+	Read         int64            `json:"read"`              // records read in this run
+	Bytes        int64            `json:"bytes"`             // input bytes read in this run, -1 if unknown
+	Checkpoints  int              `json:"checkpoints"`       // checkpoints taken in this run (the final one included)
+	Skipped      int64            `json:"skipped"`           // bad records skipped since the job began
+	DeadLettered int64            `json:"dead_lettered"`     // bad records written to the dead-letter file since the job began
+	Duration     time.Duration    `json:"duration_ns"`       // of this run
 }
 
 // state wraps the user's state with the runner's own counters, so that
@@ -233,15 +324,16 @@ type state[S any] struct {
 // source.ErrInputChanged (the job must be restarted to take the new
 // input).
 func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], output SinkOpener[W], fn Func[S, R, W], opts ...Option[S, W]) (Result, error) {
+	began := time.Now()
 	var o options[S, W]
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if cfg.Job == "" {
-		return Result{}, errors.New("pipeline: no job name")
+		return Result{}, errors.New("no job name")
 	}
 	if cfg.OnBadRecord == DeadLetter && cfg.DeadLetterPath == "" {
-		return Result{}, errors.New("pipeline: the dead-letter policy needs a file")
+		return Result{}, errors.New("the dead-letter policy needs a file to write bad records to")
 	}
 	if len(cfg.Params) > 0 {
 		md := maps.Clone(cfg.Metadata)
@@ -253,12 +345,24 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 		}
 		cfg.Metadata = md
 	}
+	// Outputs that cannot be resumed are refused before anything is
+	// created (the store, the job's lock).
+	if pc, ok := any(output).(interface{ precheck() error }); ok {
+		if err := pc.precheck(); err != nil {
+			return Result{Job: cfg.Job}, err
+		}
+	}
+	if cfg.OnBadRecord == DeadLetter {
+		if err := sink.CheckPath(cfg.DeadLetterPath); err != nil {
+			return Result{Job: cfg.Job}, err
+		}
+	}
 	job, err := ckpt.Open[state[S]](ctx, cfg.Job, cfg.Config)
 	if err != nil {
-		return Result{}, err
+		return Result{Job: cfg.Job}, err
 	}
 	defer job.Close()
-	res := Result{Resumed: job.Resumed()}
+	res := Result{Job: cfg.Job, Resumed: job.Resumed(), Bytes: -1}
 	if cp := job.Resumed(); cp != nil {
 		if err := sameParams(cp, cfg.Params); err != nil {
 			return res, err
@@ -268,23 +372,18 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 		res.Final = job.Resumed()
 		res.Records = res.Final.Records
 		res.Skipped, res.DeadLettered = job.State.Skipped, job.State.DeadLettered
-		// Finished on this input? Input that changed since (a file
-		// rewritten with today's data) is new work: saying "done" would
-		// skip it without a word.
-		src, err := open(res.Final.Source)
-		if errors.Is(err, source.ErrInputChanged) {
-			return res, fmt.Errorf("pipeline: the job finished (checkpoint %d) on other input: %w (restart the job to take the new input)", res.Final.Seq, err)
+		if err := checkFinished(ctx, cfg, res.Final, open, output); err != nil {
+			return res, err
 		}
-		if err == nil {
-			src.Close()
-		}
-		return res, fmt.Errorf("pipeline: %w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
+		return res, fmt.Errorf("%w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
 	}
 	r, err := newRun(ctx, job, cfg, open, output)
 	if err != nil {
 		return res, err
 	}
+	r.began = began
 	defer r.close()
+	r.started()
 	if err := r.loop(ctx, fn, o.atEnd); err != nil {
 		return r.result(res), err
 	}
@@ -297,7 +396,47 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 	if err := r.close(); err != nil {
 		return res, err
 	}
+	res.Duration = time.Since(began)
 	return res, nil
+}
+
+// checkFinished checks, for a job that finished, that its input and
+// outputs are still those of its final checkpoint cp: a rerun on new
+// input (a file rewritten with today's data, a pattern that now matches
+// nothing) or on an output deleted or edited since must not be told the
+// job is complete.
+func checkFinished[R any, W Output](ctx context.Context, cfg Config, cp *ckpt.Checkpoint, open Opener[R], output SinkOpener[W]) error {
+	src, err := open(ctx, cp.Source)
+	if err != nil {
+		return fmt.Errorf("job %s finished at checkpoint %d; %w; restart the job to process the input as it is now", cfg.Job, cp.Seq, err)
+	}
+	src.Close()
+	var pos positions
+	if len(cp.Sink) > 0 {
+		if err := json.Unmarshal(cp.Sink, &pos); err != nil {
+			return fmt.Errorf("bad output position in checkpoint %d: %w", cp.Seq, err)
+		}
+	}
+	if err := output.Verify(ctx, pos.Output); err != nil {
+		return fmt.Errorf("job %s finished at checkpoint %d; %w; restart the job to write it again", cfg.Job, cp.Seq, err)
+	}
+	if len(pos.DeadLetter) > 0 && cfg.DeadLetterPath != "" && !removedEmpty(cfg.DeadLetterPath, pos.DeadLetter) {
+		if err := sink.VerifyFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
+			return fmt.Errorf("job %s finished at checkpoint %d; its dead-letter file: %w; restart the job to write it again", cfg.Job, cp.Seq, err)
+		}
+	}
+	return nil
+}
+
+// removedEmpty reports whether path, at position pos, was empty and is
+// gone: a dead-letter file without letters, deleted, loses nothing.
+func removedEmpty(path string, pos json.RawMessage) bool {
+	var p sink.FilePosition
+	if json.Unmarshal(pos, &p) != nil || p.Length != 0 {
+		return false
+	}
+	_, err := os.Stat(path)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 type run[S, R any, W Output] struct {
@@ -314,12 +453,15 @@ type run[S, R any, W Output] struct {
 	dlPos  json.RawMessage
 	closed bool
 
-	records  atomic.Int64
-	consumed atomic.Int64
-	start    int64
-	began    time.Time
-	stopProg chan struct{}
-	progDone chan struct{}
+	sized       Sized // the source, if it is one
+	checkpoints int   // Flushes: checkpoints taken in this run
+	records     atomic.Int64
+	consumed    atomic.Int64
+	start       int64
+	startRecs   int64
+	began       time.Time
+	stopProg    chan struct{}
+	progDone    chan struct{}
 }
 
 // positions are the sinks' positions in a checkpoint.
@@ -336,29 +478,42 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 		srcPos = cp.Source
 		if len(cp.Sink) > 0 {
 			if err := json.Unmarshal(cp.Sink, &pos); err != nil {
-				return nil, fmt.Errorf("pipeline: bad sink position in checkpoint %d: %w", cp.Seq, err)
+				return nil, fmt.Errorf("bad output position in checkpoint %d: %w", cp.Seq, err)
 			}
 		}
 	}
-	src, err := open(srcPos)
+	src, err := open(ctx, srcPos)
 	if err != nil {
 		return nil, restartHint(err)
 	}
 	r.src = src
-	if r.out, err = output(ctx, pos.Output); err != nil {
+	var inputs []string
+	if in, ok := src.(InputFiles); ok {
+		inputs = in.Paths()
+	}
+	if r.out, err = output.Open(ctx, pos.Output, inputs); err != nil {
 		src.Close()
 		return nil, restartHint(err)
 	}
 	r.dlPos = pos.DeadLetter
 	if cfg.OnBadRecord == DeadLetter {
-		if r.dl, err = sink.OpenFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
+		var outFile fs.FileInfo
+		if f, ok := any(r.out).(interface{ Stat() (fs.FileInfo, error) }); ok {
+			outFile, _ = f.Stat()
+		}
+		refuse := notOneOf(cfg.DeadLetterPath, inputs, "the output", outFile)
+		if r.dl, err = sink.OpenFileWith(cfg.DeadLetterPath, pos.DeadLetter, sink.FileOptions{Refuse: refuse}); err != nil {
 			src.Close()
 			r.out.Close()
 			return nil, restartHint(err)
 		}
 	}
 	job.Bind(src, r)
-	r.start = src.Consumed()
+	if sz, ok := src.(Sized); ok {
+		r.sized = sz
+	}
+	r.start = r.consumedNow()
+	r.startRecs = job.Records()
 	r.records.Store(job.Records())
 	r.consumed.Store(r.start)
 	if cfg.Progress != nil {
@@ -366,6 +521,34 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 		go r.reportProgress()
 	}
 	return r, nil
+}
+
+// consumedNow is the source's Consumed, or 0 if it does not know.
+func (r *run[S, R, W]) consumedNow() int64 {
+	if r.sized == nil {
+		return 0
+	}
+	return r.sized.Consumed()
+}
+
+// started says how the run begins: in the log, and to OnStart.
+func (r *run[S, R, W]) started() {
+	st := Start{Job: r.cfg.Job, Resumed: r.job.Resumed(), Records: r.startRecs, Consumed: -1, Size: -1}
+	if r.sized != nil {
+		st.Consumed, st.Size = r.start, r.sized.Size()
+	}
+	log := r.cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cp := st.Resumed; cp != nil {
+		log.Info("resuming from a checkpoint", "job", st.Job, "checkpoint", cp.Seq, "records", cp.Records, "taken", cp.Time.Format(time.RFC3339))
+	} else {
+		log.Debug("starting from the beginning", "job", st.Job)
+	}
+	if r.cfg.OnStart != nil {
+		r.cfg.OnStart(st)
+	}
 }
 
 // sameParams checks params against those recorded in cp. A checkpoint
@@ -397,7 +580,7 @@ func sameParams(cp *ckpt.Checkpoint, params map[string]string) error {
 		return nil
 	}
 	slices.Sort(diffs)
-	return restartHint(fmt.Errorf("pipeline: %w (checkpoint %d): %s", ErrParamsChanged, cp.Seq, strings.Join(diffs, "; ")))
+	return restartHint(fmt.Errorf("%w (checkpoint %d): %s", ErrParamsChanged, cp.Seq, strings.Join(diffs, "; ")))
 }
 
 // shown renders a param's value for a message.
@@ -418,6 +601,7 @@ func restartHint(err error) error {
 // Flush and Sync make the run a ckpt.Sink over the output and the
 // dead-letter file together.
 func (r *run[S, R, W]) Flush() (json.RawMessage, error) {
+	r.checkpoints++
 	var pos positions
 	var err error
 	if pos.Output, err = r.out.Flush(); err != nil {
@@ -458,7 +642,7 @@ const progressBatch = 1024
 func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(context.Context, *S, W) error) error {
 	job := r.job
 	st := &job.State
-	last := r.src.Consumed()
+	last := r.consumedNow()
 	var n int
 	for {
 		rec, err := r.src.Next()
@@ -473,7 +657,7 @@ func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(co
 				return err
 			}
 		}
-		cur := r.src.Consumed()
+		cur := r.consumedNow()
 		if err := job.Advance(ctx, 1, cur-last); err != nil {
 			return err
 		}
@@ -488,7 +672,7 @@ func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(co
 		}
 	}
 	r.records.Store(job.Records())
-	r.consumed.Store(r.src.Consumed())
+	r.consumed.Store(r.consumedNow())
 	if atEnd != nil {
 		return atEnd(ctx, &st.User, r.out)
 	}
@@ -500,7 +684,7 @@ func (r *run[S, R, W]) stop(ctx context.Context) error {
 	if _, err := r.job.Checkpoint(context.WithoutCancel(ctx)); err != nil {
 		return errors.Join(ctx.Err(), err)
 	}
-	return fmt.Errorf("pipeline: %w (checkpoint saved)", context.Cause(ctx))
+	return fmt.Errorf("%w (checkpoint saved)", context.Cause(ctx))
 }
 
 // bad applies the bad-record policy to err, or returns err if it is not a
@@ -526,6 +710,12 @@ func (r *run[S, R, W]) bad(err error) error {
 
 func (r *run[S, R, W]) result(res Result) Result {
 	res.Records = r.job.Records()
+	res.Read = res.Records - r.startRecs
+	if r.sized != nil {
+		res.Bytes = r.consumedNow() - r.start
+	}
+	res.Checkpoints = r.checkpoints
+	res.Duration = time.Since(r.began)
 	res.Skipped = r.job.State.Skipped
 	res.DeadLettered = r.job.State.DeadLettered
 	return res
@@ -551,7 +741,11 @@ func (r *run[S, R, W]) reportProgress() {
 }
 
 func (r *run[S, R, W]) progress(done bool) Progress {
-	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: r.src.Size(), Start: r.start, Elapsed: time.Since(r.began), Done: done}
+	size := int64(-1)
+	if r.sized != nil {
+		size = r.sized.Size()
+	}
+	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: size, Start: r.start, Elapsed: time.Since(r.began), Done: done}
 }
 
 func (r *run[S, R, W]) close() error {

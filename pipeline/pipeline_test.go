@@ -87,7 +87,7 @@ func TestRunResumesAfterCancelExactlyOnce(t *testing.T) {
 	const n = 5000
 	numbers(t, in, n)
 	cfg := config(t, dir)
-	cfg.Every = ckpt.Every{Records: 7}
+	cfg.Every = ckpt.Every{Records: 97}
 
 	// Reference: one uninterrupted run of another job.
 	ref := cfg

@@ -10,26 +10,55 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ckptdev/ckpt/internal/durable"
 )
 
-// ErrOutputChanged: the output is not what the checkpoint left (removed,
-// shorter, or different near the checkpoint's end), so resuming into it
-// would not give the result of one uninterrupted run.
-var ErrOutputChanged = errors.New("output changed since the checkpoint")
+var (
+	// ErrOutputChanged: the output is not what the checkpoint left
+	// (removed, shorter or longer, or other bytes), so resuming into it
+	// would not give the result of one uninterrupted run.
+	ErrOutputChanged = errors.New("output changed since the checkpoint")
+	// ErrOutputBusy: another writer holds the output file: another job
+	// (or the same job in another store) is writing it.
+	ErrOutputBusy = errors.New("output is being written by another job")
+	// ErrNotResumable: the output is not a regular file (a terminal,
+	// /dev/null, a named pipe, a device), so it cannot be truncated back
+	// to a checkpoint: a resumed job would write its output twice.
+	ErrNotResumable = errors.New("output cannot be resumed")
+)
 
 // FilePosition is a file sink's position in a checkpoint: the durable
-// length of the output and a hash of the bytes just before it, to detect
-// an output that was replaced or edited since.
+// length of the output, a hash of the bytes just before it, and a CRC of
+// all of it, to detect an output that was replaced or edited since.
 type FilePosition struct {
 	Length int64  `json:"length"`
 	Tail   string `json:"tail"` // SHA-256 (first 16 bytes, hex) of the last ≤ 4 KiB before Length
+	// CRC is the CRC-32C (hex) of the Length bytes; empty in positions
+	// written before it was recorded.
+	CRC string `json:"crc32c,omitempty"`
 }
+
+// FileOptions are the optional parts of opening a file sink.
+type FileOptions struct {
+	// Refuse, if set, is called with the opened file's identity before
+	// anything in it is changed; an error from it is returned, and the
+	// file is left as it was. Pipelines refuse an output that is one of
+	// their input files with it.
+	Refuse func(fs.FileInfo) error
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 const (
 	tailSpan    = 4 << 10
@@ -51,6 +80,7 @@ type File struct {
 	f    *os.File
 	buf  []byte
 	n    int64  // bytes handed to the OS
+	crc  uint32 // CRC-32C of the n bytes
 	tail []byte // the last ≤ tailSpan bytes handed to the OS
 	err  error  // the failed write, if any
 
@@ -62,50 +92,189 @@ type File struct {
 // OpenFile opens the output file path for a job: created (or truncated)
 // when pos is nil, the job starting from the beginning; otherwise checked
 // against pos and truncated back to its length.
+//
+// The file must be a regular file (ErrNotResumable otherwise, before
+// anything is opened or written). The File holds an exclusive flock(2)
+// on it until Close, so that a second writer (another job, or a job of
+// the same name in another store) fails with ErrOutputBusy instead of
+// interleaving its output with this one's.
 func OpenFile(path string, pos json.RawMessage) (*File, error) {
-	if len(pos) == 0 || string(pos) == "null" {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("sink: %w", err)
-		}
-		return &File{path: path, f: f, buf: make([]byte, 0, maxBuffered)}, nil
-	}
+	return OpenFileWith(path, pos, FileOptions{})
+}
+
+// OpenFileWith is OpenFile with options.
+func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, error) {
+	fresh := len(pos) == 0 || string(pos) == "null"
 	var p FilePosition
-	if err := json.Unmarshal(pos, &p); err != nil || p.Length < 0 {
-		return nil, fmt.Errorf("sink: bad output position in checkpoint: %s", pos)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("sink: %w: %s no longer exists (the checkpoint has %d bytes of it)", ErrOutputChanged, path, p.Length)
+	if !fresh {
+		if err := json.Unmarshal(pos, &p); err != nil || p.Length < 0 {
+			return nil, fmt.Errorf("bad output position in checkpoint: %s", pos)
 		}
-		return nil, fmt.Errorf("sink: %w", err)
+	}
+	if err := CheckPath(path); err != nil {
+		return nil, err
+	}
+	flags := os.O_RDWR
+	if fresh {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		if !fresh && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s no longer exists (the checkpoint has %d bytes of it)", ErrOutputChanged, path, p.Length)
+		}
+		return nil, err
 	}
 	fail := func(err error) (*File, error) { f.Close(); return nil, err }
 	fi, err := f.Stat()
 	if err != nil {
-		return fail(fmt.Errorf("sink: %w", err))
+		return fail(err)
+	}
+	if err := regular(path, fi); err != nil {
+		return fail(err)
+	}
+	if opts.Refuse != nil {
+		if err := opts.Refuse(fi); err != nil {
+			return fail(err)
+		}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return fail(fmt.Errorf("%w: %s is locked by another writer; one output has one writer: wait for the other job, or write to another file", ErrOutputBusy, path))
+		}
+		return fail(fmt.Errorf("lock %s: %w", path, err))
+	}
+	w := &File{path: path, f: f, buf: make([]byte, 0, maxBuffered)}
+	if fresh {
+		if err := f.Truncate(0); err != nil {
+			return fail(fmt.Errorf("truncate %s: %w", path, err))
+		}
+		return w, nil
 	}
 	if fi.Size() < p.Length {
-		return fail(fmt.Errorf("sink: %w: %s is %d bytes, shorter than the %d bytes the checkpoint made durable", ErrOutputChanged, path, fi.Size(), p.Length))
+		return fail(fmt.Errorf("%w: %s is %d bytes, shorter than the %d bytes the checkpoint made durable", ErrOutputChanged, path, fi.Size(), p.Length))
 	}
-	tail := make([]byte, min(p.Length, tailSpan))
-	if _, err := f.ReadAt(tail, p.Length-int64(len(tail))); err != nil {
-		return fail(fmt.Errorf("sink: read %s: %w", path, err))
-	}
-	if tailHash(tail) != p.Tail {
-		return fail(fmt.Errorf("sink: %w: %s differs from what the checkpoint wrote", ErrOutputChanged, path))
+	tail, crc, err := check(f, path, p)
+	if err != nil {
+		return fail(err)
 	}
 	// Roll back what was written after the checkpoint. The truncation need
 	// not be durable now: if it is lost in a crash, the next resume does it
 	// again from the same checkpoint.
 	if err := f.Truncate(p.Length); err != nil {
-		return fail(fmt.Errorf("sink: truncate %s to %d: %w", path, p.Length, err))
+		return fail(fmt.Errorf("truncate %s to %d: %w", path, p.Length, err))
 	}
 	if _, err := f.Seek(p.Length, io.SeekStart); err != nil {
-		return fail(fmt.Errorf("sink: %w", err))
+		return fail(err)
 	}
-	return &File{path: path, f: f, buf: make([]byte, 0, maxBuffered), n: p.Length, tail: tail, dirSynced: true}, nil
+	w.n, w.crc, w.tail, w.dirSynced = p.Length, crc, tail, true
+	return w, nil
+}
+
+// CheckPath refuses, with ErrNotResumable, an output path that cannot be
+// resumed: one under /dev or /proc (/dev/stdout names whatever the
+// process was given, which a rerun may not be given again), or an
+// existing file that is not a regular file. It opens nothing: a named
+// pipe is refused without blocking. OpenFile checks it first; a caller
+// may check it before any other work.
+func CheckPath(path string) error {
+	if abs, err := filepath.Abs(path); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
+		return fmt.Errorf("%w: %s names a stream or device of the process, not a file that a resumed job would find again (a resumed job truncates its output back to the last checkpoint): write to a file", ErrNotResumable, path)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		return regular(path, fi)
+	}
+	return nil
+}
+
+// regular refuses an output that is not a regular file.
+func regular(path string, fi fs.FileInfo) error {
+	if fi.Mode().IsRegular() {
+		return nil
+	}
+	what := "not a regular file"
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		what = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		what = "a character device (a terminal, /dev/null, /dev/stdout)"
+	case m&fs.ModeDevice != 0:
+		what = "a device"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	}
+	return fmt.Errorf("%w: %s is %s; a resumed job truncates its output back to the last checkpoint, which needs a regular file: write to a file", ErrNotResumable, path, what)
+}
+
+// check reads the first p.Length bytes of f and checks them against p:
+// the hash of the last 4 KiB and, where p has it, the CRC of all. It
+// returns the last 4 KiB and the CRC, to go on from.
+func check(f *os.File, path string, p FilePosition) ([]byte, uint32, error) {
+	var crc uint32
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < p.Length; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), p.Length-off)], off)
+		crc = crc32.Update(crc, crcTable, buf[:n])
+		off += int64(n)
+		if err != nil && off < p.Length {
+			return nil, 0, fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	tail := make([]byte, min(p.Length, tailSpan))
+	if _, err := f.ReadAt(tail, p.Length-int64(len(tail))); err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	if tailHash(tail) != p.Tail {
+		return nil, 0, fmt.Errorf("%w: %s differs from what the checkpoint wrote, in its last %d bytes", ErrOutputChanged, path, len(tail))
+	}
+	if p.CRC != "" && crcHex(crc) != p.CRC {
+		return nil, 0, fmt.Errorf("%w: %s differs from what the checkpoint wrote (its first %d bytes have another CRC-32C)", ErrOutputChanged, path, p.Length)
+	}
+	return tail, crc, nil
+}
+
+// VerifyFile checks, changing nothing, that the file at path is exactly
+// what a job's final checkpoint at pos left: a regular file of that
+// length with those bytes (by the hash of its end and, where pos records
+// it, the CRC of all of it). A job that finished checks its output with
+// it before saying it is complete.
+func VerifyFile(path string, pos json.RawMessage) error {
+	var p FilePosition
+	if err := json.Unmarshal(pos, &p); err != nil || p.Length < 0 {
+		return fmt.Errorf("bad output position in checkpoint: %s", pos)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s no longer exists (the job wrote %d bytes to it)", ErrOutputChanged, path, p.Length)
+		}
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := regular(path, fi); err != nil {
+		return err
+	}
+	if fi.Size() != p.Length {
+		return fmt.Errorf("%w: %s is %d bytes; the job wrote %d", ErrOutputChanged, path, fi.Size(), p.Length)
+	}
+	_, _, err = check(f, path, p)
+	return err
+}
+
+func crcHex(c uint32) string { return strconv.FormatUint(uint64(c), 16) }
+
+// Stat returns the output file's identity, to compare with os.SameFile.
+func (w *File) Stat() (fs.FileInfo, error) {
+	if w.f == nil {
+		return nil, os.ErrClosed
+	}
+	return w.f.Stat()
 }
 
 // Path returns the file's path.
@@ -181,10 +350,11 @@ func (w *File) writeOS(p []byte) error {
 	if _, err := w.f.Write(p); err != nil {
 		// Some of p may be in the file and the rest is not: the output
 		// after byte n is unknown, and stays so.
-		w.err = fmt.Errorf("sink: write %s: %w (output from byte %d on is lost; resume from the last checkpoint)", w.path, err, w.n)
+		w.err = fmt.Errorf("write %s: %w (output from byte %d on is lost; resume from the last checkpoint)", w.path, err, w.n)
 		return w.err
 	}
 	w.n += int64(len(p))
+	w.crc = crc32.Update(w.crc, crcTable, p)
 	if len(p) >= tailSpan {
 		w.tail = append(w.tail[:0], p[len(p)-tailSpan:]...)
 	} else {
@@ -208,7 +378,7 @@ func (w *File) Flush() (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(FilePosition{Length: w.n, Tail: tailHash(w.tail)})
+	return json.Marshal(FilePosition{Length: w.n, Tail: tailHash(w.tail), CRC: crcHex(w.crc)})
 }
 
 // Sync makes everything flushed so far durable, the file's directory
@@ -226,20 +396,21 @@ func (w *File) Sync(ctx context.Context) error {
 		// After a failed fsync the kernel may have dropped the dirty pages
 		// and cleared the error, so that the next fsync succeeds over lost
 		// output: the failure must stay.
-		w.syncErr = fmt.Errorf("sink: fsync %s: %w", w.path, err)
+		w.syncErr = fmt.Errorf("fsync %s: %w", w.path, err)
 		return w.syncErr
 	}
 	if !w.dirSynced {
 		if err := durable.SyncDir(filepath.Dir(w.path)); err != nil {
-			return fmt.Errorf("sink: fsync directory of %s: %w", w.path, err)
+			return fmt.Errorf("fsync the directory of %s: %w", w.path, err)
 		}
 		w.dirSynced = true
 	}
 	return nil
 }
 
-// Close flushes buffered output and closes the file. It does not make the
-// output durable: a checkpoint (Flush, Sync) does.
+// Close flushes buffered output and closes the file, which releases its
+// lock. It does not make the output durable: a checkpoint (Flush, Sync)
+// does.
 func (w *File) Close() error {
 	if w.f == nil {
 		return nil

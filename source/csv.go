@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // CSVOptions configure a CSV reader. The zero value reads RFC 4180 CSV with
@@ -59,7 +61,7 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 	}
 	if c.comma == '"' || c.comma == '\n' || c.comma == '\r' {
 		rd.close()
-		return nil, fmt.Errorf("source: invalid CSV separator %q", c.comma)
+		return nil, fmt.Errorf("invalid CSV separator %q", c.comma)
 	}
 	// The header of the first file that is not empty names the columns.
 	// When resuming past it, read it from that file's start: one short
@@ -67,7 +69,7 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 	if p == nil || (p.File == 0 && p.Offset == 0) {
 		err = c.firstHeader()
 	} else {
-		err = c.headerFrom(rd.files)
+		err = c.headerFrom(rd)
 	}
 	if err != nil {
 		rd.close()
@@ -90,9 +92,9 @@ func (c *CSV) firstHeader() error {
 		}
 		if !ok {
 			if n := len(c.rd.files); n > 1 {
-				return fmt.Errorf("source: all %d input files are empty (%s, ...): no CSV header", n, c.rd.files[0].Path)
+				return fmt.Errorf("all %d input files are empty (%s, ...): no CSV header", n, c.rd.files[0].Path)
 			}
-			return fmt.Errorf("source: %s: empty file, no CSV header", c.rd.files[0].Path)
+			return fmt.Errorf("%s: empty file, no CSV header", c.rd.files[0].Path)
 		}
 	}
 }
@@ -103,24 +105,28 @@ func (c *CSV) Header() []string { return c.header }
 // Files returns the input files' fingerprints.
 func (c *CSV) Files() []Fingerprint { return c.rd.files }
 
-// headerFrom reads the header of the first file of files that is not
-// empty.
-func (c *CSV) headerFrom(files []Fingerprint) error {
+// Paths returns the input files, as opened.
+func (c *CSV) Paths() []string { return c.rd.paths }
+
+// headerFrom reads the header of the first file of rd that is not empty.
+func (c *CSV) headerFrom(rd *reader) error {
+	files := rd.files
 	i := 0
 	for i < len(files)-1 && files[i].Size == 0 {
 		i++
 	}
-	first, err := openReader([]string{files[i].Path}, nil)
+	first, err := openReader([]string{rd.paths[i]}, nil)
 	if err != nil {
 		return err
 	}
 	defer first.close()
+	first.files[0].Path = files[i].Path
 	h := &CSV{rd: first, comma: c.comma}
 	if err := h.readHeader(); err != nil {
 		return err
 	}
 	if h.header == nil {
-		return fmt.Errorf("source: %s: empty file, no CSV header", files[i].Path)
+		return fmt.Errorf("%s: empty file, no CSV header", files[i].Path)
 	}
 	c.header = h.header
 	c.row.Header = c.header
@@ -134,16 +140,25 @@ func (c *CSV) readHeader() error {
 	if c.rd.files[c.rd.idx].Size == 0 {
 		return nil
 	}
-	if err := c.rd.skipBOM(); err != nil {
+	if err := c.rd.start(); err != nil {
 		return err
 	}
 	path := c.rd.path()
 	err := c.parse()
 	if err == io.EOF {
-		return fmt.Errorf("source: %s: empty file, no CSV header", path)
+		return fmt.Errorf("%s: empty file, no CSV header", path)
 	}
 	if err != nil {
-		return fmt.Errorf("source: CSV header: %w", err)
+		return fmt.Errorf("CSV header: %w", err)
+	}
+	// Column names become JSON keys and table columns: bytes that are not
+	// UTF-8 would have to be guessed at (Latin-1? Windows-1252?), and a
+	// guess would rename the columns silently.
+	for i := range c.ends {
+		if f := c.field(i); !utf8.Valid(f) {
+			return fmt.Errorf("%w: %s: the CSV header is not UTF-8 (column %d, %q): the file is in another encoding, perhaps Latin-1 or Windows-1252; convert it first, as with iconv -f WINDOWS-1252 -t UTF-8 %s > %s.utf8",
+				ErrNotUTF8, path, i+1, strings.ToValidUTF8(string(f), "\uFFFD"), path, path)
+		}
 	}
 	if c.header == nil {
 		c.header = make([]string, len(c.ends))
@@ -158,7 +173,7 @@ func (c *CSV) readHeader() error {
 		same = string(c.field(i)) == c.header[i]
 	}
 	if !same {
-		return fmt.Errorf("source: %s: header differs from the first file's (%s)", path, c.rd.files[0].Path)
+		return fmt.Errorf("%s: header differs from the first file's (%s)", path, c.rd.files[0].Path)
 	}
 	return nil
 }
@@ -190,7 +205,7 @@ func (c *CSV) Next() (*Row, error) {
 					// Not a bad record to skip: without its header, the
 					// file's columns are unknown, and reading its records
 					// under the first file's would be a guess.
-					return nil, fmt.Errorf("source: %s: the header is malformed, so the file cannot be read: %v", re.File, re.Error())
+					return nil, fmt.Errorf("%s: the header is malformed, so the file cannot be read: %v", re.File, re.Error())
 				}
 				return nil, err
 			}
@@ -283,11 +298,31 @@ func (c *CSV) parse() error {
 			continue
 		}
 		c.row.Line, c.row.Offset = rd.line, rd.offset()
+		start, line := rd.r, rd.line
 		err := c.parseRecord(rd.buf[rd.r:rd.w], rd.eof)
 		if err != errNeedMore {
+			if rd.eof && rd.r == rd.w && rd.w > 0 && rd.buf[rd.w-1] != '\n' {
+				// The last record, without a line end: half written,
+				// if the file is still growing.
+				if changed, cerr := rd.changedAtEnd(); cerr != nil {
+					return cerr
+				} else if changed {
+					rd.r, rd.w, rd.line = start, start, line
+					return io.EOF
+				}
+			}
 			return err
 		}
-		if err := rd.fill(); err != nil {
+		if err := rd.fill(); err == errTooLong {
+			if bytes.IndexByte(rd.buf[rd.r:rd.w], '"') >= 0 {
+				// Inside quotes, a line end is part of the field: where
+				// the next record starts is unknown, and skipping to the
+				// next line end would read the rest as records.
+				return fmt.Errorf("%s:%d: a record longer than %s, with quotes in it: an unterminated quote, most likely, after which no record can be found for sure, so it cannot be skipped as a bad record; fix the input (a quote inside a quoted field is written \"\")",
+					rd.path(), rd.line, limit())
+			}
+			return rd.skipLine()
+		} else if err != nil {
 			return err
 		}
 	}

@@ -8,3 +8,10 @@ func SetInitialBuffer(n int) (restore func()) {
 	initialBuffer = n
 	return func() { initialBuffer = old }
 }
+
+// SetMaxRecord sets the longest record readers accept, as SetInitialBuffer.
+func SetMaxRecord(n int) (restore func()) {
+	old := maxRecord
+	maxRecord = n
+	return func() { maxRecord = old }
+}

@@ -1,12 +1,15 @@
 package source
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Position is where a file source resumes: the next record starts at byte
@@ -27,10 +30,10 @@ func ParsePosition(raw json.RawMessage) (*Position, error) {
 	}
 	var p Position
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("source: bad position in checkpoint: %w", err)
+		return nil, fmt.Errorf("bad input position in checkpoint: %w", err)
 	}
 	if p.File < 0 || p.File > len(p.Files) || p.Offset < 0 || p.Line < 1 {
-		return nil, fmt.Errorf("source: bad position in checkpoint: file %d, offset %d, line %d", p.File, p.Offset, p.Line)
+		return nil, fmt.Errorf("bad input position in checkpoint: file %d, offset %d, line %d", p.File, p.Offset, p.Line)
 	}
 	return &p, nil
 }
@@ -41,6 +44,13 @@ const (
 	// on input with an unterminated quote or no line ends.
 	MaxRecord = 64 << 20
 )
+
+// maxRecord is MaxRecord; tests lower it.
+var maxRecord = MaxRecord
+
+// errTooLong: the buffer holds maxRecord bytes of one record and needs
+// more. Parsers turn it into a bad record or an error that says why.
+var errTooLong = errors.New("record too long")
 
 // initialBuffer is the size of a new reader's buffer. Only tests change
 // it, to make records straddle buffer refills at every byte.
@@ -53,9 +63,10 @@ var errNeedMore = errors.New("need more input")
 // offset and line number of every byte it hands out. Parsers look at
 // buf[r:w] and advance r past whole records.
 type reader struct {
-	files []Fingerprint
-	idx   int      // current file
-	f     *os.File // open current file, nil before the first and after the last
+	files []Fingerprint // Path: the file's name in messages and positions
+	paths []string      // the files to open, as given to this run
+	idx   int           // current file
+	f     *os.File      // open current file, nil before the first and after the last
 	buf   []byte
 	r, w  int
 	base  int64 // file offset of buf[0]
@@ -63,6 +74,11 @@ type reader struct {
 	eof   bool  // the current file has no more bytes beyond buf[w]
 	prior int64 // total size of the files before idx
 	total int64 // total size of all files
+	// started: the current file's start was checked (encoding, BOM).
+	started bool
+	// changed is set when the current file turned out, at its end, to
+	// differ from its fingerprint: it is returned instead of moving on.
+	changed error
 }
 
 // openReader fingerprints paths and opens the first file at its start, or
@@ -72,14 +88,14 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 	if len(paths) == 0 {
 		return nil, ErrNoInput
 	}
-	rd := &reader{buf: make([]byte, initialBuffer), line: 1}
+	rd := &reader{buf: make([]byte, initialBuffer), line: 1, paths: paths}
 	for _, p := range paths {
 		fp, err := fingerprint(p)
 		if err != nil {
 			if pos != nil && errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("source: %w: %s no longer exists: %w", ErrInputChanged, p, err)
+				return nil, fmt.Errorf("%w: %s no longer exists: %w", ErrInputChanged, p, err)
 			}
-			return nil, fmt.Errorf("source: %w", err)
+			return nil, err
 		}
 		rd.files = append(rd.files, fp)
 		rd.total += fp.Size
@@ -90,6 +106,14 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 			return nil, err
 		}
 		idx, off, line = pos.File, pos.Offset, pos.Line
+		// The files keep the names the first run gave them, so that
+		// messages and dead letters name an input the same way in every
+		// run, whatever directory a resume runs in.
+		for i := range rd.files {
+			if pos.Files[i].Path != "" {
+				rd.files[i].Path = pos.Files[i].Path
+			}
+		}
 	}
 	for i := range idx {
 		rd.prior += rd.files[i].Size
@@ -97,7 +121,7 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 	rd.idx = idx
 	if idx < len(rd.files) {
 		if off > rd.files[idx].Size {
-			return nil, fmt.Errorf("source: %w: %s is shorter than the checkpoint's offset %d", ErrInputChanged, rd.files[idx].Path, off)
+			return nil, fmt.Errorf("%w: %s is shorter than the checkpoint's offset %d", ErrInputChanged, rd.files[idx].Path, off)
 		}
 		if err := rd.open(off, line); err != nil {
 			return nil, err
@@ -110,11 +134,11 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 
 func sameInput(now, then []Fingerprint) error {
 	if len(now) != len(then) {
-		return fmt.Errorf("source: %w: %s", ErrInputChanged, listChange(now, then))
+		return fmt.Errorf("%w: %s", ErrInputChanged, listChange(now, then))
 	}
 	for i := range now {
 		if d := now[i].diff(then[i]); d != "" {
-			return fmt.Errorf("source: %w: %s: %s", ErrInputChanged, now[i].Path, d)
+			return fmt.Errorf("%w: %s: %s", ErrInputChanged, now[i].Path, d)
 		}
 	}
 	return nil
@@ -151,22 +175,26 @@ func listChange(now, then []Fingerprint) string {
 }
 
 func (rd *reader) open(off, line int64) error {
-	f, err := os.Open(rd.files[rd.idx].Path)
+	f, err := os.Open(rd.paths[rd.idx])
 	if err != nil {
-		return fmt.Errorf("source: %w", err)
+		return err
 	}
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
 			f.Close()
-			return fmt.Errorf("source: %s: seek to %d: %w", rd.files[rd.idx].Path, off, err)
+			return fmt.Errorf("%s: seek to %d: %w", rd.files[rd.idx].Path, off, err)
 		}
 	}
 	rd.f, rd.base, rd.line, rd.r, rd.w, rd.eof = f, off, line, 0, 0, false
+	rd.started, rd.changed = off != 0, nil
 	return nil
 }
 
 // nextFile moves to the start of the next file; false after the last.
 func (rd *reader) nextFile() (bool, error) {
+	if err := rd.endOfFile(); err != nil {
+		return false, err
+	}
 	if rd.f != nil {
 		rd.f.Close()
 		rd.f = nil
@@ -186,6 +214,12 @@ func (rd *reader) nextFile() (bool, error) {
 
 // fill makes more bytes of the current file available in buf[r:w],
 // keeping the unread ones. It sets eof when the file has no more.
+//
+// It reads no further than the size the file had when it was
+// fingerprinted: the position and the fingerprint in a checkpoint then
+// describe exactly the bytes read. A file whose size or modification time
+// has changed since (still being written, or rewritten) is reported at its
+// end (see changedAtEnd).
 func (rd *reader) fill() error {
 	if rd.eof {
 		return nil
@@ -196,27 +230,110 @@ func (rd *reader) fill() error {
 		rd.r, rd.w = 0, n
 	}
 	if rd.w == len(rd.buf) {
-		if len(rd.buf) >= MaxRecord {
-			return fmt.Errorf("source: %s:%d: record longer than %d MiB (no line end, or an unterminated quote?)", rd.path(), rd.line, MaxRecord>>20)
+		if len(rd.buf) >= maxRecord {
+			return errTooLong
 		}
-		nb := make([]byte, min(2*len(rd.buf), MaxRecord))
+		nb := make([]byte, min(2*len(rd.buf), maxRecord))
 		copy(nb, rd.buf[:rd.w])
 		rd.buf = nb
 	}
 	for {
-		n, err := rd.f.Read(rd.buf[rd.w:])
-		rd.w += n
-		if err == io.EOF {
+		left := rd.files[rd.idx].Size - rd.base - int64(rd.w)
+		if left <= 0 {
 			rd.eof = true
 			return nil
 		}
+		n, err := rd.f.Read(rd.buf[rd.w : rd.w+int(min(int64(len(rd.buf)-rd.w), left))])
+		rd.w += n
+		if err == io.EOF {
+			rd.eof = true // shorter than its fingerprint: see changedAtEnd
+			return nil
+		}
 		if err != nil {
-			return fmt.Errorf("source: read %s: %w", rd.path(), err)
+			return fmt.Errorf("read %s: %w", rd.path(), err)
 		}
 		if n > 0 {
 			return nil
 		}
 	}
+}
+
+// skipLine passes over the rest of a line too long to hold, from buf[r]
+// (the start of a record) to just past its line end, or to the end of
+// the file, and returns the bad record: its place, its first 4 KiB, and
+// its length.
+func (rd *reader) skipLine() error {
+	e := &RecordError{File: rd.path(), Line: rd.line, Offset: rd.offset(), Raw: slices.Clone(rd.buf[rd.r : rd.r+min(rd.w-rd.r, 4<<10)])}
+	lineEnd := int64(0)
+	for {
+		if i := bytes.IndexByte(rd.buf[rd.r:rd.w], '\n'); i >= 0 {
+			rd.r += i + 1
+			lineEnd = 1
+			break
+		}
+		rd.r = rd.w
+		if rd.eof {
+			break
+		}
+		if err := rd.fill(); err != nil {
+			return err
+		}
+		if rd.r == rd.w && rd.eof {
+			break
+		}
+	}
+	rd.line++
+	e.Err = fmt.Errorf("line of %d bytes, longer than the %s a record may have; it is not kept whole (Raw holds its first %d bytes)", rd.offset()-e.Offset-lineEnd, limit(), len(e.Raw))
+	return e
+}
+
+// limit is maxRecord for messages.
+func limit() string {
+	if maxRecord >= 1<<20 {
+		return fmt.Sprintf("%d MiB", maxRecord>>20)
+	}
+	return fmt.Sprintf("%d bytes", maxRecord)
+}
+
+// changedAtEnd reports, once the current file has been read to its
+// end, whether it still matches its fingerprint, by size and modification
+// time; one that does not (still being written, or rewritten) sets
+// rd.changed, the error the reader stops with when it would move past the
+// file. Called where a parser would take a last record without a line end
+// (which may be half written: it is not taken if the file changed) and
+// before moving to the next file.
+func (rd *reader) changedAtEnd() (bool, error) {
+	if rd.changed != nil {
+		return true, nil
+	}
+	fp := rd.files[rd.idx]
+	fi, err := rd.f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", rd.path(), err)
+	}
+	end := rd.base + int64(rd.w)
+	if fi.Size() == fp.Size && fi.ModTime().UnixNano() == fp.ModTime && end == fp.Size {
+		return false, nil
+	}
+	msg := fmt.Sprintf("%s changed while it was being read (%d bytes when opened, %d bytes now", fp.Path, fp.Size, fi.Size())
+	if fi.Size() == fp.Size {
+		msg = fmt.Sprintf("%s changed while it was being read (modified %s, was %s", fp.Path,
+			fi.ModTime().UTC().Format(time.RFC3339Nano), time.Unix(0, fp.ModTime).UTC().Format(time.RFC3339Nano))
+	}
+	rd.changed = fmt.Errorf("%w: %s: is it still being written?); it was read up to its last complete line, at byte %d (restart the job once the file is complete)",
+		ErrInputChanged, msg, rd.offset())
+	return true, nil
+}
+
+// endOfFile is changedAtEnd for nextFile: the error to stop with.
+func (rd *reader) endOfFile() error {
+	if rd.f == nil || rd.idx >= len(rd.files) {
+		return nil
+	}
+	if _, err := rd.changedAtEnd(); err != nil {
+		return err
+	}
+	return rd.changed
 }
 
 func (rd *reader) path() string {
@@ -252,17 +369,29 @@ func (rd *reader) close() error {
 	return nil
 }
 
-// skipBOM drops a UTF-8 byte order mark at the start of a file.
-func (rd *reader) skipBOM() error {
-	if rd.offset() != 0 {
+// start checks the start of a file the first time a parser looks at
+// it: text that is not UTF-8 (a UTF-16 or UTF-32 byte order mark, or NUL
+// bytes in the text as UTF-16 has them) is refused with ErrNotUTF8, and a
+// UTF-8 byte order mark is dropped.
+func (rd *reader) start() error {
+	if rd.started {
 		return nil
 	}
-	for rd.w-rd.r < 3 && !rd.eof {
-		if err := rd.fill(); err != nil {
+	for rd.w-rd.r < encodingSniff && !rd.eof {
+		if err := rd.fill(); err == errTooLong {
+			break // a first line longer than a record may be: the parser reports it
+		} else if err != nil {
 			return err
 		}
 	}
-	if rd.w-rd.r >= 3 && string(rd.buf[rd.r:rd.r+3]) == "\xef\xbb\xbf" {
+	rd.started = true
+	b := rd.buf[rd.r:rd.w]
+	if enc := sniffEncoding(b[:min(len(b), encodingSniff)]); enc != "" {
+		name := rd.path()
+		return fmt.Errorf("%w: %s looks like %s; ckpt reads UTF-8: convert it first, as with iconv -f %s -t UTF-8 %s > %s.utf8",
+			ErrNotUTF8, name, enc, iconvName(enc), name, name)
+	}
+	if len(b) >= 3 && string(b[:3]) == "\xef\xbb\xbf" {
 		rd.r += 3
 	}
 	return nil

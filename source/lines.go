@@ -43,13 +43,15 @@ func OpenLines(paths []string, pos json.RawMessage) (*Lines, error) {
 func (l *Lines) Next() (*Line, error) {
 	rd := l.rd
 	for {
-		if err := rd.skipBOM(); err != nil {
+		if err := rd.start(); err != nil {
 			return nil, err
 		}
 		b := rd.buf[rd.r:rd.w]
 		nl := bytes.IndexByte(b, '\n')
 		if nl < 0 && !rd.eof {
-			if err := rd.fill(); err != nil {
+			if err := rd.fill(); err == errTooLong {
+				return nil, rd.skipLine()
+			} else if err != nil {
 				return nil, err
 			}
 			continue
@@ -66,6 +68,14 @@ func (l *Lines) Next() (*Line, error) {
 		}
 		end := nl + 1
 		if nl < 0 {
+			// The last line, without a line end: half written, if the
+			// file is still growing.
+			if changed, err := rd.changedAtEnd(); err != nil {
+				return nil, err
+			} else if changed {
+				rd.w = rd.r
+				continue
+			}
 			nl, end = len(b), len(b)
 		}
 		text := b[:nl]
@@ -90,6 +100,9 @@ func (l *Lines) Size() int64 { return l.rd.total }
 
 // Files returns the input files' fingerprints.
 func (l *Lines) Files() []Fingerprint { return l.rd.files }
+
+// Paths returns the input files, as opened.
+func (l *Lines) Paths() []string { return l.rd.paths }
 
 // Close closes the current file.
 func (l *Lines) Close() error { return l.rd.close() }

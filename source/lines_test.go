@@ -82,8 +82,8 @@ func TestLinesOpenErrors(t *testing.T) {
 	}
 	paths := writeFiles(t, "a\n")
 	for _, pos := range []string{`{`, `{"file":0,"offset":-1,"line":1,"files":[]}`, `{"file":2,"offset":0,"line":1,"files":[]}`, `{"file":0,"offset":0,"line":0,"files":[]}`} {
-		if _, err := source.OpenLines(paths, json.RawMessage(pos)); err == nil || !strings.Contains(err.Error(), "bad position") {
-			t.Errorf("OpenLines at %s: %v, want a bad position error", pos, err)
+		if _, err := source.OpenLines(paths, json.RawMessage(pos)); err == nil || !strings.Contains(err.Error(), "bad input position") {
+			t.Errorf("OpenLines at %s: %v, want a bad input position error", pos, err)
 		}
 	}
 }

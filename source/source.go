@@ -5,8 +5,21 @@
 //
 // Inputs must not change while a job uses them. Every position carries a
 // fingerprint of the input files (size, modification time, and hashes of
-// their first and last 64 KiB); resuming from a position whose files no
-// longer match fails with ErrInputChanged.
+// their first and last 64 KiB and of 4 KiB at eight places between);
+// resuming from a position whose files no longer match fails with
+// ErrInputChanged. A fingerprint is a cheap check, not a hash of the whole
+// file: an edit that keeps the size and the modification time and changes
+// only bytes outside the hashed spans goes unnoticed.
+//
+// A reader reads a file only up to the size it had when it was opened
+// (and fingerprinted). A file that has changed when the reader reaches
+// that size, such as one still being written, is read no further: a last
+// line without a line end is not returned as a record, and the reader
+// fails with ErrInputChanged.
+//
+// Text must be UTF-8 (an initial UTF-8 byte order mark is dropped): a
+// file with a UTF-16 or UTF-32 byte order mark, or with the NUL bytes of
+// UTF-16 text, and a CSV header that is not UTF-8 fail with ErrNotUTF8.
 package source
 
 import (
@@ -30,6 +43,9 @@ var (
 	ErrInputChanged = errors.New("input changed since the checkpoint")
 	// ErrNoInput: the path or pattern names no files.
 	ErrNoInput = errors.New("no input files")
+	// ErrNotUTF8: an input file is text in another encoding than UTF-8,
+	// which cannot be read without guessing.
+	ErrNotUTF8 = errors.New("input is not UTF-8 text")
 )
 
 // RecordError is a record that cannot be read or converted. Reading can go
@@ -60,9 +76,17 @@ type Fingerprint struct {
 	ModTime int64  `json:"mtime_ns"`
 	Head    string `json:"head"` // SHA-256 (first 16 bytes, hex) of the first 64 KiB
 	Tail    string `json:"tail"` // the same of the last 64 KiB
+	// Samples is the same of 4 KiB at each of eight offsets spread evenly
+	// between the head and the tail (empty when they overlap, or in
+	// positions written before it was recorded).
+	Samples string `json:"samples,omitempty"`
 }
 
-const fingerprintSpan = 64 << 10
+const (
+	fingerprintSpan = 64 << 10
+	sampleSpan      = 4 << 10
+	samples         = 8
+)
 
 func fingerprint(path string) (Fingerprint, error) {
 	f, err := os.Open(path)
@@ -92,6 +116,21 @@ func fingerprint(path string) (Fingerprint, error) {
 	if fp.Tail, err = hash(fi.Size() - int64(len(buf))); err != nil {
 		return Fingerprint{}, err
 	}
+	// Eight samples in the middle, which the head and tail miss, for
+	// little more than eight reads: an edit in the middle of a large file
+	// that keeps its size and time is caught if it touches one of them.
+	if mid := fi.Size() - 2*fingerprintSpan; mid >= samples*sampleSpan {
+		h := sha256.New()
+		buf = buf[:sampleSpan]
+		for i := range int64(samples) {
+			off := fingerprintSpan + i*(mid-sampleSpan)/(samples-1)
+			if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+				return Fingerprint{}, err
+			}
+			h.Write(buf)
+		}
+		fp.Samples = hex.EncodeToString(h.Sum(nil)[:16])
+	}
 	return fp, nil
 }
 
@@ -100,12 +139,68 @@ func (fp Fingerprint) diff(want Fingerprint) string {
 	switch {
 	case fp.Size != want.Size:
 		return fmt.Sprintf("size %d bytes, was %d", fp.Size, want.Size)
-	case fp.Head != want.Head || fp.Tail != want.Tail:
+	case fp.Head != want.Head || fp.Tail != want.Tail,
+		fp.Samples != "" && want.Samples != "" && fp.Samples != want.Samples:
 		return "content differs"
 	case fp.ModTime != want.ModTime:
 		return fmt.Sprintf("modified %s, was %s", time.Unix(0, fp.ModTime).UTC().Format(time.RFC3339Nano), time.Unix(0, want.ModTime).UTC().Format(time.RFC3339Nano))
 	}
 	return ""
+}
+
+// sniffEncoding names the encoding of text that starts with b if it is
+// not UTF-8 and says so: a byte order mark of UTF-16 or UTF-32, or the
+// NUL bytes that UTF-16 gives every ASCII character. It returns "" for
+// anything else.
+func sniffEncoding(b []byte) string {
+	switch {
+	case len(b) >= 4 && string(b[:4]) == "\xff\xfe\x00\x00":
+		return "UTF-32 little-endian text"
+	case len(b) >= 4 && string(b[:4]) == "\x00\x00\xfe\xff":
+		return "UTF-32 big-endian text"
+	case len(b) >= 2 && string(b[:2]) == "\xff\xfe":
+		return "UTF-16 little-endian text (Excel's \"Unicode text\")"
+	case len(b) >= 2 && string(b[:2]) == "\xfe\xff":
+		return "UTF-16 big-endian text"
+	}
+	// Text has no NUL bytes; UTF-16 of mostly ASCII text has one in
+	// every other byte, at odd offsets (little-endian) or even ones.
+	var even, odd int
+	for i, c := range b {
+		if c == 0 {
+			if i%2 == 0 {
+				even++
+			} else {
+				odd++
+			}
+		}
+	}
+	if len(b) >= 4 && 4*(even+odd) >= len(b) {
+		if odd > even {
+			return "UTF-16 little-endian text without a byte order mark"
+		}
+		return "UTF-16 big-endian text without a byte order mark"
+	}
+	return ""
+}
+
+// encodingSniff is how many bytes at the start of a file sniffEncoding
+// looks at.
+const encodingSniff = 4 << 10
+
+// iconvName is iconv's name of an encoding sniffEncoding found.
+func iconvName(enc string) string {
+	switch {
+	case strings.HasPrefix(enc, "UTF-32 little"):
+		return "UTF-32LE"
+	case strings.HasPrefix(enc, "UTF-32"):
+		return "UTF-32BE"
+	case strings.Contains(enc, "without") && strings.Contains(enc, "little"):
+		return "UTF-16LE"
+	case strings.Contains(enc, "without"):
+		return "UTF-16BE"
+	}
+	return "UTF-16"
 }
 
 // Expand resolves an input argument to an ordered file list: a file; a

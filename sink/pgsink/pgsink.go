@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -66,9 +67,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Position is the sink's position in a checkpoint: the rows committed.
+// Position is the sink's position in a checkpoint: the rows committed,
+// and the table they went to (schema-qualified; empty in positions
+// written before it was recorded).
 type Position struct {
-	Rows int64 `json:"rows"`
+	Rows  int64  `json:"rows"`
+	Table string `json:"table,omitempty"`
 }
 
 // InvalidValueError is a value PostgreSQL would refuse in a text column:
@@ -104,7 +108,8 @@ type Sink struct {
 	cfg     Config
 	log     *slog.Logger
 	st      *pgstore.Store
-	table   string // quoted
+	schema  string // the table's schema, resolved
+	table   string // quoted and qualified
 	copySQL string
 	ncols   int16 // fields per row, the row column included
 
@@ -138,61 +143,26 @@ var (
 )
 
 // Output returns the opener of a table sink for pipeline.Run.
-func Output(cfg Config) pipeline.SinkOpener[*Sink] {
-	return func(ctx context.Context, pos json.RawMessage) (*Sink, error) { return Open(ctx, cfg, pos) }
+func Output(cfg Config) pipeline.SinkOpener[*Sink] { return opener(cfg) }
+
+type opener Config
+
+// Open opens the sink; a table has no input files to refuse.
+func (o opener) Open(ctx context.Context, pos json.RawMessage, _ []string) (*Sink, error) {
+	return Open(ctx, Config(o), pos)
+}
+
+// Verify checks that the table holds the rows a finished job committed.
+func (o opener) Verify(ctx context.Context, pos json.RawMessage) error {
+	return Verify(ctx, Config(o), pos)
 }
 
 // Open opens the sink: from the beginning when pos is nil (creating the
 // table if it is missing; emptying it with the first checkpoint), else at
 // the checkpoint's position, which the table must match.
 func Open(ctx context.Context, cfg Config, pos json.RawMessage) (*Sink, error) {
-	st, ok := cfg.Store.(*pgstore.Store)
-	if !ok {
-		return nil, fmt.Errorf("pgsink: the job's store is %v: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", describe(cfg.Store))
-	}
-	pc, err := pgstore.ParseURL(cfg.URL)
+	s, err := connect(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("pgsink: %w", err)
-	}
-	if cfg.Table == "" {
-		cfg.Table = pc.Params.Table
-	}
-	schema, name, err := SplitTable(cfg.Table)
-	if err != nil {
-		return nil, fmt.Errorf("pgsink: %w", err)
-	}
-	if len(cfg.Columns) == 0 {
-		return nil, errors.New("pgsink: no columns")
-	}
-	s := &Sink{cfg: cfg, log: cfg.Logger, st: st, free: make(chan []byte, queued+2), ncols: int16(len(cfg.Columns))}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if cfg.RowColumn != "" {
-		s.ncols++
-	}
-	if schema != "" {
-		s.table = pgx.Identifier{schema, name}.Sanitize()
-	} else {
-		s.table = pgx.Identifier{name}.Sanitize()
-	}
-	var cols []string
-	if cfg.RowColumn != "" {
-		cols = append(cols, pgx.Identifier{cfg.RowColumn}.Sanitize())
-	}
-	for _, c := range cfg.Columns {
-		cols = append(cols, pgx.Identifier{c}.Sanitize())
-	}
-	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", s.table, strings.Join(cols, ", "))
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	for i := range s.conns {
-		if s.conns[i], err = pgx.ConnectConfig(ctx, pc.Pool.ConnConfig); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("pgsink: %w", pc.Explain(err))
-		}
-	}
-	if err := s.sameDatabase(ctx); err != nil {
-		s.Close()
 		return nil, err
 	}
 	if len(pos) == 0 || string(pos) == "null" {
@@ -207,6 +177,124 @@ func Open(ctx context.Context, cfg Config, pos json.RawMessage) (*Sink, error) {
 	}
 	s.buf = make([]byte, 0, bufSize+bufSize/4)
 	return s, nil
+}
+
+// Verify checks, changing nothing, that the table holds what a finished
+// job's final checkpoint at pos committed: it exists, with the sink's
+// columns and that many rows. A table dropped, emptied or loaded into
+// since is reported with sink.ErrOutputChanged.
+func Verify(ctx context.Context, cfg Config, pos json.RawMessage) error {
+	s, err := connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.resume(ctx, pos)
+}
+
+// connect checks cfg, connects, and finds the table.
+func connect(ctx context.Context, cfg Config) (*Sink, error) {
+	st, ok := cfg.Store.(*pgstore.Store)
+	if !ok {
+		return nil, fmt.Errorf("the job's store is %v: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", describe(cfg.Store))
+	}
+	pc, err := pgstore.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Table == "" {
+		if err := CutQuery(cfg.URL); err != nil {
+			return nil, err
+		}
+		cfg.Table = pc.Params.Table
+	}
+	schema, name, err := SplitTable(cfg.Table)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Columns) == 0 {
+		return nil, errors.New("a table output needs columns")
+	}
+	s := &Sink{cfg: cfg, log: cfg.Logger, st: st, free: make(chan []byte, queued+2), ncols: int16(len(cfg.Columns))}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if cfg.RowColumn != "" {
+		s.ncols++
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for i := range s.conns {
+		if s.conns[i], err = pgx.ConnectConfig(ctx, pc.Pool.ConnConfig); err != nil {
+			s.Close()
+			return nil, pc.Explain(err)
+		}
+	}
+	if err := s.sameDatabase(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.schema, err = s.resolveSchema(ctx, schema, name); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.table = pgx.Identifier{s.schema, name}.Sanitize()
+	var cols []string
+	if cfg.RowColumn != "" {
+		cols = append(cols, pgx.Identifier{cfg.RowColumn}.Sanitize())
+	}
+	for _, c := range cfg.Columns {
+		cols = append(cols, pgx.Identifier{c}.Sanitize())
+	}
+	s.copySQL = fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", s.table, strings.Join(cols, ", "))
+	return s, nil
+}
+
+// CutQuery refuses a postgres:// address whose query has a ';': URL
+// parsing ends a parameter there and drops the pair, so table=a;b would
+// name another table than the one written, or none.
+func CutQuery(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil // the address's parser reports it
+	}
+	if _, err := url.ParseQuery(u.RawQuery); err != nil && strings.Contains(u.RawQuery, ";") {
+		return fmt.Errorf("%w: the address's parameters hold a ';', where URL parsing cuts them (the table=... value is dropped): table names are letters, digits and '_', and parameters are separated by '&'", store.ErrBadURL)
+	}
+	return nil
+}
+
+// resolveSchema returns the schema of the table: the one named, or for an
+// unqualified name the schema where PostgreSQL finds it on the
+// search_path, or, if it does not exist yet, the schema it would be
+// created in (the first of the search_path that exists). The sink then
+// uses the qualified name throughout, so that CREATE, TRUNCATE, COPY and
+// the checks all mean one table. The system catalogs are refused.
+func (s *Sink) resolveSchema(ctx context.Context, schema, name string) (string, error) {
+	if schema == "" {
+		var found *string
+		if err := s.conns[0].QueryRow(ctx, `SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`,
+			pgx.Identifier{name}.Sanitize()).Scan(&found); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return "", fmt.Errorf("find table %s: %w", name, err)
+		}
+		if found != nil {
+			schema = *found
+		} else {
+			var cur *string
+			if err := s.conns[0].QueryRow(ctx, `SELECT current_schema()::text`).Scan(&cur); err != nil {
+				return "", fmt.Errorf("find table %s: %w", name, err)
+			}
+			if cur == nil {
+				var path string
+				_ = s.conns[0].QueryRow(ctx, `SHOW search_path`).Scan(&path)
+				return "", fmt.Errorf("table %s: no schema of the search_path (%s) exists to create it in: name its schema, as table=SCHEMA.%s", name, path, name)
+			}
+			schema = *cur
+		}
+	}
+	if schema == "pg_catalog" || schema == "information_schema" || strings.HasPrefix(schema, "pg_") {
+		return "", fmt.Errorf("table %s.%s: %s is a PostgreSQL system schema, which a job must not write to: name a table in another schema", schema, name, schema)
+	}
+	return schema, nil
 }
 
 func describe(st store.Store) string {
@@ -244,7 +332,7 @@ func (s *Sink) sameDatabase(ctx context.Context) error {
 	if err == nil && inst == s.st.Instance() {
 		return nil
 	}
-	return fmt.Errorf("pgsink: the table and the job's store are not in the same database (the table's: %s; the store: %v): a checkpoint must commit in the transaction of the rows, so give the store the table's database (the same postgres:// URL)",
+	return fmt.Errorf("the table and the job's store are not in the same database (the table's: %s; the store: %v): a checkpoint must commit in the transaction of the rows, so give the store the table's database (the same postgres:// URL)",
 		s.conns[0].Config().Database, s.st)
 }
 
@@ -258,7 +346,7 @@ func (s *Sink) prepare(ctx context.Context) error {
 		defs = append(defs, pgx.Identifier{c}.Sanitize()+" text")
 	}
 	if _, err := s.conns[0].Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)", s.table, strings.Join(defs, ", "))); err != nil {
-		return fmt.Errorf("pgsink: create table %s: %w", s.table, err)
+		return fmt.Errorf("create table %s: %w", s.table, err)
 	}
 	return s.checkColumns(ctx)
 }
@@ -270,7 +358,7 @@ func (s *Sink) checkColumns(ctx context.Context) error {
 	rows, err := s.conns[0].Query(ctx, `SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
 		WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, s.table)
 	if err != nil {
-		return fmt.Errorf("pgsink: table %s: %w", s.table, err)
+		return fmt.Errorf("table %s: %w", s.table, err)
 	}
 	have := map[string]string{}
 	var list []string
@@ -283,7 +371,7 @@ func (s *Sink) checkColumns(ctx context.Context) error {
 		list = append(list, name+" "+typ)
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("pgsink: table %s: %w", s.table, err)
+		return fmt.Errorf("table %s: %w", s.table, err)
 	}
 	var bad []string
 	want := func(col, typ string) {
@@ -298,27 +386,37 @@ func (s *Sink) checkColumns(ctx context.Context) error {
 		want(c, "text")
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("pgsink: table %s has columns (%s) but needs (%s): drop it or name another table", s.table, strings.Join(list, ", "), strings.Join(bad, ", "))
+		return fmt.Errorf("table %s has columns (%s) but needs (%s): drop it or name another table", s.table, strings.Join(list, ", "), strings.Join(bad, ", "))
 	}
 	return nil
 }
 
-// resume checks the table against the checkpoint: it holds exactly the
-// rows the checkpoint committed.
+// resume checks the table against the checkpoint: it is the table the
+// checkpoint committed to, and holds exactly the rows it committed.
 func (s *Sink) resume(ctx context.Context, pos json.RawMessage) error {
 	var p Position
 	if err := json.Unmarshal(pos, &p); err != nil || p.Rows < 0 {
-		return fmt.Errorf("pgsink: bad output position in checkpoint: %s", pos)
+		return fmt.Errorf("bad output position in checkpoint: %s", pos)
+	}
+	if p.Table != "" && p.Table != s.table {
+		return fmt.Errorf("%w: the checkpoint's rows are in table %s, and the address now names %s (another search_path?)", sink.ErrOutputChanged, p.Table, s.table)
+	}
+	var exists bool
+	if err := s.conns[0].QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.table).Scan(&exists); err != nil {
+		return fmt.Errorf("find table %s: %w", s.table, err)
+	}
+	if !exists {
+		return fmt.Errorf("%w: table %s no longer exists (the checkpoint committed %d rows to it)", sink.ErrOutputChanged, s.table, p.Rows)
 	}
 	if err := s.checkColumns(ctx); err != nil {
 		return fmt.Errorf("%w: %w", sink.ErrOutputChanged, err)
 	}
 	var n int64
 	if err := s.conns[0].QueryRow(ctx, "SELECT count(*) FROM "+s.table).Scan(&n); err != nil {
-		return fmt.Errorf("pgsink: count the rows of %s: %w", s.table, err)
+		return fmt.Errorf("count the rows of %s: %w", s.table, err)
 	}
 	if n != p.Rows {
-		return fmt.Errorf("pgsink: %w: table %s has %d rows, the checkpoint committed %d", sink.ErrOutputChanged, s.table, n, p.Rows)
+		return fmt.Errorf("%w: table %s has %d rows, the checkpoint committed %d", sink.ErrOutputChanged, s.table, n, p.Rows)
 	}
 	s.rows = p.Rows
 	return nil
@@ -330,7 +428,7 @@ func (s *Sink) resume(ctx context.Context, pos json.RawMessage) error {
 // The values are copied: the caller may reuse them.
 func (s *Sink) WriteRow(vals [][]byte, null []bool) error {
 	if len(vals) != len(s.cfg.Columns) {
-		return fmt.Errorf("pgsink: %d values for %d columns", len(vals), len(s.cfg.Columns))
+		return fmt.Errorf("%d values for %d columns", len(vals), len(s.cfg.Columns))
 	}
 	for i, v := range vals {
 		if null != nil && null[i] {
@@ -380,13 +478,13 @@ func (s *Sink) handOff() error {
 	// send below may find room in the queue all the same.
 	select {
 	case <-s.seg.done:
-		return s.fail(fmt.Errorf("pgsink: write to %s: %w", s.table, s.seg.err))
+		return s.fail(fmt.Errorf("write to %s: %w", s.table, s.seg.err))
 	default:
 	}
 	select {
 	case s.seg.bufs <- s.buf:
 	case <-s.seg.done:
-		return s.fail(fmt.Errorf("pgsink: write to %s: %w", s.table, s.seg.err))
+		return s.fail(fmt.Errorf("write to %s: %w", s.table, s.seg.err))
 	}
 	select {
 	case b := <-s.free:
@@ -509,7 +607,7 @@ func (s *Sink) Flush() (json.RawMessage, error) {
 	if stale {
 		// The previous checkpoint flushed and never committed: its rows
 		// cannot join this one's, which would then claim them.
-		return nil, s.fail(errors.New("pgsink: the previous checkpoint was not committed; its rows are lost with its transaction: stop, and run the job again to resume from its last checkpoint"))
+		return nil, s.fail(errors.New("the previous checkpoint was not committed; its rows are lost with its transaction: stop, and run the job again to resume from its last checkpoint"))
 	}
 	if len(s.buf) > 0 {
 		if err := s.handOff(); err != nil {
@@ -530,7 +628,7 @@ func (s *Sink) Flush() (json.RawMessage, error) {
 	s.mu.Lock()
 	s.pending = seg
 	s.mu.Unlock()
-	return json.Marshal(Position{Rows: s.rows})
+	return json.Marshal(Position{Rows: s.rows, Table: s.table})
 }
 
 // Sync waits until the server has taken every row of the flushed
@@ -548,7 +646,7 @@ func (s *Sink) Sync(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if seg.err != nil {
-		return s.fail(fmt.Errorf("pgsink: write to %s: %w", s.table, seg.err))
+		return s.fail(fmt.Errorf("write to %s: %w", s.table, seg.err))
 	}
 	return nil
 }
@@ -562,7 +660,7 @@ func (s *Sink) CommitManifest(ctx context.Context, m ckpt.ManifestCommit) (bool,
 	seg := s.pending
 	s.mu.Unlock()
 	if seg == nil {
-		return false, s.fail(errors.New("pgsink: commit without a flush"))
+		return false, s.fail(errors.New("commit without a flush"))
 	}
 	if err := s.Sync(ctx); err != nil {
 		return false, err
@@ -571,22 +669,22 @@ func (s *Sink) CommitManifest(ctx context.Context, m ckpt.ManifestCommit) (bool,
 	if tx == nil {
 		var err error
 		if tx, err = s.begin(ctx, seg.conn, false); err != nil {
-			return false, s.fail(fmt.Errorf("pgsink: begin: %w", err))
+			return false, s.fail(fmt.Errorf("begin a transaction: %w", err))
 		}
 	}
 	if err := pgstore.CreateFencedTx(ctx, tx, s.st.Schema(), m.Lock, m.Token, m.Name, m.Body); err != nil {
 		tx.Rollback(context.WithoutCancel(ctx))
-		return false, s.fail(fmt.Errorf("pgsink: %w", err))
+		return false, s.fail(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		// If the reply was lost the commit may have happened: the next
 		// run finds out from the store, where rows and manifest agree.
-		return false, s.fail(fmt.Errorf("pgsink: commit rows and checkpoint: %w", err))
+		return false, s.fail(fmt.Errorf("commit the rows and the checkpoint: %w", err))
 	}
 	s.mu.Lock()
 	s.pending = nil
 	s.mu.Unlock()
-	s.log.Debug("pgsink: rows committed with the checkpoint", "table", s.table, "checkpoint", m.Name)
+	s.log.Debug("rows committed with the checkpoint", "table", s.table, "checkpoint", m.Name)
 	return true, nil
 }
 

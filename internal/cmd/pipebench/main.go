@@ -233,7 +233,7 @@ func resume(in string) {
 	// checkpoint) and stops after a few records, leaving a checkpoint.
 	cfg := pipeline.Config{Job: "resume-bench", Config: ckpt.Config{Store: filepath.Join(*dir, "bench-store"), NoSignals: true, Restart: true}}
 	out := filepath.Join(*dir, "resume.jsonl")
-	at99 := pipeline.Opener[*source.Row](func(p json.RawMessage) (pipeline.Source[*source.Row], error) {
+	at99 := pipeline.Opener[*source.Row](func(_ context.Context, p json.RawMessage) (pipeline.Source[*source.Row], error) {
 		if p == nil {
 			p = pos
 		}
