@@ -408,7 +408,7 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 func checkFinished[R any, W Output](ctx context.Context, cfg Config, cp *ckpt.Checkpoint, open Opener[R], output SinkOpener[W]) error {
 	src, err := open(ctx, cp.Source)
 	if err != nil {
-		return fmt.Errorf("job %s finished at checkpoint %d; %w; restart the job to process the input as it is now", cfg.Job, cp.Seq, err)
+		return fmt.Errorf("job %s finished at checkpoint %d; %w (restart the job to process the input as it is now)", cfg.Job, cp.Seq, err)
 	}
 	src.Close()
 	var pos positions
@@ -418,11 +418,11 @@ func checkFinished[R any, W Output](ctx context.Context, cfg Config, cp *ckpt.Ch
 		}
 	}
 	if err := output.Verify(ctx, pos.Output); err != nil {
-		return fmt.Errorf("job %s finished at checkpoint %d; %w; restart the job to write it again", cfg.Job, cp.Seq, err)
+		return fmt.Errorf("job %s finished at checkpoint %d; %w (restart the job to write it again)", cfg.Job, cp.Seq, err)
 	}
 	if len(pos.DeadLetter) > 0 && cfg.DeadLetterPath != "" && !removedEmpty(cfg.DeadLetterPath, pos.DeadLetter) {
 		if err := sink.VerifyFile(cfg.DeadLetterPath, pos.DeadLetter); err != nil {
-			return fmt.Errorf("job %s finished at checkpoint %d; its dead-letter file: %w; restart the job to write it again", cfg.Job, cp.Seq, err)
+			return fmt.Errorf("job %s finished at checkpoint %d; its dead-letter file: %w (restart the job to write it again)", cfg.Job, cp.Seq, err)
 		}
 	}
 	return nil
