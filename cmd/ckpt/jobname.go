@@ -148,56 +148,29 @@ func within(path, dir string) bool {
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
-// resumeInfo is what the store says about a job before it runs.
-type resumeInfo struct {
-	// from is the newest checkpoint whose manifest reads: the run resumes
-	// from it, unless its state fails verification (then from an older
-	// one, and the library says so). Nil when the job starts from the
-	// beginning.
-	from *ckpt.Checkpoint
-}
-
 // inspectStore looks at the store before a run: it settles the job's
 // name when the store holds a job under the name earlier versions of ckpt
-// derived, and finds the checkpoint the run will resume from. jobGiven
-// says whether --job named the job. A local store that does not exist
-// yet holds nothing and is not created.
-func (a *app) inspectStore(ctx context.Context, cfg *pipeline.Config, t target, jobGiven, defaultStore bool) (resumeInfo, error) {
-	var info resumeInfo
+// derived and --job did not name it (jobGiven). A local store that does
+// not exist yet holds nothing and is not created.
+func (a *app) inspectStore(ctx context.Context, cfg *pipeline.Config, t target, jobGiven, defaultStore bool) error {
+	if jobGiven {
+		return nil
+	}
 	loc, err := store.ParseURL(cfg.Store)
 	if err != nil {
-		return info, usageErrorf("--store: %w", err)
+		return usageErrorf("--store: %w", err)
 	}
 	if loc.Scheme == "file" {
 		if _, err := os.Stat(loc.Path); errors.Is(err, fs.ErrNotExist) {
-			return info, nil
+			return nil
 		}
 	}
 	st, err := ckpt.OpenStore(ctx, cfg.Store, a.log)
 	if err != nil {
-		return info, err
+		return err
 	}
 	defer st.Close()
-
-	if !jobGiven {
-		if err := a.settleLegacyName(ctx, st, loc, cfg, t, defaultStore); err != nil {
-			return info, err
-		}
-	}
-	if cfg.Restart {
-		return info, nil
-	}
-	entries, err := ckpt.List(ctx, st, cfg.Job)
-	if err != nil {
-		return info, err
-	}
-	for i := len(entries) - 1; i >= 0; i-- {
-		if cp := entries[i].Checkpoint; cp != nil {
-			info.from = cp
-			break
-		}
-	}
-	return info, nil
+	return a.settleLegacyName(ctx, st, loc, cfg, t, defaultStore)
 }
 
 // settleLegacyName decides what to do with a job that has the name earlier

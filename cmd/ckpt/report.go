@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,23 +27,20 @@ func (a *app) runJob(cmd *cobra.Command, pf *pipelineFlags, t target, cfg *pipel
 			return err
 		}
 	}
-	info, err := a.inspectStore(ctx, cfg, t, pf.job != "", pf.store == "")
-	if err != nil {
+	if err := a.inspectStore(ctx, cfg, t, pf.job != "", pf.store == ""); err != nil {
 		return err
 	}
-	if cp := info.from; cp != nil && !cp.Final && !pf.json {
+	if !pf.json {
 		// Said once the run has started, past the checks that could
-		// refuse the resume (changed input or options): the first
-		// progress report, drawn or not.
-		var once sync.Once
-		bar := cfg.Progress
-		cfg.Progress = func(p pipeline.Progress) {
-			once.Do(func() {
+		// refuse the resume (changed input or options).
+		onStart := cfg.OnStart
+		cfg.OnStart = func(st pipeline.Start) {
+			if cp := st.Resumed; cp != nil {
 				a.infof("resuming job %s from checkpoint %d (%s): %s (%s of input) already done\n",
 					cfg.Job, cp.Seq, formatTime(cp.Time), plural(cp.Records, "record"), progress.Bytes(cp.Bytes))
-			})
-			if bar != nil {
-				bar(p)
+			}
+			if onStart != nil {
+				onStart(st)
 			}
 		}
 	}
@@ -174,11 +170,8 @@ func (a *app) reportJSON(t target, cfg *pipeline.Config, res pipeline.Result, er
 	if r := res.Resumed; r != nil && s.Status != "already_done" {
 		s.ResumedFrom = &resumedJSON{Checkpoint: r.Seq, Records: r.Records, Bytes: r.Bytes}
 	}
-	if s.Status == "done" && res.Final != nil {
-		s.Checkpoints = res.Final.Seq
-		if res.Resumed != nil {
-			s.Checkpoints -= res.Resumed.Seq
-		}
+	if s.Status != "already_done" {
+		s.Checkpoints = uint64(res.Checkpoints)
 	}
 	if perr := a.printJSON(s); perr != nil {
 		return perr
