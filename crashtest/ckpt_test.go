@@ -1,0 +1,102 @@
+package crashtest_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ckptdev/ckpt/crashtest"
+)
+
+// awkwardCSV writes a CSV that exercises every corner of the format:
+// quoted separators, doubled quotes, line breaks inside fields, CRLF, empty
+// fields, non-ASCII text, and a long field.
+func awkwardCSV(t *testing.T, path string, rows int) {
+	t.Helper()
+	regions := []string{"north", "south", `"east, coast"`, `"the ""west"""`, "zürich", `"multi` + "\n" + `line"`, ""}
+	var b strings.Builder
+	b.WriteString("id,region,amount,note\r\n")
+	for i := range rows {
+		note := ""
+		switch i % 5 {
+		case 1:
+			note = `"a ""quoted"" note, with a comma"`
+		case 2:
+			note = "日本語 ✓"
+		case 3:
+			note = `"` + strings.Repeat("long ", 40) + `"`
+		}
+		eol := "\n"
+		if i%3 == 0 {
+			eol = "\r\n"
+		}
+		fmt.Fprintf(&b, "%d,%s,%d.%02d,%s%s", i, regions[i%len(regions)], i*37%5000, i%100, note, eol)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func kills(short, long int) int {
+	if testing.Short() {
+		return short
+	}
+	return long
+}
+
+// `ckpt convert` and `ckpt aggregate` resume to the uninterrupted result
+// after kills at any moment.
+func TestCkptCommandsSurviveKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ckpt and kill-loops it")
+	}
+	ckpt := build(t, "../cmd/ckpt")
+	work := t.TempDir()
+	awkwardCSV(t, filepath.Join(work, "in.csv"), 40000)
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		compare string
+	}{
+		{"convert", []string{"convert", "in.csv", "out.jsonl", "--every", "2000"}, "out.jsonl"},
+		{"convert infer types", []string{"convert", "--infer-types", "in.csv", "{dir}/typed.jsonl", "--every", "1500", "--interval", "5ms"}, "typed.jsonl"},
+		{"aggregate", []string{"aggregate", "in.csv", "by_region.csv", "--group-by", "region", "--agg", "count,sum:amount,min:amount,max:amount,mean:amount", "--every", "2000"}, "by_region.csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := run(t, crashtest.Config{
+				Command: append([]string{ckpt, "--quiet"}, tc.args...),
+				Workdir: work,
+				Compare: []string{tc.compare},
+				Kills:   kills(4, 12),
+				Signal:  crashtest.SignalMixed,
+				Shrink:  -1,
+			})
+			if rep.Failed() {
+				t.Fatalf("ckpt %s failed its crash test:\n%s", tc.name, rep)
+			}
+		})
+	}
+}
+
+// A Go program written with the library (the tutorial) resumes exactly.
+func TestLibraryProgramSurvivesKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the tutorial and kill-loops it")
+	}
+	bin := build(t, "../examples/tutorial")
+	work := t.TempDir()
+	awkwardCSV(t, filepath.Join(work, "data.csv"), 60000)
+	rep := run(t, crashtest.Config{
+		Command: []string{bin, "data.csv", "processed.txt"},
+		Workdir: work,
+		Compare: []string{"processed.txt"},
+		Kills:   10,
+		Signal:  crashtest.SignalMixed,
+		Shrink:  -1,
+	})
+	if rep.Failed() {
+		t.Fatalf("the tutorial failed its crash test:\n%s", rep)
+	}
+}
