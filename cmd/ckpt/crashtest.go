@@ -144,7 +144,7 @@ nondeterministic (or the test could not run), 2 usage error.`,
 			if !asJSON {
 				fmt.Fprintf(a.stdout, "replay: %s\n", replay)
 				if rep.MinFailingKill > 0 {
-					fmt.Fprintf(a.stdout, "replay the smallest failing kill: %s\n", replayCommand(cmd, args, "--kill-at", rep.MinFailingKill.String()))
+					fmt.Fprintf(a.stdout, "replay the smallest failing kill: %s\n", replayCommand(cmd, args, "--kill-at", rep.MinFailingKill.Round(time.Microsecond).String()))
 				}
 			}
 			return &codedError{code: exitError, err: fmt.Errorf("crashtest: trial %d of %d failed (%s)", t.Index, len(rep.Trials), t.Outcome),
@@ -205,6 +205,10 @@ func replayCommand(cmd *cobra.Command, args []string, flag, value string) string
 		switch f.Name {
 		case "seed", "kill-at", "json", "junit":
 			return
+		case "kills":
+			if flag == "--kill-at" {
+				return
+			}
 		}
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			for _, v := range sv.GetSlice() {
