@@ -61,8 +61,9 @@ the smallest kill time found that still fails (--kill-at).
 
 A run that exits non-zero without having been killed is a failure: the
 program could not recover. A run longer than --timeout is killed and is a
-failure too. Signals go to the program's whole process group, so its
-children die with it.
+failure too. A program still running --grace after TERM or INT is killed.
+Signals go to the program's whole process group, so its children die with
+it.
 
 What it cannot catch: every signal leaves the operating system running, so
 data written but never fsynced survives; a missing fsync needs a machine
@@ -100,8 +101,8 @@ nondeterministic (or the test could not run), 2 usage error.`,
 					return usageErrorf("--kill-at %s: kill times must be positive", d)
 				}
 			}
-			if timeout < 0 {
-				return usageErrorf("--timeout must not be negative")
+			if timeout < 0 || cfg.Grace <= 0 {
+				return usageErrorf("--timeout must not be negative, --grace must be positive")
 			}
 			cfg.Seed, cfg.KillAt, cfg.Timeout = seed, killAt, timeout
 			if a.stderrTTY && !a.quiet {
@@ -161,6 +162,7 @@ nondeterministic (or the test could not run), 2 usage error.`,
 	fl.Uint64Var(&seed, "seed", 0, "seed of the kill times, signals and phases, to reproduce a run (default: from the clock; printed)")
 	fl.DurationSliceVar(&killAt, "kill-at", nil, "replay: one trial per given time, killing its first run that long after its start, reruns not killed")
 	fl.DurationVar(&timeout, "timeout", 0, "limit of each run (default: ten times the reference run, at least 1m)")
+	fl.DurationVar(&cfg.Grace, "grace", crashtest.DefaultGrace, "how long a program may take to stop after TERM or INT before it is killed")
 	fl.BoolVar(&cfg.NoPhases, "no-phases", false, "do not kill at the checkpoint phases that programs built with ckpt announce")
 	fl.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directories (failing trials name theirs)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")

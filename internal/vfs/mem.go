@@ -503,3 +503,22 @@ var (
 	_ FS   = (*MemFS)(nil)
 	_ File = (*os.File)(nil)
 )
+
+// SyncAll makes everything in m durable, as if every file and directory had
+// been synced: for the inputs a test writes before the code under test runs.
+func (m *MemFS) SyncAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var walk func(n *node)
+	walk = func(n *node) {
+		if !n.dir {
+			n.synced = bytes.Clone(n.data)
+			return
+		}
+		n.syncedChildren = maps.Clone(n.children)
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(m.root)
+}

@@ -310,3 +310,39 @@ func TestOSAndMemAgree(t *testing.T) {
 		t.Errorf("OS:\n%s\nMemFS:\n%s", osState, memState)
 	}
 }
+
+func TestCrashingStopsBeforeItsOperation(t *testing.T) {
+	m := NewMemFS()
+	c := NewCrashing(m, 3)
+	f, err := c.OpenFile("a", os.O_RDWR|os.O_CREATE, 0o644) // 1
+	must(t, err)
+	_, err = f.Write([]byte("x")) // 2
+	must(t, err)
+	if c.Crashed() {
+		t.Fatal("crashed early")
+	}
+	if err := f.Sync(); !errors.Is(err, ErrCrashed) { // 3: not done
+		t.Fatalf("third operation: %v, want ErrCrashed", err)
+	}
+	if _, err := c.Stat("a"); !errors.Is(err, ErrCrashed) {
+		t.Errorf("read after the crash: %v", err)
+	}
+	if err := c.SyncDir("/"); !errors.Is(err, ErrCrashed) {
+		t.Errorf("operation after the crash: %v", err)
+	}
+	if got := c.Ops(); len(got) != 2 || got[0] != "open a create" || got[1] != "write a 1 bytes" {
+		t.Errorf("ops = %q", got)
+	}
+	if got := content(t, m.CrashClone(), "a"); got != "<missing>" {
+		t.Errorf("after the crash a = %q", got)
+	}
+	// at = 0 never crashes.
+	c = NewCrashing(NewMemFS(), 0)
+	for range 100 {
+		must(t, c.Mkdir("d", 0o755))
+		must(t, c.Remove("d"))
+	}
+	if c.Crashed() || len(c.Ops()) != 200 {
+		t.Errorf("crashed %v after %d ops", c.Crashed(), len(c.Ops()))
+	}
+}
