@@ -16,6 +16,10 @@ import (
 // PowerLoss).
 type FS = vfs.FS
 
+// ErrCrashed is what every file operation returns in a PowerLoss run once
+// the power is cut.
+var ErrCrashed = vfs.ErrCrashed
+
 // PowerLossConfig describes an in-process power-loss test of a Go job.
 type PowerLossConfig struct {
 	// Setup writes the job's inputs into fsys; all of it is durable before
