@@ -251,3 +251,15 @@ func TestFailingReference(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A compare path the uninterrupted run does not write is a mistake in the
+// configuration, not a pass.
+func TestComparePathMissing(t *testing.T) {
+	_, err := crashtest.Run(context.Background(), crashtest.Config{
+		Command: []string{"sh", "-c", "echo x > out.txt"},
+		Compare: []string{"output.txt"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "did not write output.txt") {
+		t.Fatalf("err = %v", err)
+	}
+}

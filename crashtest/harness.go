@@ -149,6 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := h.shrink(ctx); err != nil {
 		return h.rep, err
 	}
+	h.progress("done", h.cfg.Kills)
 	return h.rep, nil
 }
 
@@ -194,7 +195,7 @@ func (h *harness) reference(ctx context.Context) error {
 			return err
 		}
 		for name, e := range res {
-			if e.missing && !h.cfg.Keep {
+			if e.missing {
 				return fmt.Errorf("crashtest: the uninterrupted run did not write %s; check the compare paths (relative to the scratch copy of the working directory)", name)
 			}
 		}
@@ -287,7 +288,6 @@ func (h *harness) trials(ctx context.Context) error {
 		}
 		h.rep.Trials = append(h.rep.Trials, t)
 	}
-	h.progress("done", h.cfg.Kills)
 	return nil
 }
 

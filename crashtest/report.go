@@ -72,6 +72,8 @@ func (t *Trial) Summary() string {
 		switch {
 		case run.Phase != "" && run.Interrupted:
 			fmt.Fprintf(&b, "killed (%s) at phase %s #%d", run.Signal, run.Phase, run.PhaseHit)
+		case run.Interrupted && run.Escalated:
+			fmt.Fprintf(&b, "killed (%s, then KILL when it did not stop) after %s", run.Signal, run.KillAfter)
 		case run.Interrupted:
 			fmt.Fprintf(&b, "killed (%s) after %s", run.Signal, run.KillAfter)
 		case run.TimedOut:

@@ -149,7 +149,7 @@ nondeterministic (or the test could not run), 2 usage error.`,
 				}
 			}
 			return &codedError{code: exitError, err: fmt.Errorf("crashtest: trial %d of %d failed (%s)", t.Index, len(rep.Trials), t.Outcome),
-				hint: "the report above shows the first difference; replay with: " + replay}
+				hint: "the report above says what went wrong; replay with: " + replay}
 		},
 	}
 	fl := cmd.Flags()

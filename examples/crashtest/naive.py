@@ -26,7 +26,9 @@ if os.path.exists("checkpoint.txt"):
         start = int(f.read())
 
 with open(src, newline="") as f, open(dst, "a") as out:
-    for i, row in enumerate(csv.reader(f)):
+    rows = csv.reader(f)
+    next(rows)  # the header
+    for i, row in enumerate(rows):
         if i < start:
             continue
         out.write("row %d: %s\n" % (i + 1, " | ".join(row)))
