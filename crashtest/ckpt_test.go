@@ -80,23 +80,28 @@ func TestCkptCommandsSurviveKills(t *testing.T) {
 	}
 }
 
-// A Go program written with the library (the tutorial) resumes exactly.
-func TestLibraryProgramSurvivesKills(t *testing.T) {
+// Go programs written with the library resume exactly: the tutorial
+// (a checkpoint every 10,000 rows) and the crash-test example (every 50).
+func TestLibraryProgramsSurviveKills(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the tutorial and kill-loops it")
+		t.Skip("builds programs and kill-loops them")
 	}
-	bin := build(t, "../examples/tutorial")
 	work := t.TempDir()
-	awkwardCSV(t, filepath.Join(work, "data.csv"), 60000)
-	rep := run(t, crashtest.Config{
-		Command: []string{bin, "data.csv", "processed.txt"},
-		Workdir: work,
-		Compare: []string{"processed.txt"},
-		Kills:   10,
-		Signal:  crashtest.SignalMixed,
-		Shrink:  -1,
-	})
-	if rep.Failed() {
-		t.Fatalf("the tutorial failed its crash test:\n%s", rep)
+	awkwardCSV(t, filepath.Join(work, "data.csv"), 30000)
+	for _, pkg := range []string{"../examples/tutorial", "../examples/crashtest"} {
+		t.Run(filepath.Base(pkg), func(t *testing.T) {
+			bin := build(t, pkg)
+			rep := run(t, crashtest.Config{
+				Command: []string{bin, "data.csv", "processed.txt"},
+				Workdir: work,
+				Compare: []string{"processed.txt"},
+				Kills:   10,
+				Signal:  crashtest.SignalMixed,
+				Shrink:  -1,
+			})
+			if rep.Failed() {
+				t.Fatalf("%s failed its crash test:\n%s", pkg, rep)
+			}
+		})
 	}
 }

@@ -153,20 +153,20 @@ nondeterministic (or the test could not run), 2 usage error.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&cfg.Kills, "kills", crashtest.DefaultKills, "number of trials, each killing the program at least once")
-	fl.StringVar(&signal, "signal", "KILL", "how to stop the program: KILL, TERM, INT, or mixed (KILL half of the time)")
-	fl.StringArrayVar(&cfg.Compare, "compare", nil, "a file or directory the program writes, compared byte for byte with the reference (repeatable)")
-	fl.StringVar(&cfg.Normalize, "normalize", "", "shell command every compared file is piped through before comparing, e.g. 'sort'")
-	fl.StringVar(&cfg.Check, "check", "", "shell command run in the scratch directory after the program; its output and exit status must equal the reference's")
-	fl.StringVar(&cfg.Workdir, "workdir", "", "directory copied afresh for every run; runs happen in the copy (default: an empty directory)")
-	fl.Uint64Var(&seed, "seed", 0, "seed of the kill times, signals and phases, to reproduce a run (default: from the clock; printed)")
-	fl.DurationSliceVar(&killAt, "kill-at", nil, "replay: one trial per given time, killing its first run that long after its start, reruns not killed")
+	fl.IntVar(&cfg.Kills, "kills", crashtest.DefaultKills, "run `N` trials, each killing the program at least once")
+	fl.StringVar(&signal, "signal", "KILL", "stop the program with `SIGNAL`: KILL, TERM, INT, or mixed (KILL half of the time)")
+	fl.StringArrayVar(&cfg.Compare, "compare", nil, "compare `PATH`, a file or directory the program writes, byte for byte with the reference (repeatable)")
+	fl.StringVar(&cfg.Normalize, "normalize", "", "pipe every compared file through the shell command `CMD` first, e.g. 'sort'")
+	fl.StringVar(&cfg.Check, "check", "", "run the shell command `CMD` in the scratch directory after the program; its output and exit status must equal the reference's")
+	fl.StringVar(&cfg.Workdir, "workdir", "", "copy `DIR` afresh for every run, and run in the copy (default: an empty directory)")
+	fl.Uint64Var(&seed, "seed", 0, "seed the kill times, signals and phases with `N`, to reproduce a run (default: from the clock; printed)")
+	fl.DurationSliceVar(&killAt, "kill-at", nil, "replay: one trial per `DURATION` (comma-separated), killing its first run that long after its start, reruns not killed")
 	fl.DurationVar(&timeout, "timeout", 0, "limit of each run (default: ten times the reference run, at least 1m)")
 	fl.DurationVar(&cfg.Grace, "grace", crashtest.DefaultGrace, "how long a program may take to stop after TERM or INT before it is killed")
 	fl.BoolVar(&cfg.NoPhases, "no-phases", false, "do not kill at the checkpoint phases that programs built with ckpt announce")
 	fl.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directories (failing trials name theirs)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fl.StringVar(&junit, "junit", "", "also write the report as JUnit XML to this file, for CI")
+	fl.StringVar(&junit, "junit", "", "also write the report as JUnit XML to `FILE`, for CI")
 	return cmd
 }
 
