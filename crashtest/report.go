@@ -30,6 +30,9 @@ func (r *Report) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "%d trials, %d interrupted, %d failed\n", len(r.Trials), interrupted, failed)
+	if len(r.Trials) > 0 && 2*interrupted < len(r.Trials) {
+		b.WriteString("warning: most trials ended before their kill; a run takes less time than the reference did. Give the program more input, or run more trials\n")
+	}
 	if len(r.Phases) > 0 {
 		b.WriteString("phase boundaries killed at:")
 		for _, p := range r.phaseOrder() {

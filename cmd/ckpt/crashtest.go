@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,7 +20,7 @@ import (
 func newCrashtestCmd(a *app) *cobra.Command {
 	var (
 		cfg     crashtest.Config
-		signal  string
+		sigMode string
 		seed    uint64
 		killAt  []time.Duration
 		asJSON  bool
@@ -87,8 +89,8 @@ nondeterministic (or the test could not run), 2 usage error.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Command = args
 			var err error
-			if cfg.Signal, err = crashtest.ParseSignalMode(signal); err != nil {
-				return usageErrorf("--signal %q: use KILL, TERM, INT or mixed", signal)
+			if cfg.Signal, err = crashtest.ParseSignalMode(sigMode); err != nil {
+				return usageErrorf("--signal %q: use KILL, TERM, INT or mixed", sigMode)
 			}
 			if cfg.Kills <= 0 {
 				return usageErrorf("--kills must be at least 1")
@@ -108,7 +110,12 @@ nondeterministic (or the test could not run), 2 usage error.`,
 			if a.stderrTTY && !a.quiet {
 				cfg.Progress = func(p crashtest.Progress) { drawCrashProgress(a, p) }
 			}
-			rep, runErr := crashtest.Run(cmd.Context(), cfg)
+			// The runs are in process groups of their own, so a Ctrl-C on
+			// the terminal reaches only ckpt: it stops the test, which
+			// kills the run in progress, instead of leaving it behind.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, runErr := crashtest.Run(ctx, cfg)
 			if errors.Is(runErr, crashtest.ErrConfig) {
 				return usageErrorf("%v", runErr)
 			}
@@ -119,6 +126,9 @@ nondeterministic (or the test could not run), 2 usage error.`,
 				if err := writeJUnit(junit, rep); err != nil {
 					return err
 				}
+			}
+			if runErr != nil && ctx.Err() != nil {
+				return fmt.Errorf("crashtest: stopped by a signal; the run in progress was killed and the scratch directories removed")
 			}
 			if runErr != nil {
 				return withHint(fmt.Errorf("crashtest: %w", runErr), "run the command by hand in a copy of its working directory to see why")
@@ -154,7 +164,7 @@ nondeterministic (or the test could not run), 2 usage error.`,
 	}
 	fl := cmd.Flags()
 	fl.IntVar(&cfg.Kills, "kills", crashtest.DefaultKills, "run `N` trials, each killing the program at least once")
-	fl.StringVar(&signal, "signal", "KILL", "stop the program with `SIGNAL`: KILL, TERM, INT, or mixed (KILL half of the time)")
+	fl.StringVar(&sigMode, "signal", "KILL", "stop the program with `SIGNAL`: KILL, TERM, INT, or mixed (KILL half of the time)")
 	fl.StringArrayVar(&cfg.Compare, "compare", nil, "compare `PATH`, a file or directory the program writes, byte for byte with the reference (repeatable)")
 	fl.StringVar(&cfg.Normalize, "normalize", "", "pipe every compared file through the shell command `CMD` first, e.g. 'sort'")
 	fl.StringVar(&cfg.Check, "check", "", "run the shell command `CMD` in the scratch directory after the program; its output and exit status must equal the reference's")
