@@ -263,3 +263,33 @@ func TestComparePathMissing(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A window of microseconds that random kills almost never hit is hit by
+// the kills at the phases the program announces.
+func TestPhaseKillsHitNarrowWindows(t *testing.T) {
+	bin := build(t, "./testdata/ckptsink")
+	work := t.TempDir()
+	lines(t, work, "in.csv", 1000)
+	rep := run(t, crashtest.Config{
+		Command: []string{bin, "-inplace", "in.csv", "out.txt"},
+		Workdir: work,
+		Compare: []string{"out.txt"},
+		Kills:   4, // phases are cycled in order: trial 4 kills at the second, state-truncated
+		Shrink:  -1,
+	})
+	if rep.Phases["state-truncated"] == 0 {
+		t.Fatalf("no trial killed at state-truncated: %v", rep.Phases)
+	}
+	var phaseFailure bool
+	for _, tr := range rep.Trials {
+		if tr.Failed() && tr.Runs[0].Phase == "state-truncated" {
+			phaseFailure = true
+			if tr.Outcome != crashtest.OutcomeRunFailed || !strings.Contains(tr.Runs[len(tr.Runs)-1].Output, "state.json") {
+				t.Errorf("trial %d: %s", tr.Index, tr.Summary())
+			}
+		}
+	}
+	if !phaseFailure {
+		t.Fatalf("the kill at state-truncated did not fail:\n%s", rep)
+	}
+}

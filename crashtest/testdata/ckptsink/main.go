@@ -6,7 +6,10 @@
 // harness.
 //
 // With -broken it skips the truncation: lines written after the last
-// checkpoint appear twice after a crash. The harness must find that.
+// checkpoint appear twice after a crash. With -inplace it rewrites
+// state.json in place instead of replacing it: a crash between the
+// truncation and the write (a window of microseconds, which it announces as
+// a phase) leaves it empty. The harness must find both.
 package main
 
 import (
@@ -21,6 +24,8 @@ import (
 	"github.com/ckptdev/ckpt/internal/crashpoint"
 )
 
+var inplace *bool
+
 type state struct {
 	Lines  int64 `json:"lines"`
 	Length int64 `json:"length"`
@@ -28,6 +33,7 @@ type state struct {
 
 func main() {
 	broken := flag.Bool("broken", false, "skip truncating the output on resume")
+	inplace = flag.Bool("inplace", false, "rewrite state.json in place")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fmt.Fprintln(os.Stderr, "usage: ckptsink [-broken] INPUT OUTPUT")
@@ -100,6 +106,18 @@ func checkpoint(out *os.File, lines int64) error {
 	}
 	crashpoint.Hit(crashpoint.PhaseStateCaptured)
 	b, _ := json.Marshal(state{Lines: lines, Length: length})
+	if *inplace {
+		f, err := os.Create("state.json")
+		if err != nil {
+			return err
+		}
+		crashpoint.Hit("state-truncated")
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	if err := os.WriteFile("state.json.tmp", b, 0o644); err != nil {
 		return err
 	}
