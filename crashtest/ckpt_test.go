@@ -105,3 +105,38 @@ func TestLibraryProgramsSurviveKills(t *testing.T) {
 		})
 	}
 }
+
+// A ckpt pipeline whose file sink skips the truncation on resume duplicates
+// output after a crash, and the harness finds it; the same pipeline with
+// the truncation passes.
+func TestBrokenCkptSinkIsFound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program with ckpt and kill-loops it")
+	}
+	bin := build(t, "./testdata/appendsink")
+	work := t.TempDir()
+	lines := []string{"id,name"}
+	for i := range 20000 {
+		lines = append(lines, fmt.Sprintf("%d,name-%d", i, i))
+	}
+	if err := os.WriteFile(filepath.Join(work, "in.csv"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, truncate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("truncate=%v", truncate), func(t *testing.T) {
+			cmd := []string{bin, "in.csv", "out.txt"}
+			if truncate {
+				cmd = []string{bin, "-truncate", "in.csv", "out.txt"}
+			}
+			rep := run(t, crashtest.Config{Command: cmd, Workdir: work, Compare: []string{"out.txt"}, Kills: 10, Shrink: -1})
+			if rep.Failed() == truncate {
+				t.Fatalf("truncate=%v, failed=%v:\n%s", truncate, rep.Failed(), rep)
+			}
+			if !truncate {
+				if d := rep.FirstFailure().Difference; d == nil || d.GotSize <= d.WantSize {
+					t.Errorf("difference = %+v, want a longer output", d)
+				}
+			}
+		})
+	}
+}
