@@ -88,6 +88,7 @@ a running job draws a progress bar on stderr. Commands that print data take
 		newAggregateCmd(a),
 		newJobsCmd(a),
 		newCheckpointsCmd(a),
+		newCrashtestCmd(a),
 	)
 	return root
 }
