@@ -180,7 +180,7 @@ func TestSIGKILLThenResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].Status != eventlog.Started || runs[0].Alive(in.Liveness()) {
+	if len(runs) != 1 || runs[0].Status != eventlog.RunStarted || runs[0].Alive(in.Liveness()) {
 		t.Fatalf("the killed run should be started and dead: %+v", runs)
 	}
 	res, err := in.Resume(tctx, runs[0].ID, asset.ResumeOptions{})
@@ -188,14 +188,14 @@ func TestSIGKILLThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCounts(t, "resume", p.calls.take(), counts("joined", "report"))
-	if n := res.Count(asset.Reused); n != 5 {
+	if n := res.Steps.Count(asset.OutcomeReused); n != 5 {
 		t.Errorf("resume reused %d steps, want 5", n)
 	}
 	parent, err := in.EventLog().Run(tctx, runs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parent.Status != eventlog.Failure || !strings.Contains(parent.Error, "died") {
+	if parent.Status != eventlog.RunFailure || !strings.Contains(parent.Error, "died") {
 		t.Errorf("the dead run was not marked failed: %+v", parent)
 	}
 	checkValues(t, in)
@@ -286,7 +286,7 @@ func TestBackfillKilledRepeatedly(t *testing.T) {
 
 	g := backfillGraph(parts, func(*asset.Context) {})
 	in := e.open(t, g)
-	evs, err := in.EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.Materialized}})
+	evs, err := in.EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestBackfillKilledRepeatedly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != kills+1 || runs[0].Status != eventlog.Success {
+	if len(runs) != kills+1 || runs[0].Status != eventlog.RunSuccess {
 		t.Errorf("chain of %d runs, newest %s; want %d, success", len(runs), runs[0].Status, kills+1)
 	}
 	want, total := backfillWant(parts)
@@ -366,7 +366,7 @@ func TestSIGKILLLeavesNoRestoredFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := outcomes(res); o["big"] != asset.Reused || o["digest"] != asset.Materialized {
+	if o := outcomes(res); o["big"] != asset.OutcomeReused || o["digest"] != asset.OutcomeMaterialized {
 		t.Errorf("resume outcomes %v", o)
 	}
 	want, err := fileDigest(filepath.Join(filepath.Dir(e.store), "big.bin"))

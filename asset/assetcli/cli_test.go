@@ -127,7 +127,7 @@ func TestMaterializeFailResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range st {
-		if a.State != asset.Fresh {
+		if a.State != asset.StateFresh {
 			t.Errorf("%s is %s after the resume", a.Key, a.State)
 		}
 	}
@@ -153,8 +153,8 @@ func TestMaterializePartitionsAndDryRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &run); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if run.Count(asset.Materialized) != 2 {
-		t.Errorf("--stale materialized %d, want day[2026-01-01] and sum", run.Count(asset.Materialized))
+	if run.Steps.Count(asset.OutcomeMaterialized) != 2 {
+		t.Errorf("--stale materialized %d, want day[2026-01-01] and sum", run.Steps.Count(asset.OutcomeMaterialized))
 	}
 }
 

@@ -14,10 +14,10 @@ import (
 // runState is a run's status for people: "dead" for a run whose process
 // died before it ended.
 func runState(r eventlog.Run, alive bool) string {
-	if r.Status == eventlog.Started && !alive {
+	if r.Status == eventlog.RunStarted && !alive {
 		return "dead"
 	}
-	if r.Status == eventlog.Started {
+	if r.Status == eventlog.RunStarted {
 		return "running"
 	}
 	return string(r.Status)
@@ -40,8 +40,8 @@ func (c *cli) runsListCmd() *cobra.Command {
 			for _, s := range status {
 				switch s {
 				case "running", "dead":
-					f.Status = append(f.Status, eventlog.Started)
-				case string(eventlog.Success), string(eventlog.Failure), string(eventlog.Canceled):
+					f.Status = append(f.Status, eventlog.RunStarted)
+				case string(eventlog.RunSuccess), string(eventlog.RunFailure), string(eventlog.RunCanceled):
 					f.Status = append(f.Status, eventlog.RunStatus(s))
 				default:
 					return usage(fmt.Errorf("--status %q: use running, dead, success, failure or canceled", s))
@@ -158,8 +158,8 @@ func (c *cli) runsShowCmd() *cobra.Command {
 				fmt.Fprintf(w, "resumed by %s\n", strings.Join(d.Children, ", "))
 			}
 			var counts []string
-			for _, o := range []asset.Outcome{asset.Materialized, asset.Reused, asset.UpToDate, asset.FailedStep, asset.Skipped, asset.Interrupted} {
-				if n := d.Count(o); n > 0 {
+			for _, o := range []asset.Outcome{asset.OutcomeMaterialized, asset.OutcomeReused, asset.OutcomeFresh, asset.OutcomeFailed, asset.OutcomeSkipped, asset.OutcomeCanceled, asset.OutcomeInterrupted} {
+				if n := d.Steps.Count(o); n > 0 {
 					counts = append(counts, fmt.Sprintf("%d %s", n, o))
 				}
 			}
@@ -167,7 +167,7 @@ func (c *cli) runsShowCmd() *cobra.Command {
 			t := table(w)
 			shown := 0
 			for _, s := range d.Steps {
-				if !all && (s.Outcome == asset.Materialized || s.Outcome == asset.Reused || s.Outcome == asset.UpToDate) {
+				if !all && (s.Outcome == asset.OutcomeMaterialized || s.Outcome == asset.OutcomeReused || s.Outcome == asset.OutcomeFresh) {
 					continue
 				}
 				if shown == 0 {

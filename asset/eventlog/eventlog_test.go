@@ -16,7 +16,7 @@ import (
 )
 
 func mat(run, key, part, version string) Event {
-	return Event{RunID: run, Kind: Materialized, Key: key, Partition: part,
+	return Event{RunID: run, Kind: KindMaterialization, Key: key, Partition: part,
 		Materialization: &Materialization{DataVersion: version, Rows: 3, Value: &ckpt.StateRef{Name: key, Codec: "json", Compression: "zstd", Chunks: []ckpt.ChunkRef{}}}}
 }
 
@@ -28,10 +28,10 @@ func TestRunsEventsAndState(t *testing.T) {
 			t.Fatal(err)
 		}
 		const run = "20260101T000000-aaaa"
-		l.Append(Event{RunID: run, Kind: StepStart, Key: "a"})
+		l.Append(Event{RunID: run, Kind: KindStepStart, Key: "a"})
 		l.Append(mat(run, "a", "", "v1"))
-		l.Append(Event{RunID: run, Kind: StepStart, Key: "b", Partition: "p1"})
-		l.Append(Event{RunID: run, Kind: StepFailure, Key: "b", Partition: "p1", Error: "boom"})
+		l.Append(Event{RunID: run, Kind: KindStepStart, Key: "b", Partition: "p1"})
+		l.Append(Event{RunID: run, Kind: KindStepFailure, Key: "b", Partition: "p1", Error: "boom"})
 		if err := l.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func TestRunsEventsAndState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantKinds := []Kind{StepStart, Materialized, StepStart, StepFailure}
+		wantKinds := []Kind{KindStepStart, KindMaterialization, KindStepStart, KindStepFailure}
 		if len(evs) != len(wantKinds) {
 			t.Fatalf("got %d events, want %d", len(evs), len(wantKinds))
 		}
@@ -81,14 +81,14 @@ func TestRunsEventsAndState(t *testing.T) {
 			t.Errorf("state of b after success: %+v", states)
 		}
 
-		if err := l.EndRun(ctx, run, Failure, "b failed"); err != nil {
+		if err := l.EndRun(ctx, run, RunFailure, "b failed"); err != nil {
 			t.Fatal(err)
 		}
 		r, err := l.Run(ctx, "20260101T000000")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != Failure || r.Error != "b failed" || r.Ended.IsZero() || string(r.Spec) != `{"selection":"all"}` || r.Root != run {
+		if r.Status != RunFailure || r.Error != "b failed" || r.Ended.IsZero() || string(r.Spec) != `{"selection":"all"}` || r.Root != run {
 			t.Errorf("run after EndRun: %+v", r)
 		}
 	})
@@ -177,7 +177,7 @@ func TestConcurrentWriters(t *testing.T) {
 				run := fmt.Sprintf("w%d", w)
 				for i := range perWriter {
 					key := fmt.Sprintf("k%d", i%keys)
-					l.Append(Event{RunID: run, Kind: StepStart, Key: key})
+					l.Append(Event{RunID: run, Kind: KindStepStart, Key: key})
 					e := mat(run, key, "", fmt.Sprintf("%s-%d", run, i))
 					if i%10 == 0 {
 						if err := l.Record(ctx, e); err != nil {
@@ -222,7 +222,7 @@ func checkConsistent(t *testing.T, l *Log, want, keys int) {
 			t.Fatalf("event id %d twice", e.ID)
 		}
 		seen[e.ID] = true
-		if e.Kind == Materialized {
+		if e.Kind == KindMaterialization {
 			if versions[e.Materialization.DataVersion] {
 				t.Fatalf("materialization %s recorded twice", e.Materialization.DataVersion)
 			}
@@ -318,12 +318,12 @@ func TestBatchCommitsWithoutFlush(t *testing.T) {
 		l := open(Options{BatchSize: 10, FlushInterval: time.Hour})
 		reader := open(Options{})
 		for i := range 9 {
-			l.Append(Event{RunID: "r", Kind: Message, Message: strconv.Itoa(i)})
+			l.Append(Event{RunID: "r", Kind: KindMessage, Message: strconv.Itoa(i)})
 		}
 		if n, err := reader.Count(ctx); err != nil || n != 0 {
 			t.Fatalf("before the batch is full: %d events visible (%v), want 0", n, err)
 		}
-		l.Append(Event{RunID: "r", Kind: Message, Message: "9"})
+		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "9"})
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			n, err := reader.Count(ctx)
@@ -346,7 +346,7 @@ func TestFlushReportsFailure(t *testing.T) {
 		ctx := context.Background()
 		l := open(Options{})
 		l.db.Close() // the database goes away under the log
-		l.Append(Event{RunID: "r", Kind: Message})
+		l.Append(Event{RunID: "r", Kind: KindMessage})
 		if err := l.Flush(ctx); err == nil {
 			t.Fatal("Flush succeeded with the database closed")
 		}
@@ -369,7 +369,7 @@ func TestPrune(t *testing.T) {
 		}
 		l.Append(mat("old1", "a", "", "a1"))
 		l.Append(mat("old1", "b", "", "b1"))
-		l.Append(Event{RunID: "old1", Kind: StepStart, Key: "a"})
+		l.Append(Event{RunID: "old1", Kind: KindStepStart, Key: "a"})
 		l.Append(mat("old2", "a", "", "a2")) // newest of a: kept
 		l.Append(mat("new", "c", "", "c1"))
 		if err := l.Flush(ctx); err != nil {
@@ -429,11 +429,11 @@ func TestAlive(t *testing.T) {
 		run  Run
 		want bool
 	}{
-		{"this process", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now}, true},
-		{"exited process", Run{Status: Started, Host: host, PID: dead.Process.Pid, Heartbeat: now}, false},
-		{"stale heartbeat", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
-		{"other host, recent", Run{Status: Started, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
-		{"finished", Run{Status: Success, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
+		{"this process", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now}, true},
+		{"exited process", Run{Status: RunStarted, Host: host, PID: dead.Process.Pid, Heartbeat: now}, false},
+		{"stale heartbeat", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
+		{"other host, recent", Run{Status: RunStarted, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
+		{"finished", Run{Status: RunSuccess, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
 	}
 	for _, c := range cases {
 		if got := c.run.Alive(lv); got != c.want {

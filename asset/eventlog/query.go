@@ -241,7 +241,7 @@ func scanState(rows *sql.Rows) (State, error) {
 type Pruned struct {
 	Runs   int
 	Events int
-	// Materializations are the removed Materialized events, so that their
+	// Materializations are the removed KindMaterialization events, so that their
 	// owner can delete the values no remaining event references.
 	Materializations []Event
 }
@@ -255,7 +255,7 @@ type Pruned struct {
 func (l *Log) Prune(ctx context.Context, t time.Time) (Pruned, error) {
 	var p Pruned
 	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT run_id FROM {p}asset_runs WHERE status <> ? AND ended_us > 0 AND ended_us < ? ORDER BY created_us`),
-		string(Started), micros(t))
+		string(RunStarted), micros(t))
 	if err != nil {
 		return p, fmt.Errorf("eventlog: prune: %w", err)
 	}
@@ -288,7 +288,7 @@ func (l *Log) pruneRun(ctx context.Context, id string, p *Pruned) error {
 		return fmt.Errorf("eventlog: prune run %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	mats, err := tx.QueryContext(ctx, l.d.q(`SELECT id, body FROM {p}asset_events WHERE run_id = ? AND kind = ? AND id NOT IN (`+keptEvents+`)`), id, string(Materialized))
+	mats, err := tx.QueryContext(ctx, l.d.q(`SELECT id, body FROM {p}asset_events WHERE run_id = ? AND kind = ? AND id NOT IN (`+keptEvents+`)`), id, string(KindMaterialization))
 	if err != nil {
 		return fmt.Errorf("eventlog: prune run %s: %w", id, err)
 	}

@@ -38,7 +38,7 @@ func (l *Log) CreateRun(ctx context.Context, r Run) error {
 		r.Root = r.ID
 	}
 	if r.Status == "" {
-		r.Status = Started
+		r.Status = RunStarted
 	}
 	if r.Created.IsZero() {
 		r.Created = time.Now()
@@ -205,7 +205,7 @@ func (l *Log) Chain(ctx context.Context, id string) ([]Run, error) {
 	return chain, nil
 }
 
-// Liveness decides whether a run marked Started still has a live process.
+// Liveness decides whether a run marked RunStarted still has a live process.
 type Liveness struct {
 	// DeadAfter: a run whose last heartbeat is older than this is dead.
 	DeadAfter time.Duration
@@ -213,12 +213,12 @@ type Liveness struct {
 	Now time.Time
 }
 
-// Alive reports whether r is running: its status is Started, its heartbeat
+// Alive reports whether r is running: its status is RunStarted, its heartbeat
 // is recent, and, when it runs on this host, its process exists. A run that
 // is not alive and not finished died (killed, or its machine stopped) and
 // may be resumed.
 func (r *Run) Alive(lv Liveness) bool {
-	if r.Status != Started {
+	if r.Status != RunStarted {
 		return false
 	}
 	now := lv.Now

@@ -44,7 +44,7 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range st {
-		if a.State != asset.Fresh {
+		if a.State != asset.StateFresh {
 			t.Errorf("%s is %s", a.Key, a.State)
 		}
 	}
