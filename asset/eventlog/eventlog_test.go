@@ -501,3 +501,43 @@ func TestStatesOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchPathSchemaCreated: a PostgreSQL log whose URL names a
+// search_path schema that does not exist yet creates it, as Options.Schema
+// does, and keeps its tables there.
+func TestSearchPathSchemaCreated(t *testing.T) {
+	ctx := context.Background()
+	schema := testSchema(t)
+	u := postgresURL() + "&search_path=" + schema
+	if !strings.Contains(postgresURL(), "?") {
+		u = postgresURL() + "?search_path=" + schema
+	}
+	l, err := Open(ctx, u, Options{})
+	if err != nil {
+		t.Fatalf("open with search_path=%s: %v", schema, err)
+	}
+	defer l.Close()
+	if err := l.CreateRun(ctx, Run{ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+schema+`".asset_runs`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("runs in schema %s: %d, %v; want 1", schema, n, err)
+	}
+}
+
+func TestFirstSchema(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "",
+		"Events":            "events",
+		`"$user", public`:   "public",
+		`$user,Mine`:        "mine",
+		` "My ""x"" s" , b`: `My "x" s`,
+		`"", , "a,b"`:       "a,b",
+		`"$user"`:           "",
+	} {
+		if got := firstSchema(in); got != want {
+			t.Errorf("firstSchema(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -120,9 +120,9 @@ func (l *Log) migrate(ctx context.Context) error {
 			return fmt.Errorf("eventlog: migrate %s: lock: %w", l, err)
 		}
 	}
-	if l.d.name == "postgres" && l.opts.Schema != "" {
-		if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS "`+l.opts.Schema+`"`); err != nil {
-			return fmt.Errorf("eventlog: create schema %s: %w", l.opts.Schema, err)
+	if l.d.name == "postgres" {
+		if err := l.createSchema(ctx, tx); err != nil {
+			return err
 		}
 	}
 	for _, s := range ddl {
@@ -153,4 +153,73 @@ func (l *Log) migrate(ctx context.Context) error {
 		return fmt.Errorf("eventlog: migrate %s: %w", l, err)
 	}
 	return nil
+}
+
+// createSchema creates the PostgreSQL schema the tables go in when it does
+// not exist yet: Options.Schema, or else the first schema of the
+// connection's search_path (a search_path=NAME parameter of the URL).
+func (l *Log) createSchema(ctx context.Context, tx *sql.Tx) error {
+	name := l.opts.Schema
+	if name == "" {
+		var cur sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
+			return fmt.Errorf("eventlog: migrate %s: %w", l, err)
+		}
+		if cur.Valid {
+			return nil // the tables go in an existing schema
+		}
+		var path string
+		if err := tx.QueryRowContext(ctx, `SELECT current_setting('search_path')`).Scan(&path); err != nil {
+			return fmt.Errorf("eventlog: migrate %s: %w", l, err)
+		}
+		if name = firstSchema(path); name == "" {
+			return fmt.Errorf("eventlog: %s: the search_path %q names no schema to create the tables in: name one (search_path=NAME in the URL)", l, path)
+		}
+	}
+	quoted := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+	if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+quoted); err != nil {
+		return fmt.Errorf("eventlog: %s: create schema %s: %w", l, quoted, err)
+	}
+	return nil
+}
+
+// firstSchema returns the first schema a PostgreSQL search_path names, as
+// the server reads it: unquoted names in lower case, quoted ones as they
+// are; "$user" (the role's own schema) and empty entries are passed over.
+func firstSchema(path string) string {
+	for len(path) > 0 {
+		path = strings.TrimLeft(path, " \t")
+		var item string
+		if strings.HasPrefix(path, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(path); i++ {
+				if path[i] == '"' {
+					if i+1 < len(path) && path[i+1] == '"' {
+						b.WriteByte('"')
+						i++
+						continue
+					}
+					break
+				}
+				b.WriteByte(path[i])
+			}
+			item, path = b.String(), path[min(i+1, len(path)):]
+			if item == "$user" {
+				item = ""
+			}
+		} else {
+			item, path, _ = strings.Cut(path, ",")
+			item = strings.ToLower(strings.TrimSpace(item))
+			if item == "$user" {
+				item = ""
+			}
+		}
+		path = strings.TrimLeft(path, " \t")
+		path = strings.TrimPrefix(path, ",")
+		if item != "" {
+			return item
+		}
+	}
+	return ""
 }
