@@ -704,3 +704,42 @@ func TestRunDetailsAgreeWithRun(t *testing.T) {
 	}
 	logAgrees(t, in, run, "clean")
 }
+
+// TestLivenessByTheRunsOwnSettings: a run that beats rarely is judged by
+// its own heartbeat interval, not by the shorter deadline of the process
+// that looks at it: resuming it is refused while it runs.
+func TestLivenessByTheRunsOwnSettings(t *testing.T) {
+	e := newEnv(t)
+	p := newPipeline(nil)
+	started, release := make(chan string, 1), make(chan struct{})
+	p.hook = func(c *asset.Context) {
+		if c.Key == "clean" {
+			started <- c.RunID
+			<-release
+		}
+	}
+	slow := e.open(t, p.g, func(c *asset.Config) { c.HeartbeatInterval = time.Hour })
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Materialize(tctx, asset.MaterializeOptions{})
+		done <- err
+	}()
+	id := <-started
+	// Its heartbeat, recorded when it started, is already older than
+	// this instance's deadline.
+	eager := e.open(t, newPipeline(nil).g, func(c *asset.Config) { c.HeartbeatInterval, c.DeadAfter = time.Millisecond, time.Nanosecond })
+	d, err := eager.RunDetails(tctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Alive || d.HeartbeatInterval != time.Hour {
+		t.Errorf("the running run: alive %v, heartbeat interval %s; want alive, 1h", d.Alive, d.HeartbeatInterval)
+	}
+	if _, err := eager.Resume(tctx, id, asset.ResumeOptions{}); !errors.Is(err, asset.ErrRunActive) {
+		t.Errorf("resuming the running run: %v, want ErrRunActive", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the run: %v", err)
+	}
+}

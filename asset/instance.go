@@ -43,7 +43,9 @@ type Config struct {
 	// HeartbeatInterval is how often a run records that it is alive; 0
 	// means 5s. DeadAfter is how old a run's last heartbeat must be for the
 	// run to count as dead when its process cannot be checked (another
-	// host); 0 means 6 heartbeats.
+	// host); 0 means 6 heartbeats. A run records both, and every process
+	// judges it by them, whatever its own settings; these judge only runs
+	// that recorded none.
 	HeartbeatInterval time.Duration
 	DeadAfter         time.Duration
 	// WorkDir is where runs restore File values; empty means os.TempDir().

@@ -202,6 +202,7 @@ func (in *Instance) start(ctx context.Context, r eventlog.Run, spec *runSpec, p 
 	r.Host, r.PID = host, os.Getpid()
 	r.Status = eventlog.RunStarted
 	r.Created = time.Now()
+	r.HeartbeatInterval, r.DeadAfter = in.cfg.HeartbeatInterval, in.cfg.DeadAfter
 	var err error
 	if r.Spec, err = json.Marshal(spec); err != nil {
 		return nil, fmt.Errorf("asset: encode run spec: %w", err)

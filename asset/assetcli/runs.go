@@ -149,7 +149,11 @@ func (c *cli) runsShowCmd() *cobra.Command {
 			if !d.Ended.IsZero() {
 				fmt.Fprintf(w, "ended      %s (%s)\n", d.Ended.Local().Format(time.RFC3339), d.Ended.Sub(d.Created).Round(time.Millisecond))
 			} else {
-				fmt.Fprintf(w, "heartbeat  %s\n", d.Heartbeat.Local().Format(time.RFC3339))
+				fmt.Fprintf(w, "heartbeat  %s", d.Heartbeat.Local().Format(time.RFC3339))
+				if d.HeartbeatInterval > 0 {
+					fmt.Fprintf(w, " (every %s)", d.HeartbeatInterval)
+				}
+				fmt.Fprintln(w)
 			}
 			if len(d.Chain) > 0 {
 				fmt.Fprintf(w, "resumes    %s\n", strings.Join(d.Chain, " <- "))

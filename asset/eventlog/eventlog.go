@@ -76,6 +76,12 @@ type Run struct {
 	Spec json.RawMessage `json:"spec,omitempty"`
 	// Error says why it failed or was canceled.
 	Error string `json:"error,omitempty"`
+	// HeartbeatInterval is how often the run's process records a
+	// heartbeat; DeadAfter how old its last heartbeat may be before the
+	// run counts as dead (zero: six intervals). Other processes judge the
+	// run by these, whatever their own settings (see Alive).
+	HeartbeatInterval time.Duration `json:"heartbeat_interval_ns,omitempty"`
+	DeadAfter         time.Duration `json:"dead_after_ns,omitempty"`
 }
 
 // Kind is the kind of an event.

@@ -434,6 +434,12 @@ func TestAlive(t *testing.T) {
 		{"stale heartbeat", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
 		{"other host, recent", Run{Status: RunStarted, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
 		{"finished", Run{Status: RunSuccess, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
+		// A run is judged by the liveness settings it recorded, not by the
+		// judge's.
+		{"long interval of its own", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-2 * time.Minute), HeartbeatInterval: time.Minute}, true},
+		{"long deadline of its own", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute), DeadAfter: time.Hour}, true},
+		{"six of its intervals missed", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-7 * time.Second), HeartbeatInterval: time.Second}, false},
+		{"its own deadline passed", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-11 * time.Second), HeartbeatInterval: time.Second, DeadAfter: 10 * time.Second}, false},
 	}
 	for _, c := range cases {
 		if got := c.run.Alive(lv); got != c.want {
@@ -540,4 +546,41 @@ func TestFirstSchema(t *testing.T) {
 			t.Errorf("firstSchema(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestUpgradeFromSchema1: a log of the first schema (no liveness settings
+// in its runs; a fresh step recorded as a skip) is upgraded when opened.
+func TestUpgradeFromSchema1(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "old"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, Event{RunID: "old", Kind: KindStepFresh, Key: "a", Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`ALTER TABLE {p}asset_runs DROP COLUMN heartbeat_interval_us`,
+			`ALTER TABLE {p}asset_runs DROP COLUMN dead_after_us`,
+			`UPDATE {p}asset_events SET kind = 'step_skipped', body = '{"run_id":"old","time":"2026-01-01T00:00:00Z","kind":"step_skipped","key":"a","message":"fresh: its upstream kept the data versions it was computed from"}'`,
+			`UPDATE {p}asset_meta SET v = '1' WHERE k = 'schema_version'`,
+		} {
+			if _, err := l.db.ExecContext(ctx, l.d.q(q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l = open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "new", HeartbeatInterval: time.Second, DeadAfter: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.Run(ctx, "new")
+		if err != nil || r.HeartbeatInterval != time.Second || r.DeadAfter != time.Minute {
+			t.Errorf("run after the upgrade: %+v, %v", r, err)
+		}
+		evs, err := l.Events(ctx, EventFilter{Runs: []string{"old"}})
+		if err != nil || len(evs) != 1 || evs[0].Kind != KindStepFresh || evs[0].Kind.Outcome() != OutcomeFresh {
+			t.Errorf("events of the old run: %+v, %v; want one %s", evs, err, KindStepFresh)
+		}
+	})
 }

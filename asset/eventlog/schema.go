@@ -12,7 +12,7 @@ import (
 // schemaVersion is the version of the tables this package writes. A log
 // whose recorded version is higher was written by a newer ckpt and is
 // refused rather than misread; a lower one is migrated forward.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // dialect holds what differs between the backends; the SQL is otherwise
 // shared, written with ? placeholders.
@@ -77,7 +77,9 @@ var ddl = []string{
 		host TEXT NOT NULL DEFAULT '',
 		pid INTEGER NOT NULL DEFAULT 0,
 		spec TEXT NOT NULL DEFAULT '',
-		error TEXT NOT NULL DEFAULT ''
+		error TEXT NOT NULL DEFAULT '',
+		heartbeat_interval_us BIGINT NOT NULL DEFAULT 0,
+		dead_after_us BIGINT NOT NULL DEFAULT 0
 	)`,
 	// A run is resumed at most once: two processes resuming the same run
 	// at the same instant cannot both start a child.
@@ -105,6 +107,19 @@ var ddl = []string{
 		fail_body TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (asset_key, partition_key)
 	)`,
+}
+
+// upgrades[v] takes tables of version v+1 to version v+2.
+var upgrades = [][]string{
+	// 1 -> 2: runs record their liveness settings; a step found fresh is
+	// an event of its own kind (it was a skip whose message began with
+	// "fresh").
+	{
+		`ALTER TABLE {p}asset_runs ADD COLUMN heartbeat_interval_us BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE {p}asset_runs ADD COLUMN dead_after_us BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE {p}asset_events SET kind = 'step_fresh', body = replace(body, '"kind":"step_skipped"', '"kind":"step_fresh"')
+			WHERE kind = 'step_skipped' AND body LIKE '%"message":"fresh%'`,
+	},
 }
 
 // migrate creates the tables, or checks that their version is one this
@@ -147,6 +162,21 @@ func (l *Log) migrate(ctx context.Context) error {
 		}
 		if n > schemaVersion {
 			return fmt.Errorf("eventlog: %s was written by a newer ckpt (schema %d; this one reads %d): upgrade ckpt", l, n, schemaVersion)
+		}
+		if n < 1 {
+			return fmt.Errorf("eventlog: %s: bad schema version %d", l, n)
+		}
+		if n < schemaVersion {
+			for _, up := range upgrades[n-1:] {
+				for _, q := range up {
+					if _, err := tx.ExecContext(ctx, l.d.q(q)); err != nil {
+						return fmt.Errorf("eventlog: upgrade %s from schema %d: %w", l, n, err)
+					}
+				}
+			}
+			if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE {p}asset_meta SET v = ? WHERE k = 'schema_version'`), strconv.Itoa(schemaVersion)); err != nil {
+				return fmt.Errorf("eventlog: upgrade %s: %w", l, err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
