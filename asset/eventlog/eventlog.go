@@ -41,6 +41,8 @@ var (
 	ErrAlreadyResumed = errors.New("run already resumed")
 	// ErrClosed: the log was used after Close.
 	ErrClosed = errors.New("event log closed")
+	// ErrCorrupt: the log's file is damaged (SQLite).
+	ErrCorrupt = errors.New("damaged")
 )
 
 // RunStatus is where a run is in its life. A run whose process died stays

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -583,4 +584,104 @@ func TestUpgradeFromSchema1(t *testing.T) {
 			t.Errorf("events of the old run: %+v, %v; want one %s", evs, err, KindStepFresh)
 		}
 	})
+}
+
+// damageIndex halves the entry count of a leaf page of the index of
+// events by run in the SQLite file of l, so that the index still parses
+// but no longer lists every event, or (offEnd) makes the cells of its
+// root page run off the page, which reads fail on.
+func damageIndex(t *testing.T, l *Log, path string, offEnd bool) {
+	t.Helper()
+	var root, size int64
+	if err := l.db.QueryRow(`SELECT rootpage FROM sqlite_master WHERE name = 'asset_events_run'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, size)
+	if _, err := f.ReadAt(page, (root-1)*size); err != nil {
+		t.Fatal(err)
+	}
+	if page[0] != 2 {
+		t.Fatalf("the index's root page is of type %d, want an interior page (2): add events", page[0])
+	}
+	if offEnd {
+		for i := len(page) - 60; i < len(page)-20; i++ {
+			page[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(page, (root-1)*size); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	leaf := int64(page[8])<<24 | int64(page[9])<<16 | int64(page[10])<<8 | int64(page[11]) // its rightmost child
+	if _, err := f.ReadAt(page, (leaf-1)*size); err != nil {
+		t.Fatal(err)
+	}
+	n := (int(page[3])<<8 | int(page[4])) / 2
+	page[3], page[4] = byte(n>>8), byte(n)
+	if _, err := f.WriteAt(page, (leaf-1)*size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedIndexDetected: a SQLite log whose index lost entries (it
+// would hide events from every query that uses it) is refused when opened,
+// with ErrCorrupt and a message that names the index and what to do.
+func TestDamagedIndexDetected(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	l, err := OpenSQLite(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		l.Append(mat("r", fmt.Sprintf("k%d", i%50), "", strconv.Itoa(i)))
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	damageIndex(t, l, path, false)
+	l.Close()
+	l, err = OpenSQLite(ctx, path, Options{})
+	if err == nil {
+		evs, _ := l.Events(ctx, EventFilter{Runs: []string{"r"}})
+		l.Close()
+		t.Fatalf("a damaged log opened (and shows %d of 2000 events)", len(evs))
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "asset_events_run") || !strings.Contains(err.Error(), "REINDEX") {
+		t.Errorf("opening a damaged log: %v; want ErrCorrupt naming the index and the repair", err)
+	}
+}
+
+// TestDamageFoundByARead: damage that appears after the log was opened
+// fails the read that finds it with ErrCorrupt.
+func TestDamageFoundByARead(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	l, err := OpenSQLite(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 2000 {
+		l.Append(mat("r", fmt.Sprintf("k%d", i%50), "", strconv.Itoa(i)))
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.db.SetMaxIdleConns(0) // every query reads the file afresh
+	damageIndex(t, l, path, true)
+	if _, err := l.Events(ctx, EventFilter{Runs: []string{"r"}}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("reading through a damaged index: %v, want ErrCorrupt", err)
+	}
 }

@@ -93,11 +93,11 @@ func (l *Log) Run(ctx context.Context, id string) (Run, error) {
 	}
 	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT `+runColumns+` FROM {p}asset_runs WHERE run_id LIKE ? ESCAPE '\' ORDER BY run_id LIMIT 2`), likePrefix(id))
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	runs, err := collectRuns(rows)
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	switch len(runs) {
 	case 0:
@@ -114,7 +114,7 @@ func (l *Log) runExact(ctx context.Context, id string) (Run, error) {
 		return Run{}, fmt.Errorf("eventlog: run %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	return r, nil
 }
@@ -175,11 +175,11 @@ func (l *Log) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	}
 	rows, err := l.db.QueryContext(ctx, l.d.q(q), args...)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: list runs: %w", err)
+		return nil, fmt.Errorf("eventlog: list runs: %w", l.classify(err))
 	}
 	runs, err := collectRuns(rows)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: list runs: %w", err)
+		return nil, fmt.Errorf("eventlog: list runs: %w", l.classify(err))
 	}
 	return runs, nil
 }
