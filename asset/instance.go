@@ -163,6 +163,43 @@ func (in *Instance) Liveness() eventlog.Liveness {
 	return eventlog.Liveness{DeadAfter: in.cfg.DeadAfter}
 }
 
+// CheckEventLog returns an error wrapping ErrEventLogEmpty when the event
+// log has no runs but the store holds asset values: the log is likely not
+// the one they were recorded in (opening a mistyped location creates a
+// new, empty log), and everything would look never materialized. Values
+// small enough to live in the event log itself leave nothing in the store:
+// a graph of only such values is not detected.
+func (in *Instance) CheckEventLog(ctx context.Context) error {
+	runs, err := in.log.Runs(ctx, eventlog.RunFilter{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("asset: %w", err)
+	}
+	if len(runs) > 0 {
+		return nil
+	}
+	names, err := in.st.List(ctx, in.prefix)
+	if err != nil {
+		return fmt.Errorf("asset: list the values in the store: %w", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	where := in.cfg.Store
+	if where == "" {
+		where = ckpt.DefaultStore
+	}
+	return fmt.Errorf("asset: the event log at %s is %w but the store %s holds %d value %s: is it the event log they were recorded in?",
+		in.log, ErrEventLogEmpty, where, len(names), plural(len(names), "blob", "blobs"))
+}
+
+// plural returns one or many, as n asks.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // Close closes what Open opened. Runs must have returned.
 func (in *Instance) Close() error {
 	var errs []error

@@ -77,10 +77,14 @@ type StatusOptions struct {
 
 // Status reports fresh, stale, missing or failed for every partition of
 // the selected assets, from the event log's latest materializations and
-// failures.
+// failures. An event log that looks like the wrong one (see
+// CheckEventLog) is an error, not "everything missing".
 func (in *Instance) Status(ctx context.Context, o StatusOptions) ([]AssetStatus, error) {
 	nodes, err := in.g.selectNodes(o.Selection)
 	if err != nil {
+		return nil, err
+	}
+	if err := in.CheckEventLog(ctx); err != nil {
 		return nil, err
 	}
 	ev, err := in.evaluate(ctx, nodes, in.cfg.Now())

@@ -75,7 +75,7 @@ lists them, and --partition picks some (keys or ranges "first...last").`,
 			}
 			st, err := in.Status(cmd.Context(), asset.StatusOptions{Selection: sel})
 			if err != nil {
-				return err
+				return withEventsHint(err)
 			}
 			if items := partItems(parts); items != nil {
 				for i := range st {
@@ -208,8 +208,12 @@ a second one ends the process at once, which is as safe.`,
 				for _, s := range plan {
 					fmt.Fprintln(c.out(cmd), s)
 				}
-				c.infof(cmd, "%d to compute\n", len(plan))
+				c.infof(cmd, "%s to compute\n", count(len(plan), "step", "steps"))
 				return nil
+			}
+			if err := checkEventLog(cmd, in); err != nil && !c.quiet {
+				// Not an error: computing again is correct, only slow.
+				fmt.Fprintf(c.errw(cmd), "%s: warning: %s\n", c.o.Name, message(err))
 			}
 			ctx, stop := signalContext(cmd)
 			defer stop()

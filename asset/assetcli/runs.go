@@ -1,6 +1,7 @@
 package assetcli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -56,6 +57,11 @@ func (c *cli) runsListCmd() *cobra.Command {
 			runs, err := in.EventLog().Runs(cmd.Context(), f)
 			if err != nil {
 				return err
+			}
+			if len(runs) == 0 {
+				if err := checkEventLog(cmd, in); err != nil {
+					return err
+				}
 			}
 			type row struct {
 				eventlog.Run
@@ -167,7 +173,7 @@ func (c *cli) runsShowCmd() *cobra.Command {
 					counts = append(counts, fmt.Sprintf("%d %s", n, o))
 				}
 			}
-			fmt.Fprintf(w, "steps      %d planned: %s\n", d.Planned, dash(strings.Join(counts, ", ")))
+			fmt.Fprintf(w, "steps      %s planned: %s\n", count(d.Planned, "step", "steps"), dash(strings.Join(counts, ", ")))
 			t := table(w)
 			shown := 0
 			for _, s := range d.Steps {
@@ -204,7 +210,8 @@ func (c *cli) resumeCmd() *cobra.Command {
 the newest run already resuming it: everything its chain of runs
 materialized is reused, and only failed and never-run assets (and
 partitions) are computed. A run whose process was killed is detected as
-dead and can be resumed; a live one is refused (exit code 4).`,
+dead and can be resumed; a live one is refused (exit code 4). Resuming a
+run whose chain already succeeded does nothing and exits 0.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := c.open(cmd)
@@ -220,6 +227,14 @@ dead and can be resumed; a live one is refused (exit code 4).`,
 			defer stop()
 			o.Progress = c.progress(cmd)
 			run, err := in.Resume(ctx, id, o)
+			if errors.Is(err, asset.ErrNothingToResume) {
+				// As a finished job is: done, nothing to do.
+				if c.json {
+					return c.printJSON(cmd, map[string]string{"message": message(err)})
+				}
+				c.infof(cmd, "%s\n", message(err))
+				return nil
+			}
 			return c.finish(cmd, run, err)
 		},
 	}
@@ -255,9 +270,9 @@ those removed materializations referenced (refused while a run is alive).`,
 			if c.json {
 				return c.printJSON(cmd, res)
 			}
-			c.infof(cmd, "removed %d events and %d runs", res.Events, res.Runs)
+			c.infof(cmd, "removed %s and %s", count(res.Events, "event", "events"), count(res.Runs, "run", "runs"))
 			if values {
-				c.infof(cmd, ", %d value blobs", res.Blobs)
+				c.infof(cmd, ", %s", count(res.Blobs, "value blob", "value blobs"))
 			}
 			c.infof(cmd, "\n")
 			return nil
