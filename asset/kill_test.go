@@ -90,6 +90,15 @@ func child(mode string) int {
 	return 0
 }
 
+// skipShort skips a test that kills child processes under -short; they
+// run in the full test suite.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("kills child processes: runs without -short")
+	}
+}
+
 // proc is a running child.
 type proc struct {
 	cmd   *exec.Cmd
@@ -159,6 +168,7 @@ func (p *proc) next(t *testing.T) string {
 // only that asset and what depends on it; every value equals a clean
 // run's.
 func TestSIGKILLThenResume(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	c := startChild(t, "pipeline", e, "CKPT_ASSET_BLOCK=joined")
 	var before []string
@@ -243,6 +253,7 @@ func backfillWant(parts int) (map[string]int, int) {
 // and again, resuming each time from the first run's id. No partition is
 // ever materialized twice, and the result is a clean run's.
 func TestBackfillKilledRepeatedly(t *testing.T) {
+	skipShort(t)
 	parts, kills := 150, 2
 	if os.Getenv("CKPT_LONG") == "1" {
 		parts, kills = 5000, 20
@@ -346,6 +357,7 @@ func fileGraph(dir string, hook func(*asset.Context)) *asset.Graph {
 // File value leaves the restored copy in its work directory; resuming it
 // removes that, and the resumed run's own.
 func TestSIGKILLLeavesNoRestoredFiles(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	work := t.TempDir()
 	c := startChild(t, "file", e, "CKPT_ASSET_BLOCK=digest", "CKPT_ASSET_WORK="+work)

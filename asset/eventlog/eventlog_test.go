@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ckptdev/ckpt"
@@ -309,37 +310,6 @@ func writerProcess(path string) error {
 		}
 	}
 	return l.Close()
-}
-
-// TestBatchCommitsWithoutFlush: a full batch is committed by the writer on
-// its own, and queued events are invisible until then.
-func TestBatchCommitsWithoutFlush(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
-		ctx := context.Background()
-		l := open(Options{BatchSize: 10, FlushInterval: time.Hour})
-		reader := open(Options{})
-		for i := range 9 {
-			l.Append(Event{RunID: "r", Kind: KindMessage, Message: strconv.Itoa(i)})
-		}
-		if n, err := reader.Count(ctx); err != nil || n != 0 {
-			t.Fatalf("before the batch is full: %d events visible (%v), want 0", n, err)
-		}
-		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "9"})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n, err := reader.Count(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 10 {
-				break
-			}
-			if n != 0 || time.Now().After(deadline) {
-				t.Fatalf("%d events visible, want all 10 of the full batch", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
 }
 
 func TestFlushReportsFailure(t *testing.T) {
@@ -684,4 +654,50 @@ func TestDamageFoundByARead(t *testing.T) {
 	if _, err := l.Events(ctx, EventFilter{Runs: []string{"r"}}); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("reading through a damaged index: %v, want ErrCorrupt", err)
 	}
+}
+
+// TestBatchTiming: a queued event is committed by the writer on its own
+// when the batch is full or FlushInterval after it was queued, and not
+// before (on a fake clock: no wall-clock wait).
+func TestBatchTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "events.db")
+		l, err := OpenSQLite(ctx, path, Options{BatchSize: 10, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		visible := func() int64 {
+			t.Helper()
+			n, err := l.Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "first"})
+		time.Sleep(time.Hour - time.Second)
+		synctest.Wait()
+		if n := visible(); n != 0 {
+			t.Fatalf("%d events committed before FlushInterval, want 0", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := visible(); n != 1 {
+			t.Fatalf("%d events committed FlushInterval after the first, want 1", n)
+		}
+		for i := range 9 {
+			l.Append(Event{RunID: "r", Kind: KindMessage, Message: strconv.Itoa(i)})
+		}
+		synctest.Wait()
+		if n := visible(); n != 1 {
+			t.Fatalf("%d events committed with 9 queued, want 1", n)
+		}
+		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "9"})
+		synctest.Wait()
+		if n := visible(); n != 11 {
+			t.Fatalf("%d events committed once the batch is full, want 11", n)
+		}
+	})
 }
