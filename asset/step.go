@@ -207,30 +207,9 @@ func (x *execution) resolve(s *step) ([]resolved, map[string]string, error) {
 // attempt loads the inputs, computes and saves the value once.
 func (x *execution) attempt(ctx context.Context, s *step, ins []resolved, versions map[string]string, attempt int) (any, *eventlog.Materialization, *Context, error) {
 	n := s.n
-	dir := x.in.runDir(x.run.ID)
-	vals := make([]any, len(ins))
-	for i, r := range ins {
-		if !r.d.all {
-			v, err := x.in.loadValue(ctx, r.u, r.mats[0].Materialization, dir)
-			if err != nil {
-				return nil, nil, nil, err
-			}
-			vals[i] = v
-			continue
-		}
-		m := reflect.MakeMapWithSize(reflect.MapOf(reflect.TypeFor[string](), r.u.out), len(r.parts))
-		for j, up := range r.parts {
-			v, err := x.in.loadValue(ctx, r.u, r.mats[j].Materialization, dir)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("partition %s: %w", up, err)
-			}
-			rv := reflect.Zero(r.u.out)
-			if v != nil {
-				rv = reflect.ValueOf(v)
-			}
-			m.SetMapIndex(reflect.ValueOf(up), rv)
-		}
-		vals[i] = m.Interface()
+	vals, err := x.loadInputs(ctx, ins)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	c := &Context{Context: ctx, Key: n.key, Partition: s.part, RunID: x.run.ID, Attempt: attempt,
 		Log: x.in.logger.With("run", x.run.ID, "asset", n.key, "partition", s.part), deps: n.deps, inputs: vals}
@@ -260,6 +239,38 @@ func (x *execution) attempt(ctx context.Context, s *step, ins []resolved, versio
 		return nil, nil, c, err
 	}
 	return v, m, c, nil
+}
+
+// loadInputs reads the values of a step's inputs from the store: one
+// value per input, or a map of partition to value for an input that reads
+// every partition.
+func (x *execution) loadInputs(ctx context.Context, ins []resolved) ([]any, error) {
+	dir := x.in.runDir(x.run.ID)
+	vals := make([]any, len(ins))
+	for i, r := range ins {
+		if !r.d.all {
+			v, err := x.in.loadValue(ctx, r.u, r.mats[0].Materialization, dir)
+			if err != nil {
+				return nil, err
+			}
+			vals[i] = v
+			continue
+		}
+		m := reflect.MakeMapWithSize(reflect.MapOf(reflect.TypeFor[string](), r.u.out), len(r.parts))
+		for j, up := range r.parts {
+			v, err := x.in.loadValue(ctx, r.u, r.mats[j].Materialization, dir)
+			if err != nil {
+				return nil, fmt.Errorf("partition %s: %w", up, err)
+			}
+			rv := reflect.Zero(r.u.out)
+			if v != nil {
+				rv = reflect.ValueOf(v)
+			}
+			m.SetMapIndex(reflect.ValueOf(up), rv)
+		}
+		vals[i] = m.Interface()
+	}
+	return vals, nil
 }
 
 // callSafely calls f, turning a panic into an error with its stack.

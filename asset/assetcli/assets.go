@@ -327,6 +327,11 @@ func (c *cli) historyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(evs) == 0 {
+				if err := checkEventLog(cmd, in); err != nil {
+					return err
+				}
+			}
 			if c.json {
 				return c.printJSON(cmd, evs)
 			}
