@@ -404,10 +404,10 @@ func (x *execution) verdict(ctx context.Context, r *Run) (eventlog.RunStatus, st
 	}
 	switch {
 	case canceled > 0:
-		msg := fmt.Sprintf("canceled: %d of %d steps not done", canceled+failed+skipped, len(r.Steps))
+		msg := fmt.Sprintf("canceled: %d of %d %s not done", canceled+failed+skipped, len(r.Steps), plural(len(r.Steps), "step", "steps"))
 		return eventlog.RunCanceled, msg, fmt.Errorf("asset: run %s %s: %w (%w); resume it to go on", r.ID, msg, ErrRunCanceled, context.Cause(ctx))
 	case failed > 0:
-		msg := fmt.Sprintf("%d of %d steps failed, %d skipped; first: %s", failed, len(r.Steps), skipped, first)
+		msg := fmt.Sprintf("%d of %d %s failed, %d skipped; first: %s", failed, len(r.Steps), plural(len(r.Steps), "step", "steps"), skipped, first)
 		return eventlog.RunFailure, msg, fmt.Errorf("asset: run %s: %w: %s", r.ID, ErrRunFailed, msg)
 	}
 	return eventlog.RunSuccess, "", nil

@@ -383,4 +383,10 @@ func TestMessagesForPeople(t *testing.T) {
 	contains(t, "dry run of one", c.ok("assets", "materialize", "--dry-run"), "1 step to compute")
 	c.ok("assets", "materialize")
 	contains(t, "runs show of one", c.ok("runs", "show", "last"), "1 step planned: 1 materialized")
+
+	bad := asset.New()
+	asset.Define(bad, asset.Spec{Key: "bad"}, func(c *asset.Context) (int, error) { return 0, errors.New("boom") })
+	c = &cli{t: t, g: bad, store: filepath.Join(t.TempDir(), "store")}
+	_, _, errs = c.run("assets", "materialize")
+	contains(t, "a failed run of one", errs, "1 of 1 step failed, 0 skipped")
 }
