@@ -261,14 +261,37 @@ func (c *cli) printJSON(cmd *cobra.Command, v any) error {
 
 // signalContext is cmd's context, canceled by the first SIGINT or
 // SIGTERM; a second one ends the process at once (the run is resumable
-// either way).
+// either way). Both are caught however the process was started (a shell
+// starts a background job with SIGINT ignored), and a second signal that
+// follows the first at once is not lost.
 func signalContext(cmd *cobra.Command) (context.Context, func()) {
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(cmd.Context())
+	done := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		stop() // the next signal gets the default action
+		var first os.Signal
+		select {
+		case first = <-sigs:
+			cancel(fmt.Errorf("%w by %v", context.Canceled, first))
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			n := 0
+			if sn, ok := s.(syscall.Signal); ok {
+				n = int(sn)
+			}
+			os.Exit(128 + n)
+		case <-done:
+		}
 	}()
-	return ctx, stop
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 // usageError is a bad flag or argument.
