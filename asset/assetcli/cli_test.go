@@ -311,7 +311,7 @@ func TestEmptyEventLogBesideValues(t *testing.T) {
 	c := &cli{t: t, g: g, store: filepath.Join(t.TempDir(), "store")}
 	c.ok("assets", "materialize")
 	wrong := filepath.Join(t.TempDir(), "events.db")
-	for _, args := range [][]string{{"assets", "status"}, {"assets", "history", "big"}, {"runs", "list"}, {"runs", "resume", "last"}} {
+	for _, args := range [][]string{{"assets", "status"}, {"assets", "history", "big"}, {"runs", "list"}, {"runs", "resume", "last"}, {"runs", "show", "20260101T000000-0123abcd"}, {"runs", "resume", "20260101T000000"}} {
 		code, out, errs := c.run(append(args, "--events", wrong)...)
 		if code != assetcli.ExitError || !strings.Contains(errs, "the event log at sqlite:"+wrong+" is empty but the store") || !strings.Contains(errs, "--events") {
 			t.Errorf("%v with an empty event log: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errs)

@@ -128,7 +128,7 @@ func (c *cli) runsShowCmd() *cobra.Command {
 			}
 			d, err := in.RunDetails(cmd.Context(), id)
 			if err != nil {
-				return err
+				return runNotFound(cmd, in, err)
 			}
 			if c.json {
 				return c.printJSON(cmd, d)
@@ -227,6 +227,9 @@ run whose chain already succeeded does nothing and exits 0.`,
 			defer stop()
 			o.Progress = c.progress(cmd)
 			run, err := in.Resume(ctx, id, o)
+			if run == nil {
+				err = runNotFound(cmd, in, err)
+			}
 			if errors.Is(err, asset.ErrNothingToResume) {
 				// As a finished job is: done, nothing to do.
 				if c.json {
@@ -282,4 +285,15 @@ those removed materializations referenced (refused while a run is alive).`,
 	cmd.Flags().BoolVar(&values, "values", false, "also delete stored values nothing else references")
 	cmd.Flags().BoolVar(&c.json, "json", false, "print JSON")
 	return cmd
+}
+
+// runNotFound explains a run that is not in the event log by the log
+// being the wrong one, when it looks so.
+func runNotFound(cmd *cobra.Command, in *asset.Instance, err error) error {
+	if errors.Is(err, eventlog.ErrNotFound) {
+		if cerr := checkEventLog(cmd, in); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }
