@@ -56,6 +56,13 @@ type Options struct {
 	// Credentials, when set, are used instead of the standard AWS chain
 	// (environment variables, config files, instance roles).
 	Credentials aws.CredentialsProvider
+	// InstanceMetadata lets the standard chain ask the instance metadata
+	// service (IMDS, at 169.254.169.254) for the role of the machine when
+	// Endpoint is set. Without an Endpoint the chain always may (it is how
+	// a program on EC2 finds its role); with one, the service is rarely
+	// AWS and the request would only leave the machine and fail, so it is
+	// not sent unless this is true.
+	InstanceMetadata bool
 
 	// RequestTimeout bounds each attempt of a request; a download is cut
 	// when no byte arrives for that long. Default 30s.
@@ -135,14 +142,17 @@ func (o *Options) validate() error {
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			// Shown unless it may hold a secret: whatever precedes an @.
-			shown := fmt.Sprintf("%q", o.Endpoint)
+			// Shown without what may be a secret.
+			shown := fmt.Sprintf("%q", store.RedactString(o.Endpoint))
 			if strings.Contains(o.Endpoint, "@") {
 				shown = "(not shown: it contains an @)"
 			}
 			errs = append(errs, fmt.Errorf("endpoint %s: want http://host:port or https://host", shown))
 		} else if u.User != nil {
 			errs = append(errs, errors.New("endpoint: credentials in the endpoint are not accepted; use the AWS environment variables or config files"))
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			// The SDK repeats an endpoint in its errors, secrets included.
+			errs = append(errs, fmt.Errorf("endpoint %s: want http://host:port or https://host, without a query or fragment", store.RedactString(o.Endpoint)))
 		}
 	}
 	if o.RequestTimeout < 0 || o.MaxRetryTime < 0 {
@@ -177,6 +187,7 @@ var queryParams = []string{
 	"endpoint", "region", "path_style", "profile",
 	"request_timeout", "max_attempts", "max_retry_time",
 	"part_size", "concurrency", "lease_ttl", "lease_renew", "locking",
+	"instance_metadata",
 }
 
 // OptionsFromURL reads Options from a store address of the form
@@ -187,7 +198,8 @@ var queryParams = []string{
 // Options fields: endpoint, region, path_style, profile, request_timeout,
 // max_attempts, max_retry_time, part_size (bytes, or with a KiB/MiB/GiB
 // suffix), concurrency, lease_ttl, lease_renew (Go durations such as 30s),
-// and locking=external for ExternalLocking. Credentials are never read
+// locking=external for ExternalLocking, and instance_metadata=true for
+// InstanceMetadata. Credentials are never read
 // from the URL.
 func OptionsFromURL(loc store.Location) (Options, error) {
 	var o Options
@@ -247,6 +259,13 @@ func OptionsFromURL(loc store.Location) (Options, error) {
 			errs = append(errs, fmt.Errorf("part_size=%q: %v", v, err))
 		}
 		o.PartSize = n
+	}
+	if v := q.Get("instance_metadata"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance_metadata=%q: want true or false", v))
+		}
+		o.InstanceMetadata = b
 	}
 	switch v := q.Get("locking"); v {
 	case "", "s3":

@@ -43,6 +43,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ckptdev/ckpt/store"
@@ -103,6 +104,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// with its client-side retry quota, would fail fast exactly when a
 		// service is having trouble.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		config.WithLogger(sdkLogger{o.Logger}),
+	}
+	if o.Endpoint != "" && !o.InstanceMetadata {
+		// A service of one's own has no instance role: asking the cloud
+		// metadata address for one would send a request off the machine
+		// and, failing, leave only a slower and vaguer error.
+		load = append(load, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
@@ -141,6 +149,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if cfg.BaseEndpoint != nil {
 			endpoint = *cfg.BaseEndpoint
 		}
+	}
+	if endpoint != "AWS S3" {
+		endpoint = store.RedactString(endpoint)
 	}
 	s := &Store{
 		opts:   o,
