@@ -538,47 +538,12 @@ func (l *lease) CreateFenced(ctx context.Context, name string, r io.Reader) erro
 }
 
 // localLock is Lock under ExternalLocking: a lease within this process
-// only, since the caller guarantees that no other process writes.
+// only, since the caller guarantees that no other process writes. Its
+// tokens come from the clock, so that they grow across processes too.
 func (s *Store) localLock(name string, owner store.Owner) (store.Lease, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.local == nil {
-		s.local = make(map[string]*localLease)
+	l, err := s.local.Lock(name, owner)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	if l, ok := s.local[name]; ok {
-		return nil, fmt.Errorf("s3store: %w", &store.LockedError{Name: name, Holder: l.owner})
-	}
-	tok := max(uint64(time.Now().UnixNano()), s.localToken+1)
-	s.localToken = tok
-	l := &localLease{s: s, name: name, owner: owner, token: tok}
-	s.local[name] = l
 	return l, nil
-}
-
-// localLease is a lease of ExternalLocking.
-type localLease struct {
-	s     *Store
-	name  string
-	owner store.Owner
-	token uint64
-}
-
-func (l *localLease) Token() uint64 { return l.token }
-
-func (l *localLease) Check(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.local[l.name] != l {
-		return fmt.Errorf("s3store: lock %s: %w: released", l.name, store.ErrLeaseLost)
-	}
-	return nil
-}
-
-func (l *localLease) Release(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.local[l.name] == l {
-		delete(l.s.local, l.name)
-	}
-	return nil
 }

@@ -47,6 +47,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/locallock"
 )
 
 // Store is a store.Store in an S3 bucket. Its methods are safe for
@@ -59,11 +60,10 @@ type Store struct {
 	where  string                              // the bucket and endpoint, for errors
 	log    *slog.Logger
 
-	mu         sync.Mutex
-	closed     bool
-	leases     map[*lease]struct{}    // held, renewing
-	local      map[string]*localLease // held under ExternalLocking
-	localToken uint64
+	mu     sync.Mutex
+	closed bool
+	leases map[*lease]struct{} // held, renewing
+	local  locallock.Table     // the locks of ExternalLocking
 
 	cond condProbe
 
@@ -160,6 +160,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:    o.Logger,
 		where:  fmt.Sprintf("bucket %q at %s, region %s", o.Bucket, endpoint, cfg.Region),
 		leases: make(map[*lease]struct{}),
+		local:  locallock.Table{ClockTokens: true},
 	}
 	if o.Prefix != "" {
 		s.root = o.Prefix + "/"
