@@ -36,7 +36,6 @@ import (
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
-	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/store/pgstore"
 )
 
@@ -59,9 +58,9 @@ type Config struct {
 	// RowColumn, if set, is a bigint column that gets each row's 1-based
 	// place in the output, so that the load order can be read back.
 	RowColumn string
-	// Store is the job's store. It must be a *pgstore.Store in the same
-	// database: the sink commits checkpoints into it.
-	Store store.Store
+	// Store is the job's store, in the same database: the sink commits
+	// checkpoints into it, in the transaction of its rows. Required.
+	Store *pgstore.Store
 	// Logger receives debug events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -146,9 +145,9 @@ func Output(cfg Config) pipeline.SinkOpener[*Sink] {
 // table if it is missing; emptying it with the first checkpoint), else at
 // the checkpoint's position, which the table must match.
 func Open(ctx context.Context, cfg Config, pos json.RawMessage) (*Sink, error) {
-	st, ok := cfg.Store.(*pgstore.Store)
-	if !ok {
-		return nil, fmt.Errorf("pgsink: the job's store is %v: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", describe(cfg.Store))
+	st := cfg.Store
+	if st == nil {
+		return nil, errors.New("pgsink: the job's store is not set: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)")
 	}
 	pc, err := pgstore.ParseURL(cfg.URL)
 	if err != nil {
@@ -207,16 +206,6 @@ func Open(ctx context.Context, cfg Config, pos json.RawMessage) (*Sink, error) {
 	}
 	s.buf = make([]byte, 0, bufSize+bufSize/4)
 	return s, nil
-}
-
-func describe(st store.Store) string {
-	if st == nil {
-		return "not set"
-	}
-	if s, ok := st.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return fmt.Sprintf("a %T", st)
 }
 
 // SplitTable parses NAME or SCHEMA.NAME.
