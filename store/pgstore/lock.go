@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/holder"
 )
 
 // leaseTimeout bounds a lease's own queries (Check, Release). They run on
@@ -100,7 +99,7 @@ func (s *Store) tryLock(ctx context.Context, conn *pgx.Conn, key int64, name str
 			return nil
 		}
 		h := s.holder(ctx, name)
-		if !localAndDead(h) || time.Now().After(deadline) {
+		if !holder.Gone(h) || time.Now().After(deadline) {
 			return fmt.Errorf("pgstore: %w", &store.LockedError{Name: name, Holder: h})
 		}
 		t := time.NewTimer(20 * time.Millisecond)
@@ -111,17 +110,6 @@ func (s *Store) tryLock(ctx context.Context, conn *pgx.Conn, key int64, name str
 		case <-t.C:
 		}
 	}
-}
-
-// localAndDead reports whether h was a process on this host that has
-// exited.
-func localAndDead(h store.Owner) bool {
-	host, err := os.Hostname()
-	if err != nil || h.PID <= 0 || h.Host != host {
-		return false
-	}
-	err = syscall.Kill(h.PID, 0)
-	return errors.Is(err, syscall.ESRCH)
 }
 
 var errRetryRow = &transientError{"lock row not visible yet"}

@@ -86,6 +86,14 @@ type Options struct {
 	// LeaseRenew is how often a holder renews its lock; less than
 	// LeaseTTL. Default 10s.
 	LeaseRenew time.Duration
+	// NoLockWait makes Lock fail at once with store.ErrLocked when the
+	// lock's holder is a process of another host (which cannot be checked
+	// from here) whose lease has not expired. By default Lock waits,
+	// within its context, until the lease expires (then takes the lock
+	// over: its holder died) or is renewed (then fails: its holder lives).
+	// A holder that was a process of this host is checked directly: taken
+	// over at once if it has exited, refused at once if it lives.
+	NoLockWait bool
 	// ExternalLocking declares that the caller guarantees a single writer
 	// by other means, for services without conditional writes: Lock then
 	// takes no lock in the bucket, no write carries a condition, and
@@ -187,7 +195,7 @@ var queryParams = []string{
 	"endpoint", "region", "path_style", "profile",
 	"request_timeout", "max_attempts", "max_retry_time",
 	"part_size", "concurrency", "lease_ttl", "lease_renew", "locking",
-	"instance_metadata",
+	"instance_metadata", "lock_wait",
 }
 
 // OptionsFromURL reads Options from a store address of the form
@@ -198,8 +206,8 @@ var queryParams = []string{
 // Options fields: endpoint, region, path_style, profile, request_timeout,
 // max_attempts, max_retry_time, part_size (bytes, or with a KiB/MiB/GiB
 // suffix), concurrency, lease_ttl, lease_renew (Go durations such as 30s),
-// locking=external for ExternalLocking, and instance_metadata=true for
-// InstanceMetadata. Credentials are never read
+// locking=external for ExternalLocking, instance_metadata=true for
+// InstanceMetadata and lock_wait=false for NoLockWait. Credentials are never read
 // from the URL.
 func OptionsFromURL(loc store.Location) (Options, error) {
 	var o Options
@@ -259,6 +267,13 @@ func OptionsFromURL(loc store.Location) (Options, error) {
 			errs = append(errs, fmt.Errorf("part_size=%q: %v", v, err))
 		}
 		o.PartSize = n
+	}
+	if v := q.Get("lock_wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lock_wait=%q: want true or false", v))
+		}
+		o.NoLockWait = !b
 	}
 	if v := q.Get("instance_metadata"); v != "" {
 		b, err := strconv.ParseBool(v)
