@@ -117,7 +117,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		case st.bad == nil && st.rec.Lease == id:
 			// An earlier round's write landed though its answer was lost.
 			return s.startLease(name, key, id, st.rec, st.etag, putStart), nil
-		case st.live(s.opts.LeaseTTL) && st.rec.Holder != nil && holder.Gone(*st.rec.Holder):
+		case st.live(s.opts.LeaseTTL) && st.rec.Holder != nil && !heldInProcess(st.rec.Lease) && holder.Gone(*st.rec.Holder):
 			// Its holder was a process of this host that has exited: no
 			// one renews the lease, and waiting for it to expire would
 			// only hold up the run that resumes the job.
@@ -133,8 +133,11 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 			}
 			// A process of this host that lives holds it; one of another
 			// host may have died: its lease shows it by expiring.
+			if heldInProcess(st.rec.Lease) || s.opts.NoLockWait || holder.Local(le.Holder) {
+				return nil, fmt.Errorf("s3store: %w", le)
+			}
 			wait, alive := w.wait(&st, le.Holder)
-			if alive || s.opts.NoLockWait || holder.Local(le.Holder) {
+			if alive {
 				return nil, fmt.Errorf("s3store: %w", le)
 			}
 			if err := s.sleep(ctx, wait); err != nil {
@@ -182,6 +185,16 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		// read again and decide anew.
 	}
 	return nil, s.fail("lock", name, errors.New("the lock object kept changing under contention; try again"))
+}
+
+// heldHere has the lease ids of the leases this process holds, in any
+// store: a lock that one of them holds is live, whatever host its record
+// names.
+var heldHere sync.Map
+
+func heldInProcess(lease string) bool {
+	_, ok := heldHere.Load(lease)
+	return ok
 }
 
 // lockWait follows a live lock whose holder may have died elsewhere (on
@@ -370,6 +383,7 @@ func (s *Store) startLease(name, key, id string, rec lockRecord, etag string, se
 		close(l.done)
 		return l
 	}
+	heldHere.Store(id, struct{}{})
 	go l.renewLoop()
 	return l
 }
@@ -413,6 +427,7 @@ func (l *lease) loseLocked(reason string) {
 // matters.
 func (l *lease) end() {
 	l.stopOnce.Do(func() {
+		heldHere.Delete(l.id)
 		close(l.stop)
 		l.cancel()
 	})
