@@ -123,8 +123,13 @@ func TestOpenInstanceMetadataWhenAsked(t *testing.T) {
 	if len(requests()) == 0 {
 		t.Errorf("instance_metadata=true, yet the instance metadata service was not asked")
 	}
+	if !strings.Contains(err.Error(), "no usable credentials") {
+		t.Errorf("Open: %v; want it to say that there are no usable credentials", err)
+	}
 	if stderr != "" {
 		t.Errorf("the SDK wrote to stderr: %q", stderr)
 	}
-	t.Logf("error: %v\nlogs:\n%s", err, logs.String())
+	if !strings.Contains(logs.String(), "AWS SDK") {
+		t.Errorf("the SDK's messages did not reach the store's logger:\n%s", logs.String())
+	}
 }
