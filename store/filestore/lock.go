@@ -178,14 +178,27 @@ func (l *lease) Release(ctx context.Context) error {
 }
 
 // leaseOver returns the lease held by this store whose directory holds
-// dir, or nil.
+// dir, or nil. Of a lost lease and a live one of the same directory (the
+// job was taken anew after its directory was deleted), the live one.
 func (s *Store) leaseOver(dir string) *lease {
+	var over []*lease
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for l := range s.held {
 		if dir == l.dir || strings.HasPrefix(dir, l.dir+string(filepath.Separator)) {
+			over = append(over, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range over {
+		l.mu.Lock()
+		lost := l.lost != nil
+		l.mu.Unlock()
+		if !lost {
 			return l
 		}
+	}
+	if len(over) > 0 {
+		return over[0]
 	}
 	return nil
 }
