@@ -30,7 +30,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if err := s.check(ctx, name); err != nil {
 		return nil, err
 	}
-	holder, err := json.Marshal(owner)
+	rec, err := json.Marshal(holder.Stamp(owner))
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: lock %s: %w", name, err)
 	}
@@ -70,7 +70,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		return nil, err
 	}
 	// Holding the advisory lock, this session alone changes the token.
-	if err := conn.QueryRow(ctx, s.q.lockTake, name, holder).Scan(&l.token); err != nil {
+	if err := conn.QueryRow(ctx, s.q.lockTake, name, rec).Scan(&l.token); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, s.opError(ctx, "lock "+name, err)
 	}

@@ -94,6 +94,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if owner.Since.IsZero() {
 		owner.Since = time.Now().UTC()
 	}
+	owner = holder.Stamp(owner)
 	if s.opts.ExternalLocking {
 		return s.localLock(name, owner)
 	}

@@ -21,9 +21,10 @@ func Local(o store.Owner) bool {
 	return err == nil && o.PID > 0 && o.Host == host
 }
 
-// Gone reports whether o was a process of this host that has exited.
-// False means alive, or unknown: a process of another host, or one whose
-// pid exists and may be it.
+// Gone reports whether o was a process of this host that has exited: no
+// process has its pid, or the one that has started at another time than
+// o records. False means alive, or unknown: a process of another host, or
+// one whose pid exists and may be it.
 func Gone(o store.Owner) bool {
 	if !Local(o) {
 		return false
@@ -34,11 +35,24 @@ func Gone(o store.Owner) bool {
 	if errors.Is(syscall.Kill(o.PID, 0), syscall.ESRCH) {
 		return true
 	}
-	// The pid exists. It is another process if it started after the
-	// holder took the lock (the pid was reused), which the start time
-	// tells, where it can be read.
+	// The pid exists. It is another process if it started at another
+	// time than the holder did (the pid was reused), where both are known.
+	if o.Start.IsZero() {
+		return false
+	}
 	start, ok := startTime(o.PID)
-	return ok && !o.Since.IsZero() && start.After(o.Since.Add(time.Second))
+	return ok && (start.Sub(o.Start) > time.Second || o.Start.Sub(start) > time.Second)
+}
+
+// Stamp returns o with its Start filled in if o is this process and the
+// system tells its start time.
+func Stamp(o store.Owner) store.Owner {
+	if o.PID == os.Getpid() && o.Start.IsZero() {
+		if t, ok := startTime(o.PID); ok {
+			o.Start = t.UTC()
+		}
+	}
+	return o
 }
 
 // startTime returns when process pid started, from Linux's /proc; false

@@ -18,20 +18,30 @@ func TestGone(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Skipf("cannot start a process to watch: %v", err)
 	}
-	since := time.Now().Add(time.Minute) // the lock taken after the process started
-	live := store.Owner{PID: cmd.Process.Pid, Host: host, Since: since}
+	live := store.Owner{PID: cmd.Process.Pid, Host: host, Since: time.Now()}
 	if Gone(live) {
 		t.Fatalf("a live process is reported gone")
 	}
-	if Gone(store.Owner{PID: cmd.Process.Pid, Host: host + "-other", Since: since}) {
+	if Gone(store.Owner{PID: cmd.Process.Pid, Host: host + "-other"}) {
 		t.Fatalf("a process of another host is reported gone")
 	}
-	// A lock taken long before the process with its pid started: the
-	// pid was reused.
-	if _, ok := startTime(cmd.Process.Pid); ok {
-		if !Gone(store.Owner{PID: cmd.Process.Pid, Host: host, Since: time.Now().Add(-time.Hour)}) {
-			t.Errorf("a pid that started after the lock was taken is not reported gone")
+	if start, ok := startTime(cmd.Process.Pid); ok {
+		live.Start = start
+		if Gone(live) {
+			t.Fatalf("a live process with its start time recorded is reported gone")
 		}
+		// The pid now belongs to a process that started at another time
+		// than the holder: it was reused.
+		if !Gone(store.Owner{PID: cmd.Process.Pid, Host: host, Start: start.Add(-time.Hour)}) {
+			t.Errorf("a pid whose process started at another time than the holder is not reported gone")
+		}
+	}
+	if me := Stamp(store.Owner{PID: os.Getpid(), Host: host}); me.Start.IsZero() {
+		if _, ok := startTime(os.Getpid()); ok {
+			t.Errorf("Stamp did not record this process's start time")
+		}
+	} else if Gone(me) {
+		t.Errorf("this process, stamped, is reported gone")
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
