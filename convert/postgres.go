@@ -112,7 +112,11 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 		defer st.Close()
 		cfg.Backend = st
 	}
-	sc := pgsink.Config{URL: o.Output, RowColumn: pgsink.DefaultRowColumn, Store: cfg.Backend, Logger: cfg.Logger}
+	pst, ok := cfg.Backend.(*pgstore.Store)
+	if !ok {
+		return pipeline.Result{}, fmt.Errorf("convert: the job's store is a %T: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", cfg.Backend)
+	}
+	sc := pgsink.Config{URL: o.Output, RowColumn: pgsink.DefaultRowColumn, Store: pst, Logger: cfg.Logger}
 	if o.From == CSV {
 		return csvToTable(ctx, o, cfg, sc)
 	}

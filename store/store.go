@@ -104,6 +104,10 @@ type Owner struct {
 	PID   int       `json:"pid,omitempty"`  // process id on Host
 	Host  string    `json:"host,omitempty"` // host name
 	Since time.Time `json:"since,omitzero"` // when the lock was taken
+	// Start is when the process PID started, where the system tells
+	// (Linux); backends record it so that a pid reused by another process
+	// is not taken for a live holder.
+	Start time.Time `json:"start,omitzero"`
 }
 
 // String describes the owner as "pid 123 on host-a since 2026-01-02T15:04:05Z".

@@ -37,26 +37,108 @@ func (l Location) String() string {
 	return Redact(l.URL)
 }
 
-// Redact renders u with its password and any secret-looking query values
-// replaced by "xxxxx", so that credentials never reach a log or an error.
+// Redact renders u with its credentials replaced by "xxxxx", so that they
+// never reach a log or an error: the password of its user information, the
+// values of secret-looking query parameters (password, secret, token, key,
+// credential, signature and the like), and the same, recursively, inside
+// query values that are themselves addresses, as in
+// endpoint=http://user:SECRET@host.
 func Redact(u *url.URL) string {
+	return redactURL(u, 0).String()
+}
+
+// RedactString is Redact for an address not yet parsed. One that does not
+// parse is not shown at all, since where its secret is cannot be told.
+func RedactString(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(address not shown: it does not parse)"
+	}
+	return Redact(u)
+}
+
+const redacted = "xxxxx"
+
+// maxNesting bounds the recursion into query values that are addresses.
+const maxNesting = 4
+
+func redactURL(u *url.URL, depth int) *url.URL {
 	c := *u
 	if c.User != nil {
 		if _, has := c.User.Password(); has {
-			c.User = url.UserPassword(c.User.Username(), "xxxxx")
+			c.User = url.UserPassword(c.User.Username(), redacted)
 		}
+	}
+	if c.Opaque != "" {
+		// scheme:opaque, as user:PASSWORD@host without its slashes
+		// parses: nothing in it can be told apart from a secret.
+		c.Opaque = redacted
 	}
 	if c.RawQuery != "" {
-		q := c.Query()
-		for k := range q {
-			lk := strings.ToLower(k)
-			if strings.Contains(lk, "secret") || strings.Contains(lk, "password") || strings.Contains(lk, "token") || lk == "sslkey" {
-				q.Set(k, "xxxxx")
+		q, err := url.ParseQuery(c.RawQuery)
+		if err != nil {
+			// A query that does not parse cannot be redacted piecewise.
+			c.RawQuery = "(query not shown: it does not parse)"
+			return &c
+		}
+		for k, vs := range q {
+			for i, v := range vs {
+				vs[i] = redactValue(k, v, depth)
 			}
 		}
-		c.RawQuery = q.Encode()
+		c.RawQuery = encodeQuery(q)
 	}
-	return c.String()
+	if c.Fragment != "" {
+		c.Fragment, c.RawFragment = redactValue("", c.Fragment, depth), ""
+	}
+	return &c
+}
+
+// encodeQuery is url.Values.Encode that leaves ':', '/' and '@' as they
+// are, so that an address in a value stays readable in a message.
+func encodeQuery(q url.Values) string {
+	keep := strings.NewReplacer("%3A", ":", "%2F", "/", "%40", "@")
+	return keep.Replace(q.Encode())
+}
+
+// redactValue redacts the value v of query parameter k.
+func redactValue(k, v string, depth int) string {
+	if secretKey(k) {
+		return redacted
+	}
+	if !strings.Contains(v, "://") && !strings.Contains(v, "@") {
+		return v // not an address
+	}
+	if depth >= maxNesting {
+		return redacted
+	}
+	// A value with a scheme is an address; one without may still hold
+	// user:password@host.
+	raw := v
+	if !strings.Contains(v, "://") {
+		raw = "//" + v
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return redacted
+	}
+	r := redactURL(u, depth+1).String()
+	if raw != v {
+		r = strings.TrimPrefix(r, "//")
+	}
+	return r
+}
+
+// secretKey reports whether a query parameter's name says its value is a
+// credential.
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"secret", "passw", "pwd", "token", "credential", "signature", "apikey", "api_key", "private", "auth"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return k == "sslkey" || k == "key" || strings.HasSuffix(k, "_key") && !strings.HasSuffix(k, "access_key") || strings.HasSuffix(k, "-key")
 }
 
 // ParseURL parses a store address. A string without a scheme is a local

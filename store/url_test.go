@@ -118,6 +118,18 @@ func TestSecretsNeverShow(t *testing.T) {
 		{"s3://bucket/prefix?endpoint=http://127.0.0.1:9000&secret_key=AWSSECRET1&session_token=TOKVAL1&SECRET=UPPER1",
 			[]string{"AWSSECRET1", "TOKVAL1", "UPPER1"}, []string{"bucket", "endpoint="}},
 		{"s3://AKID:AWSSECRET2@bucket/prefix", []string{"AWSSECRET2"}, []string{"bucket/prefix"}},
+		// Credentials nested in a parameter that is itself an address.
+		{"s3://bucket/prefix?endpoint=http://user:NESTED1@127.0.0.1:9000", []string{"NESTED1"}, []string{"bucket", "user", "127.0.0.1"}},
+		{"s3://bucket/p?endpoint=" + url.QueryEscape("http://user:NESTED2@host:9000/?token=NESTED3&region=eu"),
+			[]string{"NESTED2", "NESTED3"}, []string{"host", "region"}},
+		{"s3://bucket/p?endpoint=http://h/?x=" + url.QueryEscape("https://u:NESTED4@deeper/?password=NESTED5"),
+			[]string{"NESTED4", "NESTED5"}, []string{"deeper"}},
+		{"s3://bucket/p?endpoint=user:NESTED6@host:9000", []string{"NESTED6"}, []string{"host"}},
+		{"s3://bucket/p?proxy=socks5://u:NESTED7@127.0.0.1:1080&region=us-east-1", []string{"NESTED7"}, []string{"region=us-east-1", "u:"}},
+		{"postgres://u@host/db?sslcert=c.pem&api_key=NESTED8&private_key=NESTED9&passwd=NESTED10&auth=NESTED11",
+			[]string{"NESTED8", "NESTED9", "NESTED10", "NESTED11"}, []string{"sslcert=c.pem"}},
+		{"postgres://u@host/db?options=" + url.QueryEscape("-c search_path=x"), nil, []string{"search_path"}},
+		{"s3://bucket/p?endpoint=http://h:1#u:NESTED12@frag", []string{"NESTED12"}, []string{"bucket"}},
 	}
 	for _, tc := range tests {
 		loc, err := store.ParseURL(tc.in)

@@ -60,9 +60,9 @@ type Config struct {
 	// RowColumn, if set, is a bigint column that gets each row's 1-based
 	// place in the output, so that the load order can be read back.
 	RowColumn string
-	// Store is the job's store. It must be a *pgstore.Store in the same
-	// database: the sink commits checkpoints into it.
-	Store store.Store
+	// Store is the job's store, in the same database: the sink commits
+	// checkpoints into it, in the transaction of its rows. Required.
+	Store *pgstore.Store
 	// Logger receives debug events; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -194,9 +194,9 @@ func Verify(ctx context.Context, cfg Config, pos json.RawMessage) error {
 
 // connect checks cfg, connects, and finds the table.
 func connect(ctx context.Context, cfg Config) (*Sink, error) {
-	st, ok := cfg.Store.(*pgstore.Store)
-	if !ok {
-		return nil, fmt.Errorf("the job's store is %v: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", describe(cfg.Store))
+	st := cfg.Store
+	if st == nil {
+		return nil, errors.New("the job's store is not set: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)")
 	}
 	pc, err := pgstore.ParseURL(cfg.URL)
 	if err != nil {
@@ -295,16 +295,6 @@ func (s *Sink) resolveSchema(ctx context.Context, schema, name string) (string, 
 		return "", fmt.Errorf("table %s.%s: %s is a PostgreSQL system schema, which a job must not write to: name a table in another schema", schema, name, schema)
 	}
 	return schema, nil
-}
-
-func describe(st store.Store) string {
-	if st == nil {
-		return "not set"
-	}
-	if s, ok := st.(fmt.Stringer); ok {
-		return s.String()
-	}
-	return fmt.Sprintf("a %T", st)
 }
 
 // SplitTable parses NAME or SCHEMA.NAME.

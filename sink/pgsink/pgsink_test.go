@@ -20,7 +20,6 @@ import (
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/store"
-	"github.com/ckptdev/ckpt/store/memstore"
 	"github.com/ckptdev/ckpt/store/pgstore"
 )
 
@@ -358,7 +357,6 @@ func TestOpenRefuses(t *testing.T) {
 		want string
 	}{
 		{"store elsewhere", func(c *pgsink.Config) { c.Store = other }, "not in the same database"},
-		{"store not PostgreSQL", func(c *pgsink.Config) { c.Store = memstore.New() }, "must be PostgreSQL"},
 		{"no store", func(c *pgsink.Config) { c.Store = nil }, "must be PostgreSQL"},
 		{"no table", func(c *pgsink.Config) { c.Table = "" }, "no table"},
 		{"bad table", func(c *pgsink.Config) { c.Table = "a.b.c" }, "SCHEMA.NAME"},

@@ -25,6 +25,9 @@ import (
 // store lists is whole and correct and that every write the process saw
 // return is there.
 func TestCrashDuringWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill loop: runs without -short")
+	}
 	kills := 20
 	if os.Getenv("CKPT_LONG") == "1" {
 		kills = 300

@@ -44,6 +44,7 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
+	held   map[*lease]struct{} // the locks this store holds
 }
 
 var _ store.Store = (*Store)(nil)
@@ -68,7 +69,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{root: abs, log: log}, nil
+	return &Store{root: abs, log: log, held: make(map[*lease]struct{})}, nil
 }
 
 // Root returns the store's absolute directory.
@@ -114,7 +115,19 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
 	dir := filepath.Dir(p)
-	if err := durable.MkdirAll(dir); err != nil {
+	if l := s.leaseOver(dir); l != nil {
+		// A job's objects are written only while its lock file is the
+		// one this process locked, and never into a recreated directory.
+		if err := l.Check(ctx); err != nil {
+			return fmt.Errorf("filestore: put %s: %w", name, err)
+		}
+		if err := mkdirBelow(l.dir, dir); err != nil {
+			if notExist(err) {
+				return fmt.Errorf("filestore: put %s: %w: the directory %s of lock %s is gone", name, store.ErrLeaseLost, l.dir, l.name)
+			}
+			return fmt.Errorf("filestore: put %s: %w", name, err)
+		}
+	} else if err := durable.MkdirAll(dir); err != nil {
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -87,37 +89,82 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		f.Close()
 		return nil, fmt.Errorf("filestore: lock %s: write lock record: %w", name, err)
 	}
+	id, err := f.Stat()
+	if err != nil {
+		flock(f, unix.LOCK_UN)
+		f.Close()
+		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
+	}
 	s.removeTemps(filepath.Dir(p))
-	return &lease{f: f, rec: rec, name: name}, nil
+	l := &lease{s: s, f: f, id: id, rec: rec, name: name, path: p, dir: filepath.Dir(p)}
+	s.mu.Lock()
+	s.held[l] = struct{}{}
+	s.mu.Unlock()
+	return l, nil
 }
 
+// lease is a held flock. The kernel keeps the lock on the open file, not
+// on its name: a holder whose lock file was deleted (its job's directory
+// removed under it) still holds a lock, on a file nobody else can open,
+// while a second process creates a new file of that name and locks it.
+// So a lease is held only while its name still leads to its file, which
+// Check verifies (device and inode), and writes below the lock file's
+// directory never recreate that directory.
 type lease struct {
-	mu   sync.Mutex
-	f    *os.File
-	rec  lockRecord
+	s    *Store
 	name string
+	path string      // the lock file
+	dir  string      // the lock file's directory: the job's
+	id   os.FileInfo // of the open lock file, for its identity
+
+	mu   sync.Mutex
+	f    *os.File // nil once released
+	rec  lockRecord
+	lost error // why the lease ended while held
 }
 
 func (l *lease) Token() uint64 { return l.rec.Token }
 
-// Check reports whether the lease is still held. A flock cannot be taken
-// from a live holder, so only Release ends it.
+// Check reports store.ErrLeaseLost once the lease is released, or once
+// its lock file's name no longer leads to the file it locked: the file,
+// or its directory, was deleted or replaced. One stat.
 func (l *lease) Check(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil {
-		return fmt.Errorf("filestore: lock %s: %w", l.name, store.ErrLeaseLost)
+	switch {
+	case l.f == nil:
+		return fmt.Errorf("filestore: lock %s: %w: released", l.name, store.ErrLeaseLost)
+	case l.lost != nil:
+		return l.lost
+	}
+	fi, err := os.Stat(l.path)
+	switch {
+	case err != nil && !notExist(err):
+		return fmt.Errorf("filestore: lock %s: check the lock file: %w", l.name, err)
+	case err != nil || !os.SameFile(fi, l.id):
+		what := "was deleted"
+		if err == nil {
+			what = "was replaced by another file"
+		}
+		l.lost = fmt.Errorf("filestore: lock %s: %w: the lock file %s %s (was the job's directory removed?); another run may hold the job now, so this one stops", l.name, store.ErrLeaseLost, l.path, what)
+		l.s.log.Warn("filestore: lease lost: the lock file "+what, "lock", l.path)
+		return l.lost
 	}
 	return nil
 }
 
-// Release marks the record released (keeping the token) and unlocks.
+// Release marks the record released (keeping the token) and unlocks. A
+// lease whose lock file was deleted writes the record into the unlinked
+// file, which is harmless.
 func (l *lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return nil
 	}
+	l.s.mu.Lock()
+	delete(l.s.held, l)
+	l.s.mu.Unlock()
 	rec := l.rec
 	rec.Released = true
 	werr := writeRecord(l.f, rec)
@@ -128,6 +175,58 @@ func (l *lease) Release(ctx context.Context) error {
 		return fmt.Errorf("filestore: release %s: %w", l.name, err)
 	}
 	return nil
+}
+
+// leaseOver returns the lease held by this store whose directory holds
+// dir, or nil. Of a lost lease and a live one of the same directory (the
+// job was taken anew after its directory was deleted), the live one.
+func (s *Store) leaseOver(dir string) *lease {
+	var over []*lease
+	s.mu.Lock()
+	for l := range s.held {
+		if dir == l.dir || strings.HasPrefix(dir, l.dir+string(filepath.Separator)) {
+			over = append(over, l)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range over {
+		l.mu.Lock()
+		lost := l.lost != nil
+		l.mu.Unlock()
+		if !lost {
+			return l
+		}
+	}
+	if len(over) > 0 {
+		return over[0]
+	}
+	return nil
+}
+
+// mkdirBelow creates dir and its missing parents up to base, which must
+// exist: the directory of a held lock is never recreated, since a new one
+// would have no lock in it. Each new directory is fsynced into its parent.
+func mkdirBelow(base, dir string) error {
+	if dir == base {
+		if _, err := os.Stat(base); err != nil {
+			return err
+		}
+		return nil
+	}
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if err := mkdirBelow(base, parent); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return durable.SyncDir(parent)
 }
 
 func flock(f *os.File, how int) error {

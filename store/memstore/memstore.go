@@ -13,14 +13,14 @@ import (
 	"sync"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/locallock"
 )
 
 // Store is an in-memory store.Store. The zero value is an empty store.
 type Store struct {
 	mu      sync.Mutex
 	objects map[string][]byte
-	locks   map[string]*lease
-	tokens  map[string]uint64
+	locks   locallock.Table
 	closed  bool
 }
 
@@ -120,20 +120,15 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // Lock takes the named lock within this process.
 func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store.Lease, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.check(ctx, name); err != nil {
+	err := s.check(ctx, name)
+	s.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	if l, ok := s.locks[name]; ok {
-		return nil, fmt.Errorf("memstore: %w", &store.LockedError{Name: name, Holder: l.owner})
+	l, err := s.locks.Lock(name, owner)
+	if err != nil {
+		return nil, fmt.Errorf("memstore: %w", err)
 	}
-	if s.locks == nil {
-		s.locks = make(map[string]*lease)
-		s.tokens = make(map[string]uint64)
-	}
-	s.tokens[name]++
-	l := &lease{s: s, name: name, owner: owner, token: s.tokens[name]}
-	s.locks[name] = l
 	return l, nil
 }
 
@@ -142,32 +137,5 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	return nil
-}
-
-type lease struct {
-	s     *Store
-	name  string
-	owner store.Owner
-	token uint64
-}
-
-func (l *lease) Token() uint64 { return l.token }
-
-func (l *lease) Check(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.locks[l.name] != l {
-		return fmt.Errorf("memstore: lock %s: %w", l.name, store.ErrLeaseLost)
-	}
-	return nil
-}
-
-func (l *lease) Release(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.locks[l.name] == l {
-		delete(l.s.locks, l.name)
-	}
 	return nil
 }

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/holder"
 )
 
 // leaseTimeout bounds a lease's own queries (Check, Release). They run on
@@ -31,7 +30,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if err := s.check(ctx, name); err != nil {
 		return nil, err
 	}
-	holder, err := json.Marshal(owner)
+	rec, err := json.Marshal(holder.Stamp(owner))
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: lock %s: %w", name, err)
 	}
@@ -71,7 +70,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		return nil, err
 	}
 	// Holding the advisory lock, this session alone changes the token.
-	if err := conn.QueryRow(ctx, s.q.lockTake, name, holder).Scan(&l.token); err != nil {
+	if err := conn.QueryRow(ctx, s.q.lockTake, name, rec).Scan(&l.token); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, s.opError(ctx, "lock "+name, err)
 	}
@@ -100,7 +99,7 @@ func (s *Store) tryLock(ctx context.Context, conn *pgx.Conn, key int64, name str
 			return nil
 		}
 		h := s.holder(ctx, name)
-		if !localAndDead(h) || time.Now().After(deadline) {
+		if !holder.Gone(h) || time.Now().After(deadline) {
 			return fmt.Errorf("pgstore: %w", &store.LockedError{Name: name, Holder: h})
 		}
 		t := time.NewTimer(20 * time.Millisecond)
@@ -111,17 +110,6 @@ func (s *Store) tryLock(ctx context.Context, conn *pgx.Conn, key int64, name str
 		case <-t.C:
 		}
 	}
-}
-
-// localAndDead reports whether h was a process on this host that has
-// exited.
-func localAndDead(h store.Owner) bool {
-	host, err := os.Hostname()
-	if err != nil || h.PID <= 0 || h.Host != host {
-		return false
-	}
-	err = syscall.Kill(h.PID, 0)
-	return errors.Is(err, syscall.ESRCH)
 }
 
 var errRetryRow = &transientError{"lock row not visible yet"}

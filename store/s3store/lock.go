@@ -19,6 +19,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/holder"
 )
 
 // A lock is one object, prefix/.ckpt-locks/NAME, holding a lockRecord.
@@ -93,6 +94,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if owner.Since.IsZero() {
 		owner.Since = time.Now().UTC()
 	}
+	owner = holder.Stamp(owner)
 	if s.opts.ExternalLocking {
 		return s.localLock(name, owner)
 	}
@@ -101,6 +103,7 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	}
 	id := newID()
 	var putStart time.Time
+	w := lockWait{s: s, name: name}
 	for round := 0; round < 16; round++ {
 		st, err := s.readLock(ctx, key)
 		next := lockRecord{Holder: &owner, Lease: id, TTLms: s.opts.LeaseTTL.Milliseconds()}
@@ -115,12 +118,34 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		case st.bad == nil && st.rec.Lease == id:
 			// An earlier round's write landed though its answer was lost.
 			return s.startLease(name, key, id, st.rec, st.etag, putStart), nil
+		case st.live(s.opts.LeaseTTL) && st.rec.Holder != nil && !heldInProcess(st.rec.Lease) && holder.Gone(*st.rec.Holder):
+			// Its holder was a process of this host that has exited: no
+			// one renews the lease, and waiting for it to expire would
+			// only hold up the run that resumes the job.
+			takeover = true
+			s.log.Warn("s3store: taking over a lock whose holder, a process of this host, has exited", "lock", name,
+				"previous_holder", st.rec.Holder.String(), "token", st.rec.Token)
+			next.Token = st.rec.Token + 1
+			ifMatch = aws.String(st.etag)
 		case st.live(s.opts.LeaseTTL):
 			le := &store.LockedError{Name: name}
 			if st.rec.Holder != nil {
 				le.Holder = *st.rec.Holder
 			}
-			return nil, fmt.Errorf("s3store: %w", le)
+			// A process of this host that lives holds it; one of another
+			// host may have died: its lease shows it by expiring.
+			if heldInProcess(st.rec.Lease) || s.opts.NoLockWait || holder.Local(le.Holder) {
+				return nil, fmt.Errorf("s3store: %w", le)
+			}
+			wait, alive := w.wait(&st, le.Holder)
+			if alive {
+				return nil, fmt.Errorf("s3store: %w", le)
+			}
+			if err := s.sleep(ctx, wait); err != nil {
+				return nil, fmt.Errorf("s3store: lock %s: waiting for the lease of %s to expire: %w", name, le.Holder, err)
+			}
+			round--
+			continue
 		case st.bad != nil:
 			// Only a foreign write can leave an undecodable record; the
 			// time keeps new tokens increasing anyway.
@@ -161,6 +186,61 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		// read again and decide anew.
 	}
 	return nil, s.fail("lock", name, errors.New("the lock object kept changing under contention; try again"))
+}
+
+// heldHere has the lease ids of the leases this process holds, in any
+// store: a lock that one of them holds is live, whatever host its record
+// names.
+var heldHere sync.Map
+
+func heldInProcess(lease string) bool {
+	_, ok := heldHere.Load(lease)
+	return ok
+}
+
+// lockWait follows a live lock whose holder may have died elsewhere (on
+// another host, or where its process cannot be looked up): a holder that
+// lives renews its lease within a renewal period, one that died does not,
+// and its lease expires after its TTL.
+type lockWait struct {
+	s      *Store
+	name   string
+	etag   string // of the record waited on; "" before the first wait
+	logged bool
+}
+
+// wait returns how long to wait before reading the lock st again, or
+// alive if the record changed since the last wait: its holder renewed it,
+// so it lives.
+func (w *lockWait) wait(st *lockState, h store.Owner) (time.Duration, bool) {
+	if w.etag != "" && st.etag != w.etag {
+		return 0, true
+	}
+	w.etag = st.etag
+	ttl := st.ttl(w.s.opts.LeaseTTL)
+	// Expired by the service's clock at Last-Modified + TTL + 1 s (see
+	// lockState.live); a little more for the one-second resolutions.
+	left := st.modified.Add(ttl + time.Second).Sub(st.now)
+	left = max(left, 0) + 250*time.Millisecond
+	if !w.logged {
+		w.logged = true
+		w.s.log.Warn(fmt.Sprintf("s3store: lock %s is held by %s, which cannot be checked from this host; waiting up to %s for its lease to expire, as it does if its holder died (a holder that lives renews it, and this run then stops)",
+			w.name, h, left.Round(100*time.Millisecond)), "lock", w.name, "holder", h.String(), "wait", left.Round(time.Millisecond))
+	}
+	// Read again before then, to tell a live holder by its renewal.
+	return min(left, max(ttl/4, time.Second)), false
+}
+
+// sleep waits for d or until ctx ends.
+func (s *Store) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // lostRace reports whether a conditional write was refused because the
@@ -304,6 +384,7 @@ func (s *Store) startLease(name, key, id string, rec lockRecord, etag string, se
 		close(l.done)
 		return l
 	}
+	heldHere.Store(id, struct{}{})
 	go l.renewLoop()
 	return l
 }
@@ -347,6 +428,7 @@ func (l *lease) loseLocked(reason string) {
 // matters.
 func (l *lease) end() {
 	l.stopOnce.Do(func() {
+		heldHere.Delete(l.id)
 		close(l.stop)
 		l.cancel()
 	})
@@ -538,47 +620,12 @@ func (l *lease) CreateFenced(ctx context.Context, name string, r io.Reader) erro
 }
 
 // localLock is Lock under ExternalLocking: a lease within this process
-// only, since the caller guarantees that no other process writes.
+// only, since the caller guarantees that no other process writes. Its
+// tokens come from the clock, so that they grow across processes too.
 func (s *Store) localLock(name string, owner store.Owner) (store.Lease, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.local == nil {
-		s.local = make(map[string]*localLease)
+	l, err := s.local.Lock(name, owner)
+	if err != nil {
+		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	if l, ok := s.local[name]; ok {
-		return nil, fmt.Errorf("s3store: %w", &store.LockedError{Name: name, Holder: l.owner})
-	}
-	tok := max(uint64(time.Now().UnixNano()), s.localToken+1)
-	s.localToken = tok
-	l := &localLease{s: s, name: name, owner: owner, token: tok}
-	s.local[name] = l
 	return l, nil
-}
-
-// localLease is a lease of ExternalLocking.
-type localLease struct {
-	s     *Store
-	name  string
-	owner store.Owner
-	token uint64
-}
-
-func (l *localLease) Token() uint64 { return l.token }
-
-func (l *localLease) Check(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.local[l.name] != l {
-		return fmt.Errorf("s3store: lock %s: %w: released", l.name, store.ErrLeaseLost)
-	}
-	return nil
-}
-
-func (l *localLease) Release(ctx context.Context) error {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	if l.s.local[l.name] == l {
-		delete(l.s.local, l.name)
-	}
-	return nil
 }

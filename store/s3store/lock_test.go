@@ -170,7 +170,11 @@ func TestCreateFencedChecksTheLockObject(t *testing.T) {
 	if err := l.Check(ctx); !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Check after CreateFenced found the lock taken: %v", err)
 	}
-	_, err = st.Lock(ctx, name, owner(2))
+	// The intruder is of another host and its lease live: without
+	// waiting for it to expire, the lock is refused.
+	o := options(b, "fence")
+	o.NoLockWait = true
+	_, err = open(t, o).Lock(ctx, name, owner(2))
 	wantLockedBy(t, err, intruder)
 }
 

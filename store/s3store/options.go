@@ -56,6 +56,13 @@ type Options struct {
 	// Credentials, when set, are used instead of the standard AWS chain
 	// (environment variables, config files, instance roles).
 	Credentials aws.CredentialsProvider
+	// InstanceMetadata lets the standard chain ask the instance metadata
+	// service (IMDS, at 169.254.169.254) for the role of the machine when
+	// Endpoint is set. Without an Endpoint the chain always may (it is how
+	// a program on EC2 finds its role); with one, the service is rarely
+	// AWS and the request would only leave the machine and fail, so it is
+	// not sent unless this is true.
+	InstanceMetadata bool
 
 	// RequestTimeout bounds each attempt of a request; a download is cut
 	// when no byte arrives for that long. Default 30s.
@@ -79,6 +86,14 @@ type Options struct {
 	// LeaseRenew is how often a holder renews its lock; less than
 	// LeaseTTL. Default 10s.
 	LeaseRenew time.Duration
+	// NoLockWait makes Lock fail at once with store.ErrLocked when the
+	// lock's holder is a process of another host (which cannot be checked
+	// from here) whose lease has not expired. By default Lock waits,
+	// within its context, until the lease expires (then takes the lock
+	// over: its holder died) or is renewed (then fails: its holder lives).
+	// A holder that was a process of this host is checked directly: taken
+	// over at once if it has exited, refused at once if it lives.
+	NoLockWait bool
 	// ExternalLocking declares that the caller guarantees a single writer
 	// by other means, for services without conditional writes: Lock then
 	// takes no lock in the bucket, no write carries a condition, and
@@ -135,14 +150,17 @@ func (o *Options) validate() error {
 	if o.Endpoint != "" {
 		u, err := url.Parse(o.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			// Shown unless it may hold a secret: whatever precedes an @.
-			shown := fmt.Sprintf("%q", o.Endpoint)
+			// Shown without what may be a secret.
+			shown := fmt.Sprintf("%q", store.RedactString(o.Endpoint))
 			if strings.Contains(o.Endpoint, "@") {
 				shown = "(not shown: it contains an @)"
 			}
 			errs = append(errs, fmt.Errorf("endpoint %s: want http://host:port or https://host", shown))
 		} else if u.User != nil {
 			errs = append(errs, errors.New("endpoint: credentials in the endpoint are not accepted; use the AWS environment variables or config files"))
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			// The SDK repeats an endpoint in its errors, secrets included.
+			errs = append(errs, fmt.Errorf("endpoint %s: want http://host:port or https://host, without a query or fragment", store.RedactString(o.Endpoint)))
 		}
 	}
 	if o.RequestTimeout < 0 || o.MaxRetryTime < 0 {
@@ -177,6 +195,7 @@ var queryParams = []string{
 	"endpoint", "region", "path_style", "profile",
 	"request_timeout", "max_attempts", "max_retry_time",
 	"part_size", "concurrency", "lease_ttl", "lease_renew", "locking",
+	"instance_metadata", "lock_wait",
 }
 
 // OptionsFromURL reads Options from a store address of the form
@@ -187,7 +206,8 @@ var queryParams = []string{
 // Options fields: endpoint, region, path_style, profile, request_timeout,
 // max_attempts, max_retry_time, part_size (bytes, or with a KiB/MiB/GiB
 // suffix), concurrency, lease_ttl, lease_renew (Go durations such as 30s),
-// and locking=external for ExternalLocking. Credentials are never read
+// locking=external for ExternalLocking, instance_metadata=true for
+// InstanceMetadata and lock_wait=false for NoLockWait. Credentials are never read
 // from the URL.
 func OptionsFromURL(loc store.Location) (Options, error) {
 	var o Options
@@ -247,6 +267,20 @@ func OptionsFromURL(loc store.Location) (Options, error) {
 			errs = append(errs, fmt.Errorf("part_size=%q: %v", v, err))
 		}
 		o.PartSize = n
+	}
+	if v := q.Get("lock_wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lock_wait=%q: want true or false", v))
+		}
+		o.NoLockWait = !b
+	}
+	if v := q.Get("instance_metadata"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance_metadata=%q: want true or false", v))
+		}
+		o.InstanceMetadata = b
 	}
 	switch v := q.Get("locking"); v {
 	case "", "s3":

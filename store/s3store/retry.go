@@ -135,6 +135,12 @@ func transportError(err error) bool {
 // apiCode returns the S3 error code and HTTP status of an error answer,
 // or a zero status if err is no answer.
 func apiCode(err error) (code string, status int) {
+	if err != nil && strings.Contains(err.Error(), "get identity: ") {
+		// Finding credentials failed before the request was sent: a
+		// status in the error is that of a credential source (the
+		// instance metadata service's 404), not the bucket's.
+		return "", 0
+	}
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()

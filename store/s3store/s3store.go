@@ -43,9 +43,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ckptdev/ckpt/store"
+	"github.com/ckptdev/ckpt/store/internal/locallock"
 )
 
 // Store is a store.Store in an S3 bucket. Its methods are safe for
@@ -58,11 +60,10 @@ type Store struct {
 	where  string                              // the bucket and endpoint, for errors
 	log    *slog.Logger
 
-	mu         sync.Mutex
-	closed     bool
-	leases     map[*lease]struct{}    // held, renewing
-	local      map[string]*localLease // held under ExternalLocking
-	localToken uint64
+	mu     sync.Mutex
+	closed bool
+	leases map[*lease]struct{} // held, renewing
+	local  locallock.Table     // the locks of ExternalLocking
 
 	cond condProbe
 
@@ -103,6 +104,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// with its client-side retry quota, would fail fast exactly when a
 		// service is having trouble.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+		config.WithLogger(sdkLogger{o.Logger}),
+	}
+	if o.Endpoint != "" && !o.InstanceMetadata {
+		// A service of one's own has no instance role: asking the cloud
+		// metadata address for one would send a request off the machine
+		// and, failing, leave only a slower and vaguer error.
+		load = append(load, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
@@ -142,6 +150,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			endpoint = *cfg.BaseEndpoint
 		}
 	}
+	if endpoint != "AWS S3" {
+		endpoint = store.RedactString(endpoint)
+	}
 	s := &Store{
 		opts:   o,
 		client: client,
@@ -149,6 +160,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:    o.Logger,
 		where:  fmt.Sprintf("bucket %q at %s, region %s", o.Bucket, endpoint, cfg.Region),
 		leases: make(map[*lease]struct{}),
+		local:  locallock.Table{ClockTokens: true},
 	}
 	if o.Prefix != "" {
 		s.root = o.Prefix + "/"

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -32,14 +33,14 @@ func TestOptionsFromURL(t *testing.T) {
 	}
 	got, err := parse("s3://bkt/a/b/?endpoint=http://h:9000&region=eu-west-1&path_style=true&profile=p" +
 		"&request_timeout=5s&max_attempts=4&max_retry_time=1m&part_size=8MiB&concurrency=3" +
-		"&lease_ttl=20s&lease_renew=5s&locking=external")
+		"&lease_ttl=20s&lease_renew=5s&locking=external&instance_metadata=true")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := s3store.Options{
 		Bucket: "bkt", Prefix: "a/b", Endpoint: "http://h:9000", Region: "eu-west-1", PathStyle: true, Profile: "p",
 		RequestTimeout: 5 * time.Second, MaxAttempts: 4, MaxRetryTime: time.Minute, PartSize: 8 << 20, Concurrency: 3,
-		LeaseTTL: 20 * time.Second, LeaseRenew: 5 * time.Second, ExternalLocking: true,
+		LeaseTTL: 20 * time.Second, LeaseRenew: 5 * time.Second, ExternalLocking: true, InstanceMetadata: true,
 	}
 	if got != want {
 		t.Fatalf("OptionsFromURL:\n got %+v\nwant %+v", got, want)
@@ -55,6 +56,7 @@ func TestOptionsFromURL(t *testing.T) {
 		{"s3://bkt/p?part_size=lots", "part_size"},
 		{"s3://bkt/p?path_style=maybe", "path_style"},
 		{"s3://bkt/p?locking=none", "locking"},
+		{"s3://bkt/p?instance_metadata=sometimes", "instance_metadata"},
 		{"s3://AKIAEXAMPLE:hunter2secret@bkt/p", "credentials in the URL are not accepted"},
 	} {
 		_, err := parse(tc.url)
@@ -263,5 +265,26 @@ func TestListPages(t *testing.T) {
 	}
 	if got, err := st.List(t.Context(), "p/01"); err != nil || !slices.Equal(got, want[10:20]) {
 		t.Fatalf("List p/01: %q, %v", got, err)
+	}
+}
+
+// An address whose parameters nest credentials (an endpoint with a user
+// and password, a token in the endpoint's own query) never shows them in
+// the error of a store that cannot be opened.
+func TestOpenErrorsHideNestedCredentials(t *testing.T) {
+	noCredentials(t)
+	for _, raw := range []string{
+		"s3://bkt/p?endpoint=http://user:NESTEDSECRET@127.0.0.1:1",
+		"s3://bkt/p?endpoint=" + url.QueryEscape("http://127.0.0.1:1/?token=NESTEDSECRET") + "&request_timeout=1s&max_retry_time=1s",
+		"s3://bkt/p?endpoint=user:NESTEDSECRET@127.0.0.1:1",
+	} {
+		st, err := store.Open(t.Context(), raw, slog.New(slog.DiscardHandler))
+		if err == nil {
+			st.Close()
+			t.Fatalf("Open %s succeeded", raw)
+		}
+		if strings.Contains(err.Error(), "NESTEDSECRET") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
 	}
 }

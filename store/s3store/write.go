@@ -20,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -279,89 +281,75 @@ func (w *upload) multipart(ctx context.Context, first []byte, src *partSource) e
 		}
 	}()
 
-	pctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	free := make(chan []byte, s.opts.Concurrency)
-	for range s.opts.Concurrency - 1 {
-		free <- nil // allocated when first needed
-	}
+	// Concurrency workers each take the next part of the input, in
+	// order, and upload it: at most Concurrency buffers are in use, one
+	// per worker, whether it is filling or uploading.
+	g, gctx := errgroup.WithContext(ctx)
 	var (
-		mu    sync.Mutex
-		parts []types.CompletedPart
-		errs  []error
-		wg    sync.WaitGroup
+		mu      sync.Mutex // guards the input side below and parts
+		pending = first    // the part read before the upload began
+		num     int32
+		more    = true
+		parts   []types.CompletedPart
 	)
 	full := crc32.New(castagnoli)
-	data, more := first, true
-	for num := int32(1); ; num++ {
-		if num > maxParts {
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("the object has more than %d parts of %d bytes: raise part_size", maxParts, s.opts.PartSize))
-			mu.Unlock()
-			s.putBuf(data)
-			break
+	next := func() (int32, []byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if pending != nil {
+			buf := pending
+			pending = nil
+			num++
+			full.Write(buf)
+			return num, buf, nil
 		}
-		full.Write(data)
-		buf := data // data is reused by the next round
-		wg.Go(func() {
-			part, err := w.part(pctx, uploadID, num, buf)
-			mu.Lock()
-			if err != nil {
-				errs = append(errs, err)
-				cancel(err)
-			} else {
-				parts = append(parts, part)
-			}
-			mu.Unlock()
-			free <- buf
-		})
 		if !more {
-			break
+			return 0, nil, nil
 		}
-		var next []byte
-		select {
-		case next = <-free:
-		case <-pctx.Done():
+		if err := gctx.Err(); err != nil {
+			return 0, nil, err
 		}
-		if pctx.Err() != nil {
-			if next != nil {
-				s.putBuf(next)
-			}
-			break
+		if num == maxParts {
+			return 0, nil, fmt.Errorf("the object has more than %d parts of %d bytes: raise part_size", maxParts, s.opts.PartSize)
 		}
-		if next == nil {
-			next = s.getBuf()
-		}
-		var n int
-		n, more, err = src.next(next[:s.opts.PartSize])
-		if err == nil {
-			err = ctx.Err()
-		}
+		buf := s.getBuf()
+		n, m, err := src.next(buf[:s.opts.PartSize])
 		if err != nil {
-			s.putBuf(next)
-			mu.Lock()
-			errs = append(errs, fmt.Errorf("read the input: %w", err))
-			mu.Unlock()
-			cancel(err)
-			break
+			s.putBuf(buf)
+			return 0, nil, fmt.Errorf("read the input: %w", err)
 		}
-		data = next[:n]
+		more = m
+		num++
+		full.Write(buf[:n])
+		return num, buf[:n], nil
 	}
-	wg.Wait()
-	close(free)
-	if len(errs) == 0 {
-		for b := range free {
-			if b != nil {
-				s.putBuf(b)
+	for range s.opts.Concurrency {
+		g.Go(func() error {
+			for {
+				n, buf, err := next()
+				if err != nil || buf == nil {
+					return err
+				}
+				part, err := w.part(gctx, uploadID, n, buf)
+				if err != nil {
+					// The HTTP transport may still read a body whose
+					// request failed: the buffer is not reused.
+					return err
+				}
+				s.putBuf(buf)
+				mu.Lock()
+				parts = append(parts, part)
+				mu.Unlock()
 			}
-		}
+		})
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, err)
+	err = g.Wait()
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("s3store: %s %s: %w", w.op, w.name, cerr)
 	}
-	if len(errs) > 0 {
-		// The first error caused the others (cancelled parts).
-		return w.s.fail(w.op, w.name, errs[0])
+	if err != nil {
+		// The first error; the parts it cancelled failed after it.
+		return w.s.fail(w.op, w.name, err)
 	}
 
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
