@@ -63,10 +63,10 @@ func TestTriggers(t *testing.T) {
 		checkpoints []want
 	}{
 		{"off", ckpt.Every{}, 100, 10, nil},
-		{"every 10 records", ckpt.Every{Records: 10}, 25, 1, []want{{ckpt.Records, 10}, {ckpt.Records, 20}}},
-		{"every 100 bytes", ckpt.Every{Bytes: 100}, 10, 30, []want{{ckpt.Bytes, 4}, {ckpt.Bytes, 8}}},
-		{"bytes before records", ckpt.Every{Records: 5, Bytes: 100}, 9, 30, []want{{ckpt.Bytes, 4}, {ckpt.Bytes, 8}}},
-		{"records before bytes", ckpt.Every{Records: 3, Bytes: 100}, 7, 20, []want{{ckpt.Records, 3}, {ckpt.Records, 6}}},
+		{"every 10 records", ckpt.Every{Records: 10}, 25, 1, []want{{ckpt.TriggerRecords, 10}, {ckpt.TriggerRecords, 20}}},
+		{"every 100 bytes", ckpt.Every{Bytes: 100}, 10, 30, []want{{ckpt.TriggerBytes, 4}, {ckpt.TriggerBytes, 8}}},
+		{"bytes before records", ckpt.Every{Records: 5, Bytes: 100}, 9, 30, []want{{ckpt.TriggerBytes, 4}, {ckpt.TriggerBytes, 8}}},
+		{"records before bytes", ckpt.Every{Records: 3, Bytes: 100}, 7, 20, []want{{ckpt.TriggerRecords, 3}, {ckpt.TriggerRecords, 6}}},
 		{"an interval not yet due", ckpt.Every{Interval: time.Hour}, 100, 1, nil},
 	}
 	for _, tc := range cases {
@@ -140,7 +140,7 @@ func TestIntervalTrigger(t *testing.T) {
 	}
 	wantInterval := func(cp *ckpt.Checkpoint, after time.Time, since string) {
 		t.Helper()
-		if cp.Trigger != ckpt.Interval || cp.Records != int64(n) {
+		if cp.Trigger != ckpt.TriggerInterval || cp.Records != int64(n) {
 			t.Fatalf("checkpoint %d: trigger %v after %d records, want interval after %d", cp.Seq, cp.Trigger, cp.Records, n)
 		}
 		if d := time.Since(after); d < every {
@@ -331,7 +331,7 @@ func TestShutdownSignal(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("%d checkpoints after the signal, want 1", len(entries))
 	}
-	if cp := entries[0].Checkpoint; cp.Trigger != ckpt.Shutdown || cp.Records != 6 {
+	if cp := entries[0].Checkpoint; cp.Trigger != ckpt.TriggerShutdown || cp.Records != 6 {
 		t.Fatalf("checkpoint %+v, want a shutdown checkpoint after 6 records", cp)
 	}
 	if err := j.Close(); err != nil {

@@ -262,7 +262,7 @@ func (j *Job[S]) restore(ctx context.Context) error {
 func (j *Job[S]) arm() {
 	j.resetCounts()
 	if d := j.cfg.Every.Interval; d > 0 {
-		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(Interval)) })
+		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(TriggerInterval)) })
 	}
 	if !j.cfg.NoSignals {
 		ch := make(chan os.Signal, 1)
@@ -271,7 +271,7 @@ func (j *Job[S]) arm() {
 		go func() {
 			select {
 			case sig := <-ch:
-				j.pending.Store(uint32(Shutdown))
+				j.pending.Store(uint32(TriggerShutdown))
 				// Back to the default disposition: a second signal ends
 				// the process at once.
 				signal.Stop(ch)
@@ -320,7 +320,7 @@ func (j *Job[S]) Records() int64 { return j.records }
 func (j *Job[S]) Bytes() int64 { return j.bytes }
 
 // Stopping reports whether a shutdown signal has arrived.
-func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == Shutdown }
+func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == TriggerShutdown }
 
 // Bind attaches the source and sink whose positions every checkpoint
 // records. Either may be nil.
@@ -348,20 +348,20 @@ func (j *Job[S]) Advance(ctx context.Context, records, bytes int64) error {
 func (j *Job[S]) fire(ctx context.Context) error {
 	t := Trigger(j.pending.Load())
 	switch {
-	case t == Shutdown:
-	case t == Interval:
+	case t == TriggerShutdown:
+	case t == TriggerInterval:
 	case j.records >= j.nextRecords:
-		t = Records
+		t = TriggerRecords
 	default:
-		t = Bytes
+		t = TriggerBytes
 	}
-	if t != Shutdown && j.tooSoon() {
+	if t != TriggerShutdown && j.tooSoon() {
 		return nil
 	}
-	if _, err := j.commit(ctx, t, false, "", t != Shutdown); err != nil {
+	if _, err := j.commit(ctx, t, false, "", t != TriggerShutdown); err != nil {
 		return err
 	}
-	if t == Shutdown {
+	if t == TriggerShutdown {
 		return ErrInterrupted
 	}
 	return nil
@@ -388,7 +388,7 @@ func (j *Job[S]) tooSoon() bool {
 		return false
 	}
 	j.resetCounts()
-	if j.pending.CompareAndSwap(uint32(Interval), 0) && j.timer != nil {
+	if j.pending.CompareAndSwap(uint32(TriggerInterval), 0) && j.timer != nil {
 		j.timer.Reset(j.gap - since)
 	}
 	return true
@@ -410,19 +410,19 @@ func (j *Job[S]) failedInBackground() bool {
 
 // Checkpoint takes a checkpoint now (trigger manual).
 func (j *Job[S]) Checkpoint(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, false, "", false)
+	return j.commit(ctx, TriggerManual, false, "", false)
 }
 
 // Savepoint takes a checkpoint now that retention keeps until it is
 // deleted, with an optional label.
 func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, true, label, false)
+	return j.commit(ctx, TriggerManual, true, label, false)
 }
 
 // Finish takes the final checkpoint: the job is complete, and opening it
 // again reports Done.
 func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Final, false, "", false)
+	return j.commit(ctx, TriggerFinal, false, "", false)
 }
 
 // commit runs the commit protocol. In the calling goroutine: wait for the
@@ -445,7 +445,7 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Trigger:   t,
 		Savepoint: savepoint,
 		Label:     label,
-		Final:     t == Final,
+		Final:     t == TriggerFinal,
 		Records:   j.records,
 		Bytes:     j.bytes,
 		// A copy: the manifest may be encoded in the background, while
@@ -475,8 +475,8 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		j.gap = (captureShare - 1) * d
 	}
 	j.resetCounts()
-	if t != Shutdown {
-		j.pending.CompareAndSwap(uint32(Interval), 0)
+	if t != TriggerShutdown {
+		j.pending.CompareAndSwap(uint32(TriggerInterval), 0)
 	}
 	if j.timer != nil {
 		j.timer.Reset(max(j.cfg.Every.Interval, j.gap))
@@ -492,7 +492,7 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		if _, j.bgErr = j.finish(bg, cp); j.bgErr != nil {
 			// Make the next Advance take the commit path, which reports
 			// the error, rather than wait for the next trigger.
-			j.pending.CompareAndSwap(0, uint32(Interval))
+			j.pending.CompareAndSwap(0, uint32(TriggerInterval))
 		}
 	}()
 	return cp, nil
