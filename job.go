@@ -25,8 +25,10 @@ import (
 //
 // Automatic checkpoints are spaced so that capturing the state takes at
 // most about a tenth of the job's time: when a large state takes d (10 ms
-// or more) to encode, the next automatic checkpoint waits at least 9·d,
-// whatever the triggers say. Small states are never held back.
+// or more) to encode and write, the next automatic checkpoint waits at
+// least 9·d, whatever the triggers say. Only the state counts: the time
+// the output takes to flush or sync does not, so small states are never
+// held back.
 type Every struct {
 	Records  int64         // after this many records
 	Bytes    int64         // after this many input bytes
@@ -440,7 +442,6 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	if err := j.wait(); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	cp := &Checkpoint{
 		Trigger:   t,
 		Savepoint: savepoint,
@@ -466,6 +467,11 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		}
 		cp.Source = pos
 	}
+	// Only the capture of the state counts toward the spacing: flushing
+	// the output is the sink's cost, paid whatever the state's size (a
+	// database round trip), and must not thin out a small state's
+	// checkpoints.
+	start := time.Now()
 	if err := j.w.saveState(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp); err != nil {
 		return nil, err
 	}
