@@ -91,15 +91,50 @@ func TestIntervalTrigger(t *testing.T) {
 	})
 }
 
-// slowState takes 20 ms to encode, like a state of hundreds of MiB.
+// slowState is 1 MiB and takes 20 ms to encode, as if it were hundreds
+// of MiB.
 type slowState struct{ N int }
 
 func (s *slowState) MarshalBinary() ([]byte, error) {
 	time.Sleep(20 * time.Millisecond) // in a bubble: the clock moves, nothing waits
-	return []byte{byte(s.N)}, nil
+	b := make([]byte, 1<<20)
+	b[0] = byte(s.N)
+	return b, nil
 }
 
 func (s *slowState) UnmarshalBinary(b []byte) error {
+	if len(b) > 0 {
+		s.N = int(b[0])
+	}
+	return nil
+}
+
+// A small state is not spaced out, even when its capture took long (a
+// loaded machine): its capture costs nothing worth saving.
+func TestSlowSmallCapturesAreNotSpacedOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j, err := ckpt.Open[slowSmallState](context.Background(), "small", ckpt.Config{Store: t.TempDir(), NoSignals: true,
+			Codec: codec.Binary{}, Uncompressed: true, Every: ckpt.Every{Records: 1}, Retain: -1, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		for range 3 {
+			advanceOne(t, j)
+		}
+		wantTriggers(t, j, "a 1-byte state captured in 20 ms", "records@1", "records@2", "records@3")
+	})
+}
+
+// slowSmallState is one byte that takes 20 ms to encode.
+type slowSmallState struct{ N int }
+
+func (s *slowSmallState) MarshalBinary() ([]byte, error) {
+	time.Sleep(20 * time.Millisecond)
+	return []byte{byte(s.N)}, nil
+}
+
+func (s *slowSmallState) UnmarshalBinary(b []byte) error {
 	if len(b) == 1 {
 		s.N = int(b[0])
 	}
@@ -146,11 +181,33 @@ func (slowSink) Sync(context.Context) error {
 	return nil
 }
 
-// Only capturing the state counts toward the spacing of checkpoints: a
-// small state behind a slow output is checkpointed at every trigger.
+// bigState is 1 MiB, encoded at once (in a bubble, no time passes).
+type bigState struct{ N int }
+
+func (s *bigState) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 1<<20)
+	b[0] = byte(s.N)
+	return b, nil
+}
+
+func (s *bigState) UnmarshalBinary(b []byte) error {
+	if len(b) > 0 {
+		s.N = int(b[0])
+	}
+	return nil
+}
+
+// Only capturing the state counts toward the spacing of checkpoints, not
+// flushing or syncing the output: a state fast to capture behind a slow
+// output (a database round trip) is checkpointed at every trigger.
 func TestSlowOutputDoesNotSpaceOutCheckpoints(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j := openJob(t, t.TempDir(), ckpt.Config{Every: ckpt.Every{Records: 1}, Retain: -1, Uncompressed: true})
+		j, err := ckpt.Open[bigState](context.Background(), "big", ckpt.Config{Store: t.TempDir(), NoSignals: true,
+			Codec: codec.Binary{}, Uncompressed: true, Every: ckpt.Every{Records: 1}, Retain: -1, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
 		j.Bind(nil, slowSink{})
 		for range 4 {
 			if err := j.Advance(context.Background(), 1, 0); err != nil {
@@ -160,6 +217,6 @@ func TestSlowOutputDoesNotSpaceOutCheckpoints(t *testing.T) {
 		if err := j.Wait(); err != nil {
 			t.Fatal(err)
 		}
-		wantTriggers(t, j, "a 12-byte state behind a slow output", "records@1", "records@2", "records@3", "records@4")
+		wantTriggers(t, j, "a state captured at once behind a slow output", "records@1", "records@2", "records@3", "records@4")
 	})
 }
