@@ -40,15 +40,6 @@ func (s *gatedSink) Sync(ctx context.Context) error {
 	}
 }
 
-func listSeqs(t *testing.T, st store.Store, job string) []ckpt.Entry {
-	t.Helper()
-	entries, err := ckpt.List(context.Background(), st, job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return entries
-}
-
 func TestTriggers(t *testing.T) {
 	type want struct {
 		trigger ckpt.Trigger

@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ckptdev/ckpt/codec"
@@ -55,8 +52,10 @@ type Config struct {
 	Uncompressed bool
 	// NoSignals leaves SIGINT and SIGTERM alone. By default the first one
 	// makes the next Advance take a shutdown checkpoint and return
-	// ErrInterrupted; a second one ends the process at once, which is safe:
-	// the next run resumes from the last checkpoint.
+	// ErrInterrupted; a second one, however soon after, ends the process
+	// at once (killed by that signal), which is safe: the next run resumes
+	// from the last checkpoint. A process started with SIGINT ignored
+	// (nohup, a background job) keeps ignoring it; SIGTERM still works.
 	NoSignals bool
 	// Restart discards the job's checkpoints, savepoints included, and
 	// starts from the beginning.
@@ -249,27 +248,7 @@ func (j *Job[S]) arm() {
 		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(TriggerInterval)) })
 	}
 	if !j.cfg.NoSignals {
-		ch := make(chan os.Signal, 1)
-		done := make(chan struct{})
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-		go func() {
-			select {
-			case sig := <-ch:
-				j.pending.Store(uint32(TriggerShutdown))
-				// Back to the default disposition: a second signal ends
-				// the process at once.
-				signal.Stop(ch)
-				j.log.Info("ckpt: signal received; checkpointing before exit (signal again to exit at once)", "job", j.name, "signal", sig.String())
-			case <-done:
-				signal.Stop(ch)
-			}
-		}()
-		j.stopSignals = func() {
-			// Stop here, not only in the goroutine: a signal that arrives
-			// after Close returns must get its default disposition.
-			signal.Stop(ch)
-			close(done)
-		}
+		j.stopSignals = watchSignals(j.log, j.name, func() { j.pending.Store(uint32(TriggerShutdown)) })
 	}
 }
 

@@ -49,6 +49,15 @@ func openJob(t *testing.T, dir string, cfg ckpt.Config) *ckpt.Job[counterState] 
 	return j
 }
 
+func listSeqs(t *testing.T, st store.Store, job string) []ckpt.Entry {
+	t.Helper()
+	entries, err := ckpt.List(context.Background(), st, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
 // run processes records [State.Next, stop) and checkpoints every 10.
 func run(t *testing.T, j *ckpt.Job[counterState], stop int) {
 	t.Helper()
