@@ -84,3 +84,4 @@ func TestVerifyEntriesClassifies(t *testing.T) {
 		t.Fatalf("%d verdicts before the store failed, want the 3 before checkpoint 4", len(got))
 	}
 }
+

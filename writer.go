@@ -294,7 +294,14 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 	w.seq = cp.Seq
 	w.kept = append(w.kept, Entry{Seq: cp.Seq, Checkpoint: cp})
 	w.addRefs(cp)
-	if err := w.prune(context.WithoutCancel(ctx)); err != nil {
+	// A lease lost while the manifest was being written (a store that
+	// cannot fence the write) means another writer may be resuming from
+	// an older checkpoint and rewriting the output this one describes: it
+	// must not be reported as taken, least of all as the final one.
+	if err := w.lease.Check(context.WithoutCancel(ctx)); err != nil {
+		return nil, fmt.Errorf("ckpt: checkpoint %d of job %q was written as the job's lease was lost; another writer may be running, so this one stops (check the output before trusting it): %w", cp.Seq, w.job, err)
+	}
+	if err := w.retention(context.WithoutCancel(ctx)); err != nil {
 		// The checkpoint is committed; an old one left behind is harmless
 		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
@@ -311,6 +318,19 @@ func (w *writer) prune(ctx context.Context) error {
 	if w.retain <= 0 {
 		return nil
 	}
+	// A writer that lost its lease must not delete what the new holder
+	// may be building on.
+	if err := w.lease.Check(ctx); err != nil {
+		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
+	}
+	return w.retention(ctx)
+}
+
+// retention is prune once the lease is known held.
+func (w *writer) retention(ctx context.Context) error {
+	if w.retain <= 0 {
+		return nil
+	}
 	for _, k := range w.kept {
 		if errors.Is(k.Err, ErrFormat) {
 			// A newer ckpt wrote it: the blobs it names are unknown here,
@@ -318,11 +338,6 @@ func (w *writer) prune(ctx context.Context) error {
 			// read it.
 			return fmt.Errorf("ckpt: job %q: checkpoint %d is of a newer format; retention is left to a ckpt that reads it: %w", w.job, k.Seq, k.Err)
 		}
-	}
-	// A writer that lost its lease must not delete what the new holder
-	// may be building on.
-	if err := w.lease.Check(ctx); err != nil {
-		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
 	}
 	var drop []Entry
 	keep := make([]Entry, 0, len(w.kept))
