@@ -84,4 +84,3 @@ func TestVerifyEntriesClassifies(t *testing.T) {
 		t.Fatalf("%d verdicts before the store failed, want the 3 before checkpoint 4", len(got))
 	}
 }
-
