@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/shutdown"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -248,7 +250,10 @@ func (j *Job[S]) arm() {
 		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(TriggerInterval)) })
 	}
 	if !j.cfg.NoSignals {
-		j.stopSignals = watchSignals(j.log, j.name, func() { j.pending.Store(uint32(TriggerShutdown)) })
+		j.stopSignals = shutdown.Watch(func(sig os.Signal) {
+			j.log.Info("ckpt: signal received; checkpointing before exit (signal again to exit at once)", "job", j.name, "signal", sig.String())
+			j.pending.Store(uint32(TriggerShutdown))
+		})
 	}
 }
 

@@ -1,27 +1,29 @@
-package ckpt
+// Package shutdown handles SIGINT and SIGTERM as every ckpt program
+// should: the first asks for a clean stop, the second ends the process at
+// once, however soon it follows the first.
+package shutdown
 
 import (
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-// watchSignals makes the first SIGINT or SIGTERM call first, and the
-// second one end the process at once, however soon it follows. It returns
-// the function that stops watching.
+// Watch calls first, from another goroutine, on the first SIGINT or
+// SIGTERM, and ends the process at once on the second (killed by that
+// signal). It returns the function that stops watching; a signal after
+// that gets the default action, unless something else listens for it.
 //
 // A process started with SIGINT ignored (nohup, or a background job of a
 // shell without job control) keeps ignoring it, as such a process is
-// meant to: listening would turn the terminal's Ctrl-C into a shutdown of
-// jobs the user put out of its reach. SIGTERM still stops it.
+// meant to: listening would turn the terminal's Ctrl-C into a stop of
+// work the user put out of its reach. SIGTERM still works.
 //
 // The second signal is caught rather than left to the default action,
-// because the first may not have been seen yet when it arrives (both can
-// be queued for this handler), and because another package may also be
-// listening for it, which would keep the default action from ever
-// applying.
-func watchSignals(log *slog.Logger, job string, first func()) (stop func()) {
+// because the first may not have been handled yet when it arrives (both
+// can be queued here), and because another package may also be listening
+// for it, which would keep the default action from ever applying.
+func Watch(first func(os.Signal)) (stop func()) {
 	sigs := []os.Signal{syscall.SIGTERM}
 	if !signal.Ignored(os.Interrupt) {
 		sigs = append(sigs, os.Interrupt)
@@ -34,8 +36,7 @@ func watchSignals(log *slog.Logger, job string, first func()) (stop func()) {
 	go func() {
 		select {
 		case sig := <-ch:
-			log.Info("ckpt: signal received; checkpointing before exit (signal again to exit at once)", "job", job, "signal", sig.String())
-			first()
+			first(sig)
 		case <-done:
 			return
 		}
@@ -46,8 +47,6 @@ func watchSignals(log *slog.Logger, job string, first func()) (stop func()) {
 		}
 	}()
 	return func() {
-		// A signal that arrives after the job is closed gets the default
-		// action (unless someone else listens for it).
 		signal.Stop(ch)
 		close(done)
 	}
