@@ -49,6 +49,15 @@ func openJob(t *testing.T, dir string, cfg ckpt.Config) *ckpt.Job[counterState] 
 	return j
 }
 
+func listSeqs(t *testing.T, st store.Store, job string) []ckpt.Entry {
+	t.Helper()
+	entries, err := ckpt.List(context.Background(), st, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
 // run processes records [State.Next, stop) and checkpoints every 10.
 func run(t *testing.T, j *ckpt.Job[counterState], stop int) {
 	t.Helper()
@@ -73,7 +82,7 @@ func TestResumeRestoresStateAndCounters(t *testing.T) {
 
 	j = openJob(t, dir, ckpt.Config{Every: ckpt.Every{Records: 10}})
 	cp := j.Resumed()
-	if cp == nil || cp.Seq != 9 || cp.Trigger != ckpt.Records {
+	if cp == nil || cp.Seq != 9 || cp.Trigger != ckpt.TriggerRecords {
 		t.Fatalf("resumed from %+v, want seq 9 by records", cp)
 	}
 	if j.State.Next != 90 || j.Records() != 90 || j.Bytes() != 720 {

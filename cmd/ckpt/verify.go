@@ -55,34 +55,31 @@ written in a format this ckpt does not read is reported as unreadable
 				entries = []ckpt.Entry{e}
 			}
 
-			results := make([]verifyJSON, 0, len(entries))
+			verdicts, verr := ckpt.VerifyEntries(ctx, st, entries)
+			results := make([]verifyJSON, 0, len(verdicts))
 			var corrupt, unreadable []verifyJSON
 			var newestOK uint64
-			for _, e := range entries {
-				err := e.Err
-				if err == nil {
-					err = ckpt.Verify(ctx, st, e.Checkpoint)
-				}
-				r := verifyJSON{Seq: e.Seq, Status: "ok"}
-				var ce *ckpt.CorruptError
-				switch {
-				case err == nil:
-					newestOK = e.Seq
-				case errors.As(err, &ce):
-					r.Status, r.Object, r.Error = "corrupt", ce.Object, errorText(ce.Err)
+			for _, v := range verdicts {
+				r := verifyJSON{Seq: v.Seq, Status: v.Status.String()}
+				switch v.Status {
+				case ckpt.VerifyOK:
+					newestOK = v.Seq
+				case ckpt.VerifyCorrupt:
+					r.Object, r.Error = v.Object, errorText(errors.Unwrap(v.Err))
 					corrupt = append(corrupt, r)
-				case errors.Is(err, ckpt.ErrFormat):
-					r.Status, r.Error = "unreadable", errorText(err)
+				case ckpt.VerifyUnreadable:
+					r.Error = errorText(v.Err)
 					unreadable = append(unreadable, r)
-				default:
-					// The store failed, not the checkpoint: nothing is
-					// known about this one, so stop rather than guess.
-					return fmt.Errorf("verify checkpoint %d of job %q: %w", e.Seq, job, err)
 				}
 				results = append(results, r)
 				if !asJSON {
 					a.printVerifyLine(r)
 				}
+			}
+			if verr != nil {
+				// The store failed, not the checkpoint: nothing is
+				// known about this one, so stop rather than guess.
+				return verr
 			}
 			if asJSON {
 				if err := a.printJSON(results); err != nil {
