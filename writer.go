@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/crashpoint"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -232,6 +233,7 @@ func (w *writer) capture(ctx context.Context, cp *Checkpoint, src PositionSource
 		}
 		cp.Source = pos
 	}
+	crashpoint.Hit(crashpoint.PhaseStateCaptured)
 	start := time.Now()
 	cp.State = cp.State[:0]
 	for _, s := range states {
@@ -241,7 +243,9 @@ func (w *writer) capture(ctx context.Context, cp *Checkpoint, src PositionSource
 		}
 		cp.State = append(cp.State, ref)
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	crashpoint.Hit(crashpoint.PhaseBlobsWritten)
+	return took, nil
 }
 
 // commit runs steps 4 to 6 of the protocol: it makes the output sink
@@ -258,6 +262,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", w.job, err)
 		}
 	}
+	crashpoint.Hit(crashpoint.PhaseSinkSynced)
 	cp.Job = w.job
 	cp.Seq = w.seq + 1
 	cp.Token = w.lease.Token()
@@ -291,6 +296,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 		}
 		return nil, fmt.Errorf("ckpt: commit checkpoint %d of job %q: %w", cp.Seq, w.job, err)
 	}
+	crashpoint.Hit(crashpoint.PhaseManifestCommitted)
 	w.seq = cp.Seq
 	w.kept = append(w.kept, Entry{Seq: cp.Seq, Checkpoint: cp})
 	w.addRefs(cp)
@@ -306,6 +312,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
 	}
+	crashpoint.Hit(crashpoint.PhaseRetention)
 	w.log.Debug("ckpt: checkpoint committed", "job", w.job, "seq", cp.Seq, "trigger", cp.Trigger.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
 	return cp, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ckptdev/ckpt/crashtest"
+	"github.com/ckptdev/ckpt/internal/crashpoint"
 )
 
 // awkwardCSV writes a CSV that exercises every corner of the format:
@@ -75,6 +76,13 @@ func TestCkptCommandsSurviveKills(t *testing.T) {
 			})
 			if rep.Failed() {
 				t.Fatalf("ckpt %s failed its crash test:\n%s", tc.name, rep)
+			}
+			// The engine announces every phase of its commit protocol,
+			// so some trials were killed exactly at each boundary.
+			for _, p := range crashpoint.Phases {
+				if rep.Phases[p] == 0 {
+					t.Errorf("no trial killed at phase %s: %v", p, rep.Phases)
+				}
 			}
 		})
 	}
