@@ -31,15 +31,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
+
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/eventlog"
+	"github.com/ckptdev/ckpt/internal/shutdown"
 )
 
 // The exit codes, as the ckpt command uses them.
@@ -261,35 +261,14 @@ func (c *cli) printJSON(cmd *cobra.Command, v any) error {
 
 // signalContext is cmd's context, canceled by the first SIGINT or
 // SIGTERM; a second one ends the process at once (the run is resumable
-// either way). Both are caught however the process was started (a shell
-// starts a background job with SIGINT ignored), and a second signal that
-// follows the first at once is not lost.
+// either way), as in every ckpt program (internal/shutdown).
 func signalContext(cmd *cobra.Command) (context.Context, func()) {
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancelCause(cmd.Context())
-	done := make(chan struct{})
-	go func() {
-		var first os.Signal
-		select {
-		case first = <-sigs:
-			cancel(fmt.Errorf("%w by %v", context.Canceled, first))
-		case <-done:
-			return
-		}
-		select {
-		case s := <-sigs:
-			n := 0
-			if sn, ok := s.(syscall.Signal); ok {
-				n = int(sn)
-			}
-			os.Exit(128 + n)
-		case <-done:
-		}
-	}()
+	stop := shutdown.Watch(func(sig os.Signal) {
+		cancel(fmt.Errorf("%w by %v", context.Canceled, sig))
+	})
 	return ctx, func() {
-		signal.Stop(sigs)
-		close(done)
+		stop()
 		cancel(nil)
 	}
 }

@@ -14,20 +14,20 @@ import (
 // signal). It returns the function that stops watching; a signal after
 // that gets the default action, unless something else listens for it.
 //
-// A process started with SIGINT ignored (nohup, or a background job of a
-// shell without job control) keeps ignoring it, as such a process is
-// meant to: listening would turn the terminal's Ctrl-C into a stop of
-// work the user put out of its reach. SIGTERM still works.
+// A process started with SIGINT ignored (a background job of a shell
+// without job control) handles it too. Where it was ignored, the second
+// signal ends the process with exit code 128+SIGINT, since re-raising an
+// ignored signal does nothing.
 //
 // The second signal is caught rather than left to the default action,
 // because the first may not have been handled yet when it arrives (both
 // can be queued here), and because another package may also be listening
 // for it, which would keep the default action from ever applying.
 func Watch(first func(os.Signal)) (stop func()) {
-	sigs := []os.Signal{syscall.SIGTERM}
-	if !signal.Ignored(os.Interrupt) {
-		sigs = append(sigs, os.Interrupt)
-	}
+	// SIGINT is handled even where the process started with it ignored,
+	// as a script's background job does: scripts stop such jobs with
+	// kill -INT, and expect the checkpoint a Ctrl-C takes.
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	// Room for both signals: one delivered while the channel is full
 	// would be lost.
 	ch := make(chan os.Signal, 2)
