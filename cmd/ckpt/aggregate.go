@@ -86,9 +86,6 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
-			if err := checkNotInput(o.Input, o.From, o.Output, o.Pipeline.DeadLetterPath); err != nil {
-				return err
-			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return aggregate.Run(cmd.Context(), o)
 			})

@@ -100,13 +100,6 @@ start over).`,
 			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
-			out := o.Output
-			if !t.isFile {
-				out = ""
-			}
-			if err := checkNotInput(o.Input, o.From, out, o.Pipeline.DeadLetterPath); err != nil {
-				return err
-			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return convert.Run(cmd.Context(), o)
 			})

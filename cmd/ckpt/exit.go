@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -108,6 +109,8 @@ func exitCode(err error) int {
 		}
 	}
 	switch {
+	case errors.Is(err, pipeline.ErrOutputIsInput):
+		return exitUsage
 	case errors.Is(err, ckpt.ErrInterrupted):
 		return exitInterrupted
 	case errors.Is(err, ckpt.ErrLocked):

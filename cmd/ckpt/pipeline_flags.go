@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ckptdev/ckpt"
-	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/progress"
 	"github.com/ckptdev/ckpt/pipeline"
 )
@@ -149,54 +148,6 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (use a whole number of bytes, or of KiB, MiB, GiB, TiB, KB, MB, GB, TB, as 64MiB)", s)
 	}
 	return n * mult, nil
-}
-
-// checkNotInput refuses files to write (the output, the dead-letter file)
-// that are input files or the same file twice: opening one truncates it,
-// and input not yet read would be lost for good.
-func checkNotInput(input string, from convert.Format, outputs ...string) error {
-	seen := map[string]string{}
-	for _, o := range outputs {
-		if o == "" {
-			continue
-		}
-		abs, err := filepath.Abs(o)
-		if err != nil {
-			return err
-		}
-		if prev, ok := seen[abs]; ok {
-			return usageErrorf("%s and %s are the same file: give the output and the dead-letter file different names", prev, o)
-		}
-		seen[abs] = o
-	}
-	var infos []os.FileInfo
-	for _, o := range outputs {
-		if fi, err := os.Stat(o); o != "" && err == nil {
-			infos = append(infos, fi)
-		}
-	}
-	if len(infos) == 0 {
-		return nil // nothing to write exists yet, so none is an input
-	}
-	files, err := pipeline.LinesFiles(input)
-	if from == convert.CSV {
-		files, err = pipeline.CSVFiles(input)
-	}
-	if err != nil {
-		return nil // the run reports what is wrong with the input
-	}
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			continue
-		}
-		for _, out := range infos {
-			if os.SameFile(fi, out) {
-				return usageErrorf("%s is an input file and would be written to (truncated) before it is read: write to another file", f)
-			}
-		}
-	}
-	return nil
 }
 
 // checkOutput checks an output path early, so a typo costs nothing.

@@ -52,7 +52,7 @@ func TestOutputThatIsAnInputIsRefused(t *testing.T) {
 		{"convert", in, filepath.Join(dir, "out.jsonl"), "--dead-letter", filepath.Join(dir, ".", "out.jsonl")},
 	} {
 		r := ckptRun(t, nil, append(args, "--store", store, "--no-progress")...).want(t, exitUsage)
-		if line := r.errLine(t); !strings.Contains(line, "sales.csv is an input file") && !strings.Contains(line, "same file") {
+		if line := r.errLine(t); !strings.Contains(line, "sales.csv is the input file") && !strings.Contains(line, "same file") {
 			t.Errorf("%v: %s", args, line)
 		}
 		if b, err := os.ReadFile(in); err != nil || string(b) != data {
