@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ckptdev/ckpt"
-	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -63,10 +62,10 @@ func TestTriggers(t *testing.T) {
 		checkpoints []want
 	}{
 		{"off", ckpt.Every{}, 100, 10, nil},
-		{"every 10 records", ckpt.Every{Records: 10}, 25, 1, []want{{ckpt.Records, 10}, {ckpt.Records, 20}}},
-		{"every 100 bytes", ckpt.Every{Bytes: 100}, 10, 30, []want{{ckpt.Bytes, 4}, {ckpt.Bytes, 8}}},
-		{"bytes before records", ckpt.Every{Records: 5, Bytes: 100}, 9, 30, []want{{ckpt.Bytes, 4}, {ckpt.Bytes, 8}}},
-		{"records before bytes", ckpt.Every{Records: 3, Bytes: 100}, 7, 20, []want{{ckpt.Records, 3}, {ckpt.Records, 6}}},
+		{"every 10 records", ckpt.Every{Records: 10}, 25, 1, []want{{ckpt.TriggerRecords, 10}, {ckpt.TriggerRecords, 20}}},
+		{"every 100 bytes", ckpt.Every{Bytes: 100}, 10, 30, []want{{ckpt.TriggerBytes, 4}, {ckpt.TriggerBytes, 8}}},
+		{"bytes before records", ckpt.Every{Records: 5, Bytes: 100}, 9, 30, []want{{ckpt.TriggerBytes, 4}, {ckpt.TriggerBytes, 8}}},
+		{"records before bytes", ckpt.Every{Records: 3, Bytes: 100}, 7, 20, []want{{ckpt.TriggerRecords, 3}, {ckpt.TriggerRecords, 6}}},
 		{"an interval not yet due", ckpt.Every{Interval: time.Hour}, 100, 1, nil},
 	}
 	for _, tc := range cases {
@@ -99,83 +98,6 @@ func TestTriggers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// The interval runs from the last checkpoint, whatever took it: a
-// checkpoint by interval, or one by hand, puts the next one an interval
-// later, and a burst of records right after one takes none.
-func TestIntervalTrigger(t *testing.T) {
-	const every = 50 * time.Millisecond
-	dir := t.TempDir()
-	start := time.Now() // the interval runs from Open
-	j := openJob(t, dir, ckpt.Config{Every: ckpt.Every{Interval: every}, Retain: -1})
-	n := 0
-	// advanceUntil processes records until the job holds count
-	// checkpoints, and returns the newest and when the Advance that took
-	// it began.
-	advanceUntil := func(count int) (*ckpt.Checkpoint, time.Time) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n++
-			j.State.Next = n
-			began := time.Now()
-			if err := j.Advance(context.Background(), 1, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := j.Wait(); err != nil {
-				t.Fatal(err)
-			}
-			if entries := listSeqs(t, j.Store(), "count"); len(entries) >= count {
-				if len(entries) > count {
-					t.Fatalf("%d checkpoints, want %d", len(entries), count)
-				}
-				return entries[count-1].Checkpoint, began
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("checkpoint %d did not come in 10s", count)
-			}
-			time.Sleep(time.Millisecond) // a record's worth of work
-		}
-	}
-	wantInterval := func(cp *ckpt.Checkpoint, after time.Time, since string) {
-		t.Helper()
-		if cp.Trigger != ckpt.Interval || cp.Records != int64(n) {
-			t.Fatalf("checkpoint %d: trigger %v after %d records, want interval after %d", cp.Seq, cp.Trigger, cp.Records, n)
-		}
-		if d := time.Since(after); d < every {
-			t.Fatalf("checkpoint %d came %v after %s, before the %v interval", cp.Seq, d, since, every)
-		}
-	}
-
-	cp, began := advanceUntil(1)
-	wantInterval(cp, start, "Open")
-
-	burst := time.Now()
-	for range 5 {
-		n++
-		if err := j.Advance(context.Background(), 1, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := j.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if time.Since(burst) < every { // else the machine was too slow to tell
-		if entries := listSeqs(t, j.Store(), "count"); len(entries) != 1 {
-			t.Fatalf("%d checkpoints after a burst of records right after an interval checkpoint, want 1", len(entries))
-		}
-	}
-
-	cp, _ = advanceUntil(2)
-	wantInterval(cp, began, "the previous interval checkpoint was taken")
-
-	byHand := time.Now()
-	if _, err := j.Checkpoint(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cp, _ = advanceUntil(4)
-	wantInterval(cp, byHand, "a checkpoint by hand")
 }
 
 // A background commit that fails leaves the checkpoint before it the
@@ -331,7 +253,7 @@ func TestShutdownSignal(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("%d checkpoints after the signal, want 1", len(entries))
 	}
-	if cp := entries[0].Checkpoint; cp.Trigger != ckpt.Shutdown || cp.Records != 6 {
+	if cp := entries[0].Checkpoint; cp.Trigger != ckpt.TriggerShutdown || cp.Records != 6 {
 		t.Fatalf("checkpoint %+v, want a shutdown checkpoint after 6 records", cp)
 	}
 	if err := j.Close(); err != nil {
@@ -342,56 +264,5 @@ func TestShutdownSignal(t *testing.T) {
 	}
 	if err := j.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
-	}
-}
-
-// slowState takes 20 ms to encode, like a state of hundreds of MiB.
-type slowState struct{ N int }
-
-func (s *slowState) MarshalBinary() ([]byte, error) {
-	time.Sleep(20 * time.Millisecond) // the cost of encoding a large state
-	return []byte{byte(s.N)}, nil
-}
-
-func (s *slowState) UnmarshalBinary(b []byte) error {
-	if len(b) == 1 {
-		s.N = int(b[0])
-	}
-	return nil
-}
-
-// A state that is slow to capture is not captured at every trigger: the
-// next automatic checkpoint waits nine times the capture, so capturing
-// takes at most a tenth of the job's time. A shutdown is never held back.
-func TestSlowCapturesAreSpacedOut(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	j, err := ckpt.Open[slowState](ctx, "slow", ckpt.Config{Store: dir, NoSignals: true, Codec: codec.Binary{},
-		Every: ckpt.Every{Records: 1}, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	start := time.Now()
-	var advances int
-	for time.Since(start) < 400*time.Millisecond {
-		j.State.N++
-		if err := j.Advance(ctx, 1, 0); err != nil {
-			t.Fatal(err)
-		}
-		advances++
-	}
-	if err := j.Wait(); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := ckpt.List(ctx, j.Store(), "slow")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := entries[len(entries)-1].Seq
-	// 400 ms at 20 ms per capture: about 2 checkpoints spaced 180 ms
-	// apart, never one per record (that would be about 20).
-	if seq < 1 || seq > 4 {
-		t.Fatalf("%d checkpoints for %d records with a trigger every record, want 1 to 4", seq, advances)
 	}
 }

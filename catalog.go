@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -62,9 +63,10 @@ func Verify(ctx context.Context, st store.Store, cp *Checkpoint) error {
 }
 
 // Latest returns the newest checkpoint of job whose manifest and blobs
-// verify, logging each newer corrupt one it skips. It returns ErrNotFound
-// when the job has no checkpoints and ErrNoValidCheckpoint when none
-// verifies.
+// verify, logging each newer corrupt one it skips: the checkpoint the job
+// would resume from. It returns ErrNotFound when the job has no
+// checkpoints, ErrNoValidCheckpoint when none verifies, and ErrFormat when
+// the newest one that is not corrupt is of a newer format.
 func Latest(ctx context.Context, st store.Store, job string, log *slog.Logger) (*Checkpoint, error) {
 	if log == nil {
 		log = slog.Default()
@@ -76,25 +78,45 @@ func Latest(ctx context.Context, st store.Store, job string, log *slog.Logger) (
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("ckpt: job %q has no checkpoints: %w", job, ErrNotFound)
 	}
-	var first error
+	cp, _, err := newestValid(job, entries, log, func(cp *Checkpoint) error { return verifyState(ctx, st, cp) })
+	return cp, err
+}
+
+// newestValid is the one walk over a job's checkpoints that chooses where
+// the job resumes; Open and Latest both use it. Newest first, it returns
+// the first checkpoint of entries whose manifest decoded and that load
+// accepts (load verifies or decodes its blobs), and how many newer ones it
+// skipped. A corrupt checkpoint is logged and the previous one tried. It
+// stops with an error at a checkpoint of a newer format (an older one
+// would silently lose its work) and at any error of load that does not
+// wrap ErrCorrupt (the store failed: nothing is known of that checkpoint,
+// so none older may be chosen in its place). With no entries it returns
+// nil and no error; when every checkpoint is corrupt, an error wrapping
+// ErrNoValidCheckpoint and the newest one's error.
+func newestValid(job string, entries []Entry, log *slog.Logger, load func(*Checkpoint) error) (*Checkpoint, int, error) {
+	var skipped []error
 	for i := len(entries) - 1; i >= 0; i-- {
 		e := entries[i]
 		err := e.Err
 		if err == nil {
-			err = verifyState(ctx, st, e.Checkpoint)
+			err = load(e.Checkpoint)
 		}
-		if err == nil {
-			return e.Checkpoint, nil
-		}
-		if !errors.Is(err, ErrCorrupt) {
-			return nil, err
-		}
-		log.Warn("ckpt: skipping corrupt checkpoint", "job", job, "seq", e.Seq, "err", err)
-		if first == nil {
-			first = err
+		switch {
+		case err == nil:
+			return e.Checkpoint, len(skipped), nil
+		case errors.Is(err, ErrCorrupt):
+			log.Warn("ckpt: skipping corrupt checkpoint; trying the previous one", "job", job, "seq", e.Seq, "err", err)
+			skipped = append(skipped, err)
+		case errors.Is(err, ErrFormat):
+			return nil, len(skipped), fmt.Errorf("ckpt: job %q: cannot resume: %w", job, err)
+		default:
+			return nil, len(skipped), fmt.Errorf("ckpt: job %q: read checkpoint %d: %w", job, e.Seq, err)
 		}
 	}
-	return nil, fmt.Errorf("ckpt: job %q: %w (newest: %w)", job, ErrNoValidCheckpoint, first)
+	if len(skipped) > 0 {
+		return nil, len(skipped), fmt.Errorf("ckpt: job %q: %w: all %d checkpoints fail verification (newest: %w); check the store, or restart the job to discard them", job, ErrNoValidCheckpoint, len(skipped), skipped[0])
+	}
+	return nil, 0, nil
 }
 
 // Load reads the state called "state" of cp (the one Job[S] saves) into
@@ -143,11 +165,11 @@ func Prune(ctx context.Context, st store.Store, job string, retain int, opts Adm
 	defer w.close(context.WithoutCancel(ctx))
 	before := make(map[uint64]bool, len(w.kept))
 	for _, k := range w.kept {
-		before[k.seq] = true
+		before[k.Seq] = true
 	}
 	err = w.prune(ctx)
 	for _, k := range w.kept {
-		delete(before, k.seq)
+		delete(before, k.Seq)
 	}
 	removed := make([]uint64, 0, len(before))
 	for seq := range before {
@@ -182,4 +204,77 @@ func DeleteJob(ctx context.Context, st store.Store, job string, opts AdminOption
 		return fmt.Errorf("ckpt: delete job %q: %w", job, err)
 	}
 	return nil
+}
+
+// Entry is one manifest found in the store: a decoded checkpoint, or the
+// error that kept it from decoding.
+type Entry struct {
+	Seq        uint64
+	Checkpoint *Checkpoint // nil if Err is set
+	Err        error       // a *CorruptError, or an ErrFormat error
+}
+
+// listManifests reads every manifest of job, oldest first.
+func listManifests(ctx context.Context, st store.Store, job string) ([]Entry, error) {
+	names, err := st.List(ctx, checkpointsPrefix(job))
+	if err != nil {
+		return nil, fmt.Errorf("ckpt: list checkpoints of job %q: %w", job, err)
+	}
+	var out []Entry
+	for _, n := range names {
+		seq, ok := parseManifestName(job, n)
+		if !ok {
+			continue
+		}
+		cp, err := readManifest(ctx, st, job, seq)
+		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormat) {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // removed since the listing
+			}
+			return nil, err
+		}
+		out = append(out, Entry{Seq: seq, Checkpoint: cp, Err: err})
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return cmpUint(a.Seq, b.Seq) })
+	return out, nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// readManifest reads and decodes one manifest. A manifest that fails to
+// decode, or whose job or sequence number disagree with its name, is an
+// error wrapping ErrCorrupt (or ErrFormat).
+func readManifest(ctx context.Context, st store.Store, job string, seq uint64) (*Checkpoint, error) {
+	name := manifestName(job, seq)
+	rc, err := st.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("ckpt: read checkpoint %d of job %q: %w", seq, job, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, maxManifest+256))
+	rc.Close()
+	if errors.Is(err, store.ErrCorrupt) {
+		return nil, &CorruptError{Job: job, Seq: seq, Object: name, Err: err}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ckpt: read checkpoint %d of job %q: %w", seq, job, err)
+	}
+	cp, err := decodeManifest(b)
+	if err == nil && (cp.Job != job || cp.Seq != seq) {
+		err = fmt.Errorf("manifest names job %q checkpoint %d", cp.Job, cp.Seq)
+	}
+	if err != nil {
+		if errors.Is(err, ErrFormat) {
+			return nil, fmt.Errorf("ckpt: %s: %w", name, err)
+		}
+		return nil, &CorruptError{Job: job, Seq: seq, Object: name, Err: err}
+	}
+	return cp, nil
 }

@@ -227,7 +227,7 @@ func (c *Checkpoint) validate() error {
 	if c.Seq == 0 {
 		return errors.New("sequence number 0")
 	}
-	if c.Trigger == None {
+	if c.Trigger == triggerNone {
 		return errors.New("no trigger")
 	}
 	if c.Records < 0 || c.Bytes < 0 {

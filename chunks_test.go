@@ -11,6 +11,7 @@ import (
 
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/value"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -173,15 +174,15 @@ func TestValuesRoundTripAndDamagedReferencesFail(t *testing.T) {
 	st := openFileStore(t, t.TempDir())
 	const prefix = "values/v/"
 	want := payloadFor(7, 20<<10) // a stored blob, not inline
-	ref, err := ckpt.SaveValue(ctx, st, prefix, "v", want, ckpt.ValueOptions{})
+	ref, err := value.Save(ctx, st, prefix, "v", want, value.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ckpt.ValueBlobs(prefix, ref)) != 1 {
-		t.Fatalf("value stored in %d blobs, the test needs one", len(ckpt.ValueBlobs(prefix, ref)))
+	if len(value.Blobs(prefix, ref)) != 1 {
+		t.Fatalf("value stored in %d blobs, the test needs one", len(value.Blobs(prefix, ref)))
 	}
 	var got payloadState
-	if err := ckpt.LoadValue(ctx, st, prefix, ref, nil, &got); err != nil || !reflect.DeepEqual(got, want) {
+	if err := value.Load(ctx, st, prefix, ref, nil, &got); err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("LoadValue: %v (seq %d)", err, got.Seq)
 	}
 
@@ -202,7 +203,7 @@ func TestValuesRoundTripAndDamagedReferencesFail(t *testing.T) {
 			bad.Chunks = append([]ckpt.ChunkRef(nil), ref.Chunks...)
 			d.edit(&bad)
 			var got payloadState
-			err := ckpt.LoadValue(ctx, st, prefix, bad, nil, &got)
+			err := value.Load(ctx, st, prefix, bad, nil, &got)
 			if !errors.Is(err, ckpt.ErrCorrupt) || !strings.Contains(err.Error(), `value "v"`) {
 				t.Fatalf("LoadValue of a damaged reference: %v, want ErrCorrupt naming the value", err)
 			}

@@ -334,7 +334,7 @@ func (s *cancellingStore) Put(ctx context.Context, name string, r io.Reader) err
 
 func TestCheckpointCancelled(t *testing.T) {
 	const job = "cancel"
-	const size = 2 << 20 // 2 MiB of state in 64 KiB chunks
+	const size = 512 << 10 // 512 KiB of state in 64 KiB chunks
 	cases := []struct {
 		name string
 		arm  func(c *cancellingCodec, s *cancellingStore, cancel context.CancelFunc)
@@ -632,6 +632,9 @@ func (c *crashChild) killAfter(t *testing.T, commits int, delay func(*crashRepor
 func TestKilledJobResumes(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child process")
+	}
+	if testing.Short() {
+		t.Skip("a kill loop of 30 child processes; runs without -short")
 	}
 	kills := 30
 	if os.Getenv("CKPT_LONG") == "1" {

@@ -34,7 +34,7 @@ var (
 
 // CorruptError names the checkpoint and the object that failed to verify.
 type CorruptError struct {
-	Job    string // empty for a value saved outside a job (SaveValue)
+	Job    string // empty for a value saved outside a job
 	Seq    uint64 // 0 when the sequence number itself is unknown
 	Object string // the store object at fault
 	Err    error  // what is wrong with it

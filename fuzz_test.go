@@ -98,7 +98,7 @@ func seedManifests(tb testing.TB) [][]byte {
 		tb.Fatal(err)
 	}
 	full := &Checkpoint{
-		Job: "full", Seq: 42, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Trigger: Shutdown,
+		Job: "full", Seq: 42, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Trigger: TriggerShutdown,
 		Savepoint: true, Label: "before upgrade", Final: false, Token: 7,
 		Writer: store.Owner{ID: "abc", PID: 12, Host: "h", Since: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
 		Source: json.RawMessage(`{"offset":123,"file":"in.csv"}`), Sink: json.RawMessage(`{"length":99}`),

@@ -24,9 +24,11 @@ import (
 // shutdown signal and at the end.
 //
 // Automatic checkpoints are spaced so that capturing the state takes at
-// most about a tenth of the job's time: when a large state takes d (10 ms
-// or more) to encode, the next automatic checkpoint waits at least 9·d,
-// whatever the triggers say. Small states are never held back.
+// most about a tenth of the job's time: when a state of 1 MiB or more
+// takes d (10 ms or more) to encode and write, the next automatic
+// checkpoint waits at least 9·d, whatever the triggers say. Only the
+// state counts: the time the output takes to flush or sync does not, and
+// a smaller state is never held back.
 type Every struct {
 	Records  int64         // after this many records
 	Bytes    int64         // after this many input bytes
@@ -221,39 +223,21 @@ func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) 
 
 // restore loads the newest checkpoint whose manifest and blobs verify.
 func (j *Job[S]) restore(ctx context.Context) error {
-	var skipped []error
-	for i := len(j.w.kept) - 1; i >= 0; i-- {
-		k := j.w.kept[i]
-		if k.cp == nil {
-			if errors.Is(k.err, ErrFormat) {
-				return fmt.Errorf("ckpt: job %q: cannot resume: %w", j.name, k.err)
-			}
-			j.log.Warn("ckpt: skipping corrupt checkpoint; trying the previous one", "job", j.name, "seq", k.seq, "err", k.err)
-			skipped = append(skipped, k.err)
-			continue
-		}
+	cp, skipped, err := newestValid(j.name, j.w.kept, j.log, func(cp *Checkpoint) error {
 		var zero S
 		j.State = zero
-		err := readState(ctx, j.st, k.cp, "state", j.codec, &j.State)
-		if err != nil {
-			if errors.Is(err, ErrCorrupt) {
-				j.log.Warn("ckpt: skipping corrupt checkpoint; trying the previous one", "job", j.name, "seq", k.seq, "err", err)
-				skipped = append(skipped, err)
-				continue
-			}
-			j.State = zero
-			return fmt.Errorf("ckpt: job %q: restore checkpoint %d: %w", j.name, k.seq, err)
-		}
-		j.resumed = k.cp
-		j.w.trustOnly(k.cp)
-		j.records, j.bytes = k.cp.Records, k.cp.Bytes
-		if len(skipped) > 0 {
-			j.log.Warn("ckpt: resumed from an older checkpoint", "job", j.name, "seq", k.seq, "skipped", len(skipped))
-		}
-		return nil
+		return readState(ctx, j.st, cp, "state", j.codec, &j.State)
+	})
+	if err != nil || cp == nil {
+		var zero S
+		j.State = zero
+		return err
 	}
-	if len(skipped) > 0 {
-		return fmt.Errorf("ckpt: job %q: %w: all %d checkpoints fail verification (newest: %w); check the store, or restart the job to discard them", j.name, ErrNoValidCheckpoint, len(skipped), skipped[0])
+	j.resumed = cp
+	j.w.trustOnly(cp)
+	j.records, j.bytes = cp.Records, cp.Bytes
+	if skipped > 0 {
+		j.log.Warn("ckpt: resumed from an older checkpoint", "job", j.name, "seq", cp.Seq, "skipped", skipped)
 	}
 	return nil
 }
@@ -262,7 +246,7 @@ func (j *Job[S]) restore(ctx context.Context) error {
 func (j *Job[S]) arm() {
 	j.resetCounts()
 	if d := j.cfg.Every.Interval; d > 0 {
-		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(Interval)) })
+		j.timer = time.AfterFunc(d, func() { j.pending.CompareAndSwap(0, uint32(TriggerInterval)) })
 	}
 	if !j.cfg.NoSignals {
 		ch := make(chan os.Signal, 1)
@@ -271,7 +255,7 @@ func (j *Job[S]) arm() {
 		go func() {
 			select {
 			case sig := <-ch:
-				j.pending.Store(uint32(Shutdown))
+				j.pending.Store(uint32(TriggerShutdown))
 				// Back to the default disposition: a second signal ends
 				// the process at once.
 				signal.Stop(ch)
@@ -320,7 +304,7 @@ func (j *Job[S]) Records() int64 { return j.records }
 func (j *Job[S]) Bytes() int64 { return j.bytes }
 
 // Stopping reports whether a shutdown signal has arrived.
-func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == Shutdown }
+func (j *Job[S]) Stopping() bool { return Trigger(j.pending.Load()) == TriggerShutdown }
 
 // Bind attaches the source and sink whose positions every checkpoint
 // records. Either may be nil.
@@ -348,20 +332,20 @@ func (j *Job[S]) Advance(ctx context.Context, records, bytes int64) error {
 func (j *Job[S]) fire(ctx context.Context) error {
 	t := Trigger(j.pending.Load())
 	switch {
-	case t == Shutdown:
-	case t == Interval:
+	case t == TriggerShutdown:
+	case t == TriggerInterval:
 	case j.records >= j.nextRecords:
-		t = Records
+		t = TriggerRecords
 	default:
-		t = Bytes
+		t = TriggerBytes
 	}
-	if t != Shutdown && j.tooSoon() {
+	if t != TriggerShutdown && j.tooSoon() {
 		return nil
 	}
-	if _, err := j.commit(ctx, t, false, "", t != Shutdown); err != nil {
+	if _, err := j.commit(ctx, t, false, "", t != TriggerShutdown); err != nil {
 		return err
 	}
-	if t == Shutdown {
+	if t == TriggerShutdown {
 		return ErrInterrupted
 	}
 	return nil
@@ -376,6 +360,12 @@ const captureShare = 10
 // spaced out; below it, the triggers are followed exactly.
 const slowCapture = 10 * time.Millisecond
 
+// largeState is the raw state size from which a slow capture spaces
+// checkpoints out. A smaller state is fast to capture whatever the clock
+// said: a capture that took long was held up by a loaded machine, not by
+// the state, and its checkpoints are not thinned out.
+const largeState = 1 << 20
+
 // tooSoon postpones an automatic checkpoint that would come sooner than
 // the gap the last capture calls for, re-arming the trigger that fired.
 // A small state never waits (its capture takes microseconds); a state of
@@ -388,7 +378,7 @@ func (j *Job[S]) tooSoon() bool {
 		return false
 	}
 	j.resetCounts()
-	if j.pending.CompareAndSwap(uint32(Interval), 0) && j.timer != nil {
+	if j.pending.CompareAndSwap(uint32(TriggerInterval), 0) && j.timer != nil {
 		j.timer.Reset(j.gap - since)
 	}
 	return true
@@ -410,29 +400,27 @@ func (j *Job[S]) failedInBackground() bool {
 
 // Checkpoint takes a checkpoint now (trigger manual).
 func (j *Job[S]) Checkpoint(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, false, "", false)
+	return j.commit(ctx, TriggerManual, false, "", false)
 }
 
 // Savepoint takes a checkpoint now that retention keeps until it is
 // deleted, with an optional label.
 func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, error) {
-	return j.commit(ctx, Manual, true, label, false)
+	return j.commit(ctx, TriggerManual, true, label, false)
 }
 
 // Finish takes the final checkpoint: the job is complete, and opening it
 // again reports Done.
 func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, Final, false, "", false)
+	return j.commit(ctx, TriggerFinal, false, "", false)
 }
 
-// commit runs the commit protocol. In the calling goroutine: wait for the
-// previous checkpoint, flush the sink, record the source position, and
-// serialize state (blobs are written now: nothing references them yet).
-// Then, in the background when async, else before returning: make the sink
-// durable, write the manifest (the commit point), apply retention. The job
+// commit takes a checkpoint: the writer captures state and positions in
+// the calling goroutine (after the previous checkpoint has ended), then
+// commits, in the background when async, else before returning. The job
 // goes on processing while the background part runs; state and positions
 // were captured at one instant, so the checkpoint is consistent whatever
-// the job writes meanwhile.
+// the job writes meanwhile. See the protocol in writer.go.
 func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label string, async bool) (*Checkpoint, error) {
 	if j.w == nil {
 		return nil, fmt.Errorf("ckpt: job %q: %w", j.name, store.ErrClosed)
@@ -440,80 +428,48 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	if err := j.wait(); err != nil {
 		return nil, err
 	}
-	start := time.Now()
 	cp := &Checkpoint{
 		Trigger:   t,
 		Savepoint: savepoint,
 		Label:     label,
-		Final:     t == Final,
+		Final:     t == TriggerFinal,
 		Records:   j.records,
 		Bytes:     j.bytes,
 		// A copy: the manifest may be encoded in the background, while
 		// the caller goes on changing the map it configured.
 		Metadata: maps.Clone(j.cfg.Metadata),
 	}
-	if j.sink != nil {
-		pos, err := j.sink.Flush()
-		if err != nil {
-			return nil, fmt.Errorf("ckpt: job %q: flush output: %w", j.name, err)
-		}
-		cp.Sink = pos
-	}
-	if j.src != nil {
-		pos, err := j.src.Position()
-		if err != nil {
-			return nil, fmt.Errorf("ckpt: job %q: source position: %w", j.name, err)
-		}
-		cp.Source = pos
-	}
-	if err := j.w.saveState(ctx, cp, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp); err != nil {
+	took, err := j.w.capture(ctx, cp, j.src, j.sink, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
+	if err != nil {
 		return nil, err
 	}
 	j.last = time.Now()
 	j.gap = 0
-	if d := j.last.Sub(start); d >= slowCapture {
-		j.gap = (captureShare - 1) * d
+	if took >= slowCapture && cp.RawSize() >= largeState {
+		j.gap = (captureShare - 1) * took
 	}
 	j.resetCounts()
-	if t != Shutdown {
-		j.pending.CompareAndSwap(uint32(Interval), 0)
+	if t != TriggerShutdown {
+		j.pending.CompareAndSwap(uint32(TriggerInterval), 0)
 	}
 	if j.timer != nil {
 		j.timer.Reset(max(j.cfg.Every.Interval, j.gap))
 	}
+	w, sink := j.w, j.sink
 	if !async {
-		return j.finish(ctx, cp)
+		return w.commit(ctx, cp, sink)
 	}
 	done := make(chan struct{})
 	j.inflight = done
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer close(done)
-		if _, j.bgErr = j.finish(bg, cp); j.bgErr != nil {
+		if _, j.bgErr = w.commit(bg, cp, sink); j.bgErr != nil {
 			// Make the next Advance take the commit path, which reports
 			// the error, rather than wait for the next trigger.
-			j.pending.CompareAndSwap(0, uint32(Interval))
+			j.pending.CompareAndSwap(0, uint32(TriggerInterval))
 		}
 	}()
-	return cp, nil
-}
-
-// finish is the second half of commit: sink durable, then the manifest.
-func (j *Job[S]) finish(ctx context.Context, cp *Checkpoint) (*Checkpoint, error) {
-	if j.sink != nil {
-		if err := j.sink.Sync(ctx); err != nil {
-			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", j.name, err)
-		}
-	}
-	var via func(context.Context, ManifestCommit) (bool, error)
-	if mc, ok := j.sink.(ManifestCommitter); ok {
-		via = mc.CommitManifest
-	}
-	cp, err := j.w.commitManifest(ctx, cp, via)
-	if err != nil {
-		return nil, err
-	}
-	j.log.Debug("ckpt: checkpoint committed", "job", j.name, "seq", cp.Seq, "trigger", cp.Trigger.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
 	return cp, nil
 }
 

@@ -73,7 +73,7 @@ func TestResumeRestoresStateAndCounters(t *testing.T) {
 
 	j = openJob(t, dir, ckpt.Config{Every: ckpt.Every{Records: 10}})
 	cp := j.Resumed()
-	if cp == nil || cp.Seq != 9 || cp.Trigger != ckpt.Records {
+	if cp == nil || cp.Seq != 9 || cp.Trigger != ckpt.TriggerRecords {
 		t.Fatalf("resumed from %+v, want seq 9 by records", cp)
 	}
 	if j.State.Next != 90 || j.Records() != 90 || j.Bytes() != 720 {

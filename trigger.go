@@ -6,15 +6,15 @@ import "fmt"
 // checkpoint.
 type Trigger uint8
 
-// The triggers. None means no checkpoint is due.
+// The triggers.
 const (
-	None     Trigger = iota
-	Records          // every N records
-	Bytes            // every N bytes
-	Interval         // every duration
-	Manual           // Job.Checkpoint or Job.Savepoint
-	Shutdown         // SIGINT or SIGTERM
-	Final            // Job.Finish: the job is complete
+	triggerNone     Trigger = iota // no checkpoint is due; never recorded
+	TriggerRecords                 // every N records
+	TriggerBytes                   // every N bytes
+	TriggerInterval                // every duration
+	TriggerManual                  // Job.Checkpoint or Job.Savepoint
+	TriggerShutdown                // SIGINT or SIGTERM
+	TriggerFinal                   // Job.Finish: the job is complete
 )
 
 var triggerNames = [...]string{"none", "records", "bytes", "interval", "manual", "shutdown", "final"}
@@ -29,7 +29,7 @@ func (t Trigger) String() string {
 
 // MarshalText writes the trigger's name.
 func (t Trigger) MarshalText() ([]byte, error) {
-	if int(t) >= len(triggerNames) || t == None {
+	if int(t) >= len(triggerNames) || t == triggerNone {
 		return nil, fmt.Errorf("ckpt: invalid trigger %d", uint8(t))
 	}
 	return []byte(triggerNames[t]), nil

@@ -6,34 +6,30 @@ import (
 	"fmt"
 
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/enginehook"
 	"github.com/ckptdev/ckpt/store"
 )
 
-// Values are serialized the way checkpoint state is (a codec, zstd, cut
-// into content-addressed, checksummed chunks), but live outside any job:
-// the asset layer keeps materialized values with them. Whoever saves
-// values decides when their blobs are removed; nothing collects them.
+// Values are serialized the way checkpoint state is, but live outside any
+// job: the asset layer keeps materialized values with them, through
+// package internal/value, which calls the functions below.
 
-// ValueOptions configure SaveValue. The zero value means JSON, compressed.
-type ValueOptions struct {
-	Codec        codec.Codec // nil means codec.JSON
-	Uncompressed bool
+func init() {
+	enginehook.SaveValue = saveValue
+	enginehook.LoadValue = loadValue
 }
 
-// SaveValue serializes v into blobs named prefix + chunk id (prefix ends
-// in "/", as "assets/orders/blobs/") and returns the reference that
-// LoadValue needs. Blobs are durable when it returns; chunks already in
-// the store under prefix are written again (harmless: same content).
-func SaveValue(ctx context.Context, st store.Store, prefix, name string, v any, o ValueOptions) (StateRef, error) {
+// saveValue serializes v into blobs named prefix + chunk id and returns
+// their reference. Blobs are durable when it returns.
+func saveValue(ctx context.Context, st store.Store, prefix, name string, v any, c codec.Codec, uncompressed bool) (StateRef, error) {
 	if err := store.ValidPrefix(prefix); err != nil || prefix == "" || prefix[len(prefix)-1] != '/' {
 		return StateRef{}, fmt.Errorf("ckpt: value prefix %q must be a valid store prefix ending in /", prefix)
 	}
-	c := o.Codec
 	if c == nil {
 		c = codec.JSON{}
 	}
 	comp := codec.Zstd
-	if o.Uncompressed {
+	if uncompressed {
 		comp = codec.None
 	}
 	ref, err := writeState(ctx, st, prefix, name, c, v, comp, defaultChunkSize, nil)
@@ -43,9 +39,9 @@ func SaveValue(ctx context.Context, st store.Store, prefix, name string, v any, 
 	return ref, nil
 }
 
-// LoadValue decodes the value ref names into v (a pointer), verifying
-// every chunk, with the codec recorded in ref unless c is given.
-func LoadValue(ctx context.Context, st store.Store, prefix string, ref StateRef, c codec.Codec, v any) error {
+// loadValue decodes the value ref names into v, verifying every chunk,
+// with the codec recorded in ref unless c is given.
+func loadValue(ctx context.Context, st store.Store, prefix string, ref StateRef, c codec.Codec, v any) error {
 	if c == nil {
 		var err error
 		if c, err = codec.ByName(ref.Codec); err != nil {
@@ -67,16 +63,4 @@ func LoadValue(ctx context.Context, st store.Store, prefix string, ref StateRef,
 		return fmt.Errorf("ckpt: load value %q: %w", ref.Name, err)
 	}
 	return nil
-}
-
-// ValueBlobs returns the names of the blobs in the store that ref uses
-// (inline chunks have none), so their owner can delete them.
-func ValueBlobs(prefix string, ref StateRef) []string {
-	var names []string
-	for _, c := range ref.Chunks {
-		if c.Data == nil {
-			names = append(names, prefix+c.ID)
-		}
-	}
-	return names
 }

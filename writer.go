@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -17,15 +16,57 @@ import (
 	"github.com/ckptdev/ckpt/store"
 )
 
-// writer holds a job's lock and is the only code that commits, prunes or
-// deletes its checkpoints: the commit protocol lives here.
+// The commit protocol: how a checkpoint is taken, and what a crash at any
+// instant leaves. It lives here, in the writer, and nowhere else; the job
+// decides only when to take a checkpoint and whether its second half runs
+// in the background.
+//
+// capture, in the job's goroutine, at one instant:
+//
+//  1. Flush the sink: buffered output goes to the operating system, and
+//     the sink's position covers everything written so far.
+//  2. Record the source position.
+//  3. Serialize the state into blobs (Put, durable when it returns).
+//
+// commit, in the background for automatic checkpoints, else before the
+// call returns:
+//
+//  4. Sync the sink: the output up to the recorded position is durable.
+//  5. Write the manifest: the commit point. It goes into the sink's own
+//     transaction (ManifestCommitter), else through the lease when it
+//     fences writes (store.FencedLease), else with Store.Create.
+//  6. Apply retention.
 //
 // Invariants:
-//   - A manifest is written only after every blob it names is durable, and
-//     with Create, so a sequence number is committed at most once.
-//   - A manifest is deleted before the blobs only it references, so a crash
-//     leaves an unreferenced blob at worst, never a manifest naming nothing.
-//   - refs counts, for every blob id, the kept manifests that name it.
+//   - A manifest is written only after every blob it names and the output
+//     it covers are durable (steps 3 and 4 before 5).
+//   - Manifests are created, never overwritten: a sequence number is
+//     committed at most once, and a second writer that slipped past the
+//     lock fails at step 5 with ErrLeaseLost rather than overwrite.
+//   - A writer whose lease is lost commits nothing and deletes nothing.
+//   - The sink position, the source position and the state are captured
+//     together, with no record processed between them.
+//   - A manifest is deleted before the blobs only it references.
+//   - refs counts, for every blob id, the kept manifests that name it; a
+//     commit reuses a blob without writing it only if it is in w.size (see
+//     trustOnly).
+//
+// Crash cases:
+//   - Before step 5: blobs that no manifest names, removed when the job is
+//     next opened (collect), and output past the last checkpoint's sink
+//     position, which the sink truncates on resume. The previous
+//     checkpoint is the newest.
+//   - During step 5: the manifest exists whole or not at all (the store's
+//     Create, or the sink's transaction, is atomic).
+//   - During step 6: an old checkpoint left in place (the next retention
+//     removes it) or blobs no manifest names (collect removes them).
+//
+// Resume reads the other way: the newest checkpoint whose manifest and
+// blobs verify (newestValid, in catalog.go), older ones tried while newer
+// ones are corrupt, never none silently.
+
+// writer holds a job's lock and is the only code that commits, prunes or
+// deletes its checkpoints.
 type writer struct {
 	st        store.Store
 	job       string
@@ -35,17 +76,10 @@ type writer struct {
 	retain    int
 	chunkSize int
 
-	seq  uint64 // highest sequence number seen, committed or corrupt
-	kept []kept // checkpoints in the store, oldest first
+	seq  uint64  // highest sequence number seen, committed or corrupt
+	kept []Entry // checkpoints in the store, oldest first
 	refs map[string]int
 	size blobSet // stored size of referenced blobs that commits may reuse unwritten; see trustOnly
-}
-
-// kept is one manifest in the store; cp is nil when it failed to decode.
-type kept struct {
-	seq uint64
-	cp  *Checkpoint
-	err error
 }
 
 // processOwner describes this process to other writers.
@@ -78,7 +112,7 @@ func openWriter(ctx context.Context, st store.Store, job string, owner store.Own
 	// A manifest that does not decode (damaged, or written by a newer ckpt)
 	// may name any blob: collecting now would destroy what a repair or an
 	// upgrade needs. Its blobs wait until retention has removed it.
-	if !slices.ContainsFunc(w.kept, func(k kept) bool { return k.cp == nil }) {
+	if !slices.ContainsFunc(w.kept, func(e Entry) bool { return e.Checkpoint == nil }) {
 		if err := w.collect(ctx); err != nil {
 			w.log.Warn("ckpt: could not remove unreferenced blobs", "job", job, "err", err)
 		}
@@ -91,12 +125,11 @@ func (w *writer) scan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.kept = w.kept[:0]
+	w.kept = entries
 	w.refs = make(map[string]int)
 	w.size = make(blobSet)
 	for _, e := range entries {
 		w.seq = max(w.seq, e.Seq)
-		w.kept = append(w.kept, kept{seq: e.Seq, cp: e.Checkpoint, err: e.Err})
 		if e.Checkpoint != nil {
 			w.addRefs(e.Checkpoint)
 		}
@@ -173,33 +206,57 @@ type stateInput struct {
 	value any
 }
 
-// saveState serializes states into blobs and records them in cp. Nothing
-// references the blobs until commitManifest, so a failure here (or a crash)
-// leaves garbage that collect removes, never a visible change.
-func (w *writer) saveState(ctx context.Context, cp *Checkpoint, states []stateInput, comp codec.Compression) error {
+// capture runs steps 1 to 3 of the protocol into cp: flush the sink,
+// record the source position, serialize states. Either of sink and src
+// may be nil. It returns how long serializing the states took: the
+// capture's own cost, which the job's spacing of automatic checkpoints
+// counts (the sink's flush is not counted: a database round trip must not
+// thin out a small state's checkpoints). Nothing references the blobs
+// until commit, so a failure here (or a crash) leaves garbage that collect
+// removes, never a visible change.
+func (w *writer) capture(ctx context.Context, cp *Checkpoint, src PositionSource, sink Sink, states []stateInput, comp codec.Compression) (time.Duration, error) {
 	if w.lease == nil {
-		return fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
+		return 0, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
 	}
+	if sink != nil {
+		pos, err := sink.Flush()
+		if err != nil {
+			return 0, fmt.Errorf("ckpt: job %q: flush output: %w", w.job, err)
+		}
+		cp.Sink = pos
+	}
+	if src != nil {
+		pos, err := src.Position()
+		if err != nil {
+			return 0, fmt.Errorf("ckpt: job %q: source position: %w", w.job, err)
+		}
+		cp.Source = pos
+	}
+	start := time.Now()
 	cp.State = cp.State[:0]
 	for _, s := range states {
 		ref, err := writeState(ctx, w.st, blobsPrefix(w.job), s.name, s.codec, s.value, comp, w.chunkSize, w.size)
 		if err != nil {
-			return fmt.Errorf("ckpt: checkpoint %d of job %q: %w", w.seq+1, w.job, err)
+			return 0, fmt.Errorf("ckpt: checkpoint %d of job %q: %w", w.seq+1, w.job, err)
 		}
 		cp.State = append(cp.State, ref)
 	}
-	return nil
+	return time.Since(start), nil
 }
 
-// commitManifest commits cp, whose blobs saveState wrote, as the next
-// checkpoint, then applies retention. The sink and source positions in cp
-// must already be durable. The manifest is written by via when it takes it
-// (a transactional sink), else through the lease when it is fenced, else
-// with Store.Create. On error nothing is committed and the previous
-// checkpoint stays the newest.
-func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint, via func(context.Context, ManifestCommit) (bool, error)) (*Checkpoint, error) {
+// commit runs steps 4 to 6 of the protocol: it makes the output sink
+// covers durable, commits cp (which capture filled) as the next
+// checkpoint, and applies retention. sink is the one given to capture, or
+// nil. On error nothing is committed and the previous checkpoint stays the
+// newest.
+func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkpoint, error) {
 	if w.lease == nil {
 		return nil, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
+	}
+	if sink != nil {
+		if err := sink.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("ckpt: job %q: make output durable: %w", w.job, err)
+		}
 	}
 	cp.Job = w.job
 	cp.Seq = w.seq + 1
@@ -216,8 +273,8 @@ func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint, via func(co
 	// The commit point.
 	name := manifestName(w.job, cp.Seq)
 	done := false
-	if via != nil {
-		if done, err = via(ctx, ManifestCommit{Name: name, Body: body, Lock: lockName(w.job), Token: cp.Token}); err != nil {
+	if mc, ok := sink.(ManifestCommitter); ok {
+		if done, err = mc.CommitManifest(ctx, ManifestCommit{Name: name, Body: body, Lock: lockName(w.job), Token: cp.Token}); err != nil {
 			return nil, fmt.Errorf("ckpt: commit checkpoint %d of job %q with the output: %w", cp.Seq, w.job, err)
 		}
 	}
@@ -235,13 +292,14 @@ func (w *writer) commitManifest(ctx context.Context, cp *Checkpoint, via func(co
 		return nil, fmt.Errorf("ckpt: commit checkpoint %d of job %q: %w", cp.Seq, w.job, err)
 	}
 	w.seq = cp.Seq
-	w.kept = append(w.kept, kept{seq: cp.Seq, cp: cp})
+	w.kept = append(w.kept, Entry{Seq: cp.Seq, Checkpoint: cp})
 	w.addRefs(cp)
 	if err := w.prune(context.WithoutCancel(ctx)); err != nil {
 		// The checkpoint is committed; an old one left behind is harmless
 		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
 	}
+	w.log.Debug("ckpt: checkpoint committed", "job", w.job, "seq", cp.Seq, "trigger", cp.Trigger.String(), "records", cp.Records, "state_bytes", cp.StoredSize())
 	return cp, nil
 }
 
@@ -254,11 +312,11 @@ func (w *writer) prune(ctx context.Context) error {
 		return nil
 	}
 	for _, k := range w.kept {
-		if errors.Is(k.err, ErrFormat) {
+		if errors.Is(k.Err, ErrFormat) {
 			// A newer ckpt wrote it: the blobs it names are unknown here,
 			// so deleting anything could break it for the ckpt that can
 			// read it.
-			return fmt.Errorf("ckpt: job %q: checkpoint %d is of a newer format; retention is left to a ckpt that reads it: %w", w.job, k.seq, k.err)
+			return fmt.Errorf("ckpt: job %q: checkpoint %d is of a newer format; retention is left to a ckpt that reads it: %w", w.job, k.Seq, k.Err)
 		}
 	}
 	// A writer that lost its lease must not delete what the new holder
@@ -266,18 +324,18 @@ func (w *writer) prune(ctx context.Context) error {
 	if err := w.lease.Check(ctx); err != nil {
 		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
 	}
-	var drop []kept
-	keep := make([]kept, 0, len(w.kept))
+	var drop []Entry
+	keep := make([]Entry, 0, len(w.kept))
 	valid := 0
 	for i := len(w.kept) - 1; i >= 0; i-- {
 		k := w.kept[i]
 		switch {
-		case k.cp != nil && k.cp.Savepoint:
+		case k.Checkpoint != nil && k.Checkpoint.Savepoint:
 			keep = append(keep, k)
-		case k.cp != nil && valid < w.retain:
+		case k.Checkpoint != nil && valid < w.retain:
 			valid++
 			keep = append(keep, k)
-		case k.cp == nil && valid < w.retain:
+		case k.Checkpoint == nil && valid < w.retain:
 			keep = append(keep, k)
 		default:
 			drop = append(drop, k)
@@ -297,15 +355,15 @@ func (w *writer) prune(ctx context.Context) error {
 }
 
 // deleteCheckpoint removes a manifest, then the blobs only it referenced.
-func (w *writer) deleteCheckpoint(ctx context.Context, k kept) error {
-	if err := w.st.Delete(ctx, manifestName(w.job, k.seq)); err != nil {
-		return fmt.Errorf("delete checkpoint %d: %w", k.seq, err)
+func (w *writer) deleteCheckpoint(ctx context.Context, k Entry) error {
+	if err := w.st.Delete(ctx, manifestName(w.job, k.Seq)); err != nil {
+		return fmt.Errorf("delete checkpoint %d: %w", k.Seq, err)
 	}
-	if k.cp == nil {
+	if k.Checkpoint == nil {
 		return nil
 	}
 	var errs []error
-	for _, id := range w.dropRefs(k.cp) {
+	for _, id := range w.dropRefs(k.Checkpoint) {
 		if err := w.st.Delete(ctx, blobName(w.job, id)); err != nil {
 			errs = append(errs, err)
 		}
@@ -315,7 +373,7 @@ func (w *writer) deleteCheckpoint(ctx context.Context, k kept) error {
 
 // remove deletes the checkpoint seq (a savepoint too).
 func (w *writer) remove(ctx context.Context, seq uint64) error {
-	i := slices.IndexFunc(w.kept, func(k kept) bool { return k.seq == seq })
+	i := slices.IndexFunc(w.kept, func(k Entry) bool { return k.Seq == seq })
 	if i < 0 {
 		return fmt.Errorf("ckpt: job %q has no checkpoint %d: %w", w.job, seq, ErrNotFound)
 	}
@@ -331,7 +389,7 @@ func (w *writer) remove(ctx context.Context, seq uint64) error {
 // The lock object stays: it carries the fencing token to the next holder.
 func (w *writer) removeAll(ctx context.Context) error {
 	for len(w.kept) > 0 {
-		if err := w.remove(ctx, w.kept[0].seq); err != nil {
+		if err := w.remove(ctx, w.kept[0].Seq); err != nil {
 			return err
 		}
 	}
@@ -345,77 +403,4 @@ func (w *writer) close(ctx context.Context) error {
 	err := w.lease.Release(ctx)
 	w.lease = nil
 	return err
-}
-
-// Entry is one manifest found in the store: a decoded checkpoint, or the
-// error that kept it from decoding.
-type Entry struct {
-	Seq        uint64
-	Checkpoint *Checkpoint // nil if Err is set
-	Err        error       // a *CorruptError, or an ErrFormat error
-}
-
-// listManifests reads every manifest of job, oldest first.
-func listManifests(ctx context.Context, st store.Store, job string) ([]Entry, error) {
-	names, err := st.List(ctx, checkpointsPrefix(job))
-	if err != nil {
-		return nil, fmt.Errorf("ckpt: list checkpoints of job %q: %w", job, err)
-	}
-	var out []Entry
-	for _, n := range names {
-		seq, ok := parseManifestName(job, n)
-		if !ok {
-			continue
-		}
-		cp, err := readManifest(ctx, st, job, seq)
-		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormat) {
-			if errors.Is(err, store.ErrNotFound) {
-				continue // removed since the listing
-			}
-			return nil, err
-		}
-		out = append(out, Entry{Seq: seq, Checkpoint: cp, Err: err})
-	}
-	slices.SortFunc(out, func(a, b Entry) int { return cmpUint(a.Seq, b.Seq) })
-	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// readManifest reads and decodes one manifest. A manifest that fails to
-// decode, or whose job or sequence number disagree with its name, is an
-// error wrapping ErrCorrupt (or ErrFormat).
-func readManifest(ctx context.Context, st store.Store, job string, seq uint64) (*Checkpoint, error) {
-	name := manifestName(job, seq)
-	rc, err := st.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("ckpt: read checkpoint %d of job %q: %w", seq, job, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(rc, maxManifest+256))
-	rc.Close()
-	if errors.Is(err, store.ErrCorrupt) {
-		return nil, &CorruptError{Job: job, Seq: seq, Object: name, Err: err}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ckpt: read checkpoint %d of job %q: %w", seq, job, err)
-	}
-	cp, err := decodeManifest(b)
-	if err == nil && (cp.Job != job || cp.Seq != seq) {
-		err = fmt.Errorf("manifest names job %q checkpoint %d", cp.Job, cp.Seq)
-	}
-	if err != nil {
-		if errors.Is(err, ErrFormat) {
-			return nil, fmt.Errorf("ckpt: %s: %w", name, err)
-		}
-		return nil, &CorruptError{Job: job, Seq: seq, Object: name, Err: err}
-	}
-	return cp, nil
 }

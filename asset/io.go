@@ -14,6 +14,7 @@ import (
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/asset/eventlog"
 	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/internal/value"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -121,8 +122,8 @@ func (in *Instance) saveValue(ctx context.Context, n *node, part string, v any, 
 	if err != nil {
 		return err
 	}
-	ref, err := ckpt.SaveValue(ctx, st, in.valuePrefix(n.key), inputName(n.key, part), v,
-		ckpt.ValueOptions{Codec: in.codecFor(n, ""), Uncompressed: n.spec.Uncompressed})
+	ref, err := value.Save(ctx, st, in.valuePrefix(n.key), inputName(n.key, part), v,
+		value.Options{Codec: in.codecFor(n, ""), Uncompressed: n.spec.Uncompressed})
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func (in *Instance) loadValue(ctx context.Context, n *node, m *eventlog.Material
 		if own := in.codecFor(n, dir); own.Name() == m.Value.Codec {
 			c = own // also a codec that codec.ByName does not know
 		}
-		if err := ckpt.LoadValue(ctx, st, in.valuePrefix(n.key), *m.Value, c, p); err != nil {
+		if err := value.Load(ctx, st, in.valuePrefix(n.key), *m.Value, c, p); err != nil {
 			return nil, fmt.Errorf("load the value of %s: %w", n.key, err)
 		}
 	default:

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/asset/eventlog"
+	"github.com/ckptdev/ckpt/internal/value"
 )
 
 // PruneOptions say what Prune removes.
@@ -64,7 +64,7 @@ func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 		if cands[w] == nil {
 			cands[w] = map[string]bool{}
 		}
-		for _, b := range ckpt.ValueBlobs(in.valuePrefix(e.Key), *m.Value) {
+		for _, b := range value.Blobs(in.valuePrefix(e.Key), *m.Value) {
 			cands[w][b] = true
 		}
 	}
@@ -75,7 +75,7 @@ func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 		}
 		for _, e := range kept {
 			if m := e.Materialization; m != nil && m.Value != nil {
-				for _, b := range ckpt.ValueBlobs(in.valuePrefix(e.Key), *m.Value) {
+				for _, b := range value.Blobs(in.valuePrefix(e.Key), *m.Value) {
 					delete(blobs, b)
 				}
 			}
