@@ -77,7 +77,7 @@ func BenchmarkStatus10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(st) != 10000 || st[9999].State != asset.Fresh {
+		if len(st) != 10000 || st[9999].State != asset.StateFresh {
 			b.Fatal("wrong status")
 		}
 	}

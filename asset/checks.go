@@ -53,7 +53,7 @@ func RowsAtLeast(n int64) Check {
 			return errors.New("the number of rows is unknown (report it with Context.SetRows)")
 		}
 		if v.rows < n {
-			return fmt.Errorf("%d rows, want at least %d", v.rows, n)
+			return fmt.Errorf("%d %s, want at least %d", v.rows, plural(int(v.rows), "row", "rows"), n)
 		}
 		return nil
 	}}
@@ -87,7 +87,7 @@ func NoNulls(column string) Check {
 			}
 		}
 		if nulls > 0 {
-			return fmt.Errorf("%d of %d rows have a null %s (the first is row %d)", nulls, rv.Len(), column, first)
+			return fmt.Errorf("%d of %d rows %s a null %s (the first is row %d)", nulls, rv.Len(), plural(nulls, "has", "have"), column, first)
 		}
 		return nil
 	}}

@@ -35,6 +35,9 @@ var (
 	ErrRunActive = errors.New("run is still running")
 	// ErrNothingToResume: the run (and its chain) already succeeded.
 	ErrNothingToResume = errors.New("nothing to resume")
+	// ErrEventLogEmpty: the event log has no runs while the store holds
+	// asset values, so it is likely not the log they were recorded in.
+	ErrEventLogEmpty = errors.New("empty")
 )
 
 // CycleError names the assets of a dependency cycle in the direction data

@@ -97,7 +97,7 @@ func TestChecks(t *testing.T) {
 	if len(checks) != 3 || !checks[0].Passed || checks[1].Passed || checks[2].Passed || !strings.Contains(checks[2].Message, "id -2") {
 		t.Errorf("check results %+v", checks)
 	}
-	mats := runEvents(t, in, run.ID, eventlog.Materialized)
+	mats := runEvents(t, in, run.ID, eventlog.KindMaterialization)
 	if len(mats) != 2 || len(mats[0].Materialization.Checks) != 3 {
 		t.Fatalf("recorded materializations: %+v", mats)
 	}
@@ -109,11 +109,11 @@ func TestChecks(t *testing.T) {
 		t.Fatalf("a failed blocking check: %v, want run failure", err)
 	}
 	o := outcomes(run)
-	if o["rows"] != asset.FailedStep || o["down"] != asset.Skipped || !strings.Contains(run.Steps[0].Error, `blocking check "rows >= 1" failed`) {
+	if o["rows"] != asset.OutcomeFailed || o["down"] != asset.OutcomeSkipped || !strings.Contains(run.Steps[0].Error, `blocking check "rows >= 1" failed`) {
 		t.Errorf("outcomes %v, error %q", o, run.Steps[0].Error)
 	}
 	sameCounts(t, "blocking failure", calls.take(), counts("rows"))
-	wantStates(t, in, map[string]asset.State{"rows": asset.Failed, "down": asset.Stale})
+	wantStates(t, in, map[string]asset.State{"rows": asset.StateFailed, "down": asset.StateStale})
 	// A resumed run does not reuse a materialization whose blocking check
 	// failed.
 	bad.Store(false)
@@ -151,7 +151,7 @@ func TestExternalAsset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := runEvents(t, in, run.ID, eventlog.Materialized)[0].Materialization
+	m := runEvents(t, in, run.ID, eventlog.KindMaterialization)[0].Materialization
 	if m.Value != nil || !strings.Contains(string(m.External), "table.csv") || m.Rows != 3 || m.Metadata["path"] == "" {
 		t.Errorf("external materialization: %+v", m)
 	}
@@ -200,7 +200,7 @@ func TestFileValue(t *testing.T) {
 	if got := value[string](t, in, "digest", ""); got != want {
 		t.Errorf("digest of the restored file %s, want %s", got, want)
 	}
-	m := runEvents(t, in, run.ID, eventlog.Materialized)[0].Materialization
+	m := runEvents(t, in, run.ID, eventlog.KindMaterialization)[0].Materialization
 	if m.Value == nil || len(m.Value.Chunks) != 3 || m.Value.RawSize != size {
 		t.Errorf("stored as %+v", m.Value)
 	}
@@ -252,16 +252,16 @@ func TestRetry(t *testing.T) {
 	if !isFailed(err) {
 		t.Fatalf("run: %v", err)
 	}
-	if s := run.Steps[0]; s.Outcome != asset.Materialized || s.Attempts != 3 {
+	if s := run.Steps[0]; s.Outcome != asset.OutcomeMaterialized || s.Attempts != 3 {
 		t.Errorf("flaky: %+v", s)
 	}
 	if got := value[int](t, in, "flaky", ""); got != 3 {
 		t.Errorf("flaky's value is attempt %d, want 3", got)
 	}
-	if s := run.Steps[1]; s.Outcome != asset.FailedStep || s.Attempts != 1 || !strings.Contains(s.Error, "bad input") {
+	if s := run.Steps[1]; s.Outcome != asset.OutcomeFailed || s.Attempts != 1 || !strings.Contains(s.Error, "bad input") {
 		t.Errorf("perm: %+v", s)
 	}
-	if n := len(runEvents(t, in, run.ID, eventlog.StepRetry)); n != 2 {
+	if n := len(runEvents(t, in, run.ID, eventlog.KindStepRetry)); n != 2 {
 		t.Errorf("%d retry events, want 2", n)
 	}
 }
@@ -298,10 +298,10 @@ func TestCancelThenResume(t *testing.T) {
 		t.Fatalf("canceled run: %v", err)
 	}
 	r, err := in.EventLog().Run(tctx, run.ID)
-	if err != nil || r.Status != eventlog.Canceled {
+	if err != nil || r.Status != eventlog.RunCanceled {
 		t.Fatalf("recorded run: %+v %v", r, err)
 	}
-	if o := outcomes(run); o["clean"] != asset.Canceled || o["report"] != asset.Canceled || o["raw"] != asset.Materialized {
+	if o := outcomes(run); o["clean"] != asset.OutcomeCanceled || o["report"] != asset.OutcomeCanceled || o["raw"] != asset.OutcomeMaterialized {
 		t.Errorf("outcomes %v", o)
 	}
 	p.calls.take()
@@ -385,8 +385,8 @@ func TestConcurrentRuns(t *testing.T) {
 			}
 		}
 		checkValues(t, ins[0])
-		wantStates(t, ins[0], allState(asset.Fresh))
-		evs, err := ins[0].EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.Materialized}})
+		wantStates(t, ins[0], allState(asset.StateFresh))
+		evs, err := ins[0].EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -449,7 +449,7 @@ func TestDefineN(t *testing.T) {
 	if got := value[string](t, in, "n", ""); got != "xx" {
 		t.Errorf("n = %q", got)
 	}
-	if o := outcomes(run); o["bad"] != asset.FailedStep {
+	if o := outcomes(run); o["bad"] != asset.OutcomeFailed {
 		t.Errorf("reading an undeclared input: %v", o)
 	}
 }
@@ -554,11 +554,11 @@ func TestStoreFailureThenResume(t *testing.T) {
 		t.Fatalf("run with a failing store: %v, want failure", err)
 	}
 	o := outcomes(run)
-	if o["big"] != asset.FailedStep || o["sum"] != asset.Skipped || !strings.Contains(run.Steps[0].Error, `save value "big"`) || run.Steps[0].Attempts != 2 {
+	if o["big"] != asset.OutcomeFailed || o["sum"] != asset.OutcomeSkipped || !strings.Contains(run.Steps[0].Error, `save value "big"`) || run.Steps[0].Attempts != 2 {
 		t.Errorf("outcomes %v, big's error %q after %d attempts", o, run.Steps[0].Error, run.Steps[0].Attempts)
 	}
 	sameCounts(t, "failing store", calls.take(), counts("big", "big"))
-	wantStates(t, in, map[string]asset.State{"big": asset.Failed, "sum": asset.Missing})
+	wantStates(t, in, map[string]asset.State{"big": asset.StateFailed, "sum": asset.StateMissing})
 
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
@@ -617,10 +617,10 @@ func TestCanceledDuringCheck(t *testing.T) {
 	if !errors.Is(err, asset.ErrRunCanceled) {
 		t.Fatalf("run canceled during a check: %v, want ErrRunCanceled", err)
 	}
-	if o := outcomes(run); o["a"] != asset.Canceled {
+	if o := outcomes(run); o["a"] != asset.OutcomeCanceled {
 		t.Errorf("outcomes %v, want a canceled", o)
 	}
-	if s := states(t, in, ""); s["a"] != asset.Missing {
+	if s := states(t, in, ""); s["a"] != asset.StateMissing {
 		t.Errorf("a is %s after a canceled check, want missing", s["a"])
 	}
 	wait.Store(false)
@@ -628,7 +628,7 @@ func TestCanceledDuringCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCounts(t, "both runs", calls.take(), counts("a", "a"))
-	wantStates(t, in, map[string]asset.State{"a": asset.Fresh})
+	wantStates(t, in, map[string]asset.State{"a": asset.StateFresh})
 }
 
 // TestPruneValuesSharedAcrossStoreNames: an asset's store named two ways
@@ -666,5 +666,80 @@ func TestPruneValuesSharedAcrossStoreNames(t *testing.T) {
 	}
 	if v := value[[]int](t, in, "big", ""); len(v) != 5000 || v[4999] != 4999 {
 		t.Errorf("the kept value reads back wrong: %d rows", len(v))
+	}
+}
+
+// TestRunDetailsAgreeWithRun: what the event log records of a run's steps
+// reads back as the outcomes the run returned: canceled steps are
+// canceled (not interrupted), failed and skipped ones failed and skipped
+// (fresh ones: TestStaleRecomputedToSameVersion).
+func TestRunDetailsAgreeWithRun(t *testing.T) {
+	p := newPipeline(versioned)
+	in := newEnv(t).open(t, p.g, func(c *asset.Config) { c.Parallelism = 1 })
+	p.faults.set("other", -1)
+	run, err := in.Materialize(tctx, asset.MaterializeOptions{})
+	if !isFailed(err) {
+		t.Fatal(err)
+	}
+	if o := outcomes(run); o["other"] != asset.OutcomeFailed || o["other2"] != asset.OutcomeSkipped {
+		t.Fatalf("outcomes %v", o)
+	}
+	logAgrees(t, in, run, "other", "other2")
+	p.faults.set("other", 0)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.hook = func(c *asset.Context) {
+		if c.Key == "clean" {
+			cancel()
+			<-c.Done()
+		}
+	}
+	run, err = in.Materialize(ctx, asset.MaterializeOptions{})
+	if !errors.Is(err, asset.ErrRunCanceled) {
+		t.Fatal(err)
+	}
+	if o := outcomes(run); o["clean"] != asset.OutcomeCanceled {
+		t.Fatalf("outcomes %v", o)
+	}
+	logAgrees(t, in, run, "clean")
+}
+
+// TestLivenessByTheRunsOwnSettings: a run that beats rarely is judged by
+// its own heartbeat interval, not by the shorter deadline of the process
+// that looks at it: resuming it is refused while it runs.
+func TestLivenessByTheRunsOwnSettings(t *testing.T) {
+	e := newEnv(t)
+	p := newPipeline(nil)
+	started, release := make(chan string, 1), make(chan struct{})
+	p.hook = func(c *asset.Context) {
+		if c.Key == "clean" {
+			started <- c.RunID
+			<-release
+		}
+	}
+	slow := e.open(t, p.g, func(c *asset.Config) { c.HeartbeatInterval = time.Hour })
+	done := make(chan error, 1)
+	go func() {
+		_, err := slow.Materialize(tctx, asset.MaterializeOptions{})
+		done <- err
+	}()
+	id := <-started
+	// Its heartbeat, recorded when it started, is already older than
+	// this instance's deadline.
+	eager := e.open(t, newPipeline(nil).g, func(c *asset.Config) { c.HeartbeatInterval, c.DeadAfter = time.Millisecond, time.Nanosecond })
+	d, err := eager.RunDetails(tctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Alive || d.HeartbeatInterval != time.Hour {
+		t.Errorf("the running run: alive %v, heartbeat interval %s; want alive, 1h", d.Alive, d.HeartbeatInterval)
+	}
+	if _, err := eager.Resume(tctx, id, asset.ResumeOptions{}); !errors.Is(err, asset.ErrRunActive) {
+		t.Errorf("resuming the running run: %v, want ErrRunActive", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the run: %v", err)
 	}
 }

@@ -213,3 +213,29 @@ func runEvents(t testing.TB, in *asset.Instance, run string, kind eventlog.Kind)
 	}
 	return evs
 }
+
+// logAgrees checks that the steps of run read back from the event log
+// (RunDetails) have the outcomes the run returned, and that the log has
+// the steps named.
+func logAgrees(t testing.TB, in *asset.Instance, run *asset.Run, want ...string) {
+	t.Helper()
+	d, err := in.RunDetails(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]asset.Outcome{}
+	for _, s := range d.Steps {
+		logged[name(s.Key, s.Partition)] = s.Outcome
+	}
+	for _, k := range want {
+		if _, ok := logged[k]; !ok {
+			t.Errorf("run %s: the log has no step %s", run.ID, k)
+		}
+	}
+	for _, s := range run.Steps {
+		k := name(s.Key, s.Partition)
+		if o, ok := logged[k]; ok && o != s.Outcome {
+			t.Errorf("run %s: %s is %s in the run, %s in the log", run.ID, k, s.Outcome, o)
+		}
+	}
+}

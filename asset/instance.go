@@ -43,7 +43,9 @@ type Config struct {
 	// HeartbeatInterval is how often a run records that it is alive; 0
 	// means 5s. DeadAfter is how old a run's last heartbeat must be for the
 	// run to count as dead when its process cannot be checked (another
-	// host); 0 means 6 heartbeats.
+	// host); 0 means 6 heartbeats. A run records both, and every process
+	// judges it by them, whatever its own settings; these judge only runs
+	// that recorded none.
 	HeartbeatInterval time.Duration
 	DeadAfter         time.Duration
 	// WorkDir is where runs restore File values; empty means os.TempDir().
@@ -159,6 +161,43 @@ func (in *Instance) Store() store.Store { return in.st }
 // Liveness returns how the instance tells a dead run from a live one.
 func (in *Instance) Liveness() eventlog.Liveness {
 	return eventlog.Liveness{DeadAfter: in.cfg.DeadAfter}
+}
+
+// CheckEventLog returns an error wrapping ErrEventLogEmpty when the event
+// log has no runs but the store holds asset values: the log is likely not
+// the one they were recorded in (opening a mistyped location creates a
+// new, empty log), and everything would look never materialized. Values
+// small enough to live in the event log itself leave nothing in the store:
+// a graph of only such values is not detected.
+func (in *Instance) CheckEventLog(ctx context.Context) error {
+	runs, err := in.log.Runs(ctx, eventlog.RunFilter{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("asset: %w", err)
+	}
+	if len(runs) > 0 {
+		return nil
+	}
+	names, err := in.st.List(ctx, in.prefix)
+	if err != nil {
+		return fmt.Errorf("asset: list the values in the store: %w", err)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	where := in.cfg.Store
+	if where == "" {
+		where = ckpt.DefaultStore
+	}
+	return fmt.Errorf("asset: the event log at %s is %w but the store %s holds %d value %s: is it the event log they were recorded in?",
+		in.log, ErrEventLogEmpty, where, len(names), plural(len(names), "blob", "blobs"))
+}
+
+// plural returns one or many, as n asks.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // Close closes what Open opened. Runs must have returned.

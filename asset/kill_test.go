@@ -90,6 +90,15 @@ func child(mode string) int {
 	return 0
 }
 
+// skipShort skips a test that kills child processes under -short; they
+// run in the full test suite.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("kills child processes: runs without -short")
+	}
+}
+
 // proc is a running child.
 type proc struct {
 	cmd   *exec.Cmd
@@ -159,6 +168,7 @@ func (p *proc) next(t *testing.T) string {
 // only that asset and what depends on it; every value equals a clean
 // run's.
 func TestSIGKILLThenResume(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	c := startChild(t, "pipeline", e, "CKPT_ASSET_BLOCK=joined")
 	var before []string
@@ -180,7 +190,7 @@ func TestSIGKILLThenResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].Status != eventlog.Started || runs[0].Alive(in.Liveness()) {
+	if len(runs) != 1 || runs[0].Status != eventlog.RunStarted || runs[0].Alive(in.Liveness()) {
 		t.Fatalf("the killed run should be started and dead: %+v", runs)
 	}
 	res, err := in.Resume(tctx, runs[0].ID, asset.ResumeOptions{})
@@ -188,14 +198,14 @@ func TestSIGKILLThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCounts(t, "resume", p.calls.take(), counts("joined", "report"))
-	if n := res.Count(asset.Reused); n != 5 {
+	if n := res.Steps.Count(asset.OutcomeReused); n != 5 {
 		t.Errorf("resume reused %d steps, want 5", n)
 	}
 	parent, err := in.EventLog().Run(tctx, runs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parent.Status != eventlog.Failure || !strings.Contains(parent.Error, "died") {
+	if parent.Status != eventlog.RunFailure || !strings.Contains(parent.Error, "died") {
 		t.Errorf("the dead run was not marked failed: %+v", parent)
 	}
 	checkValues(t, in)
@@ -243,6 +253,7 @@ func backfillWant(parts int) (map[string]int, int) {
 // and again, resuming each time from the first run's id. No partition is
 // ever materialized twice, and the result is a clean run's.
 func TestBackfillKilledRepeatedly(t *testing.T) {
+	skipShort(t)
 	parts, kills := 150, 2
 	if os.Getenv("CKPT_LONG") == "1" {
 		parts, kills = 5000, 20
@@ -286,7 +297,7 @@ func TestBackfillKilledRepeatedly(t *testing.T) {
 
 	g := backfillGraph(parts, func(*asset.Context) {})
 	in := e.open(t, g)
-	evs, err := in.EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.Materialized}})
+	evs, err := in.EventLog().Events(tctx, eventlog.EventFilter{Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +317,7 @@ func TestBackfillKilledRepeatedly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != kills+1 || runs[0].Status != eventlog.Success {
+	if len(runs) != kills+1 || runs[0].Status != eventlog.RunSuccess {
 		t.Errorf("chain of %d runs, newest %s; want %d, success", len(runs), runs[0].Status, kills+1)
 	}
 	want, total := backfillWant(parts)
@@ -346,6 +357,7 @@ func fileGraph(dir string, hook func(*asset.Context)) *asset.Graph {
 // File value leaves the restored copy in its work directory; resuming it
 // removes that, and the resumed run's own.
 func TestSIGKILLLeavesNoRestoredFiles(t *testing.T) {
+	skipShort(t)
 	e := newEnv(t)
 	work := t.TempDir()
 	c := startChild(t, "file", e, "CKPT_ASSET_BLOCK=digest", "CKPT_ASSET_WORK="+work)
@@ -366,7 +378,7 @@ func TestSIGKILLLeavesNoRestoredFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := outcomes(res); o["big"] != asset.Reused || o["digest"] != asset.Materialized {
+	if o := outcomes(res); o["big"] != asset.OutcomeReused || o["digest"] != asset.OutcomeMaterialized {
 		t.Errorf("resume outcomes %v", o)
 	}
 	want, err := fileDigest(filepath.Join(filepath.Dir(e.store), "big.bin"))

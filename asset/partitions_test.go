@@ -75,13 +75,13 @@ func TestPartitionedMaterializeAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	sales, total := st[0], st[1]
-	if !sales.Partitioned || sales.State != asset.Missing || sales.Counts[asset.Fresh] != 4 || sales.Counts[asset.Missing] != 6 || len(sales.Partitions) != 10 {
+	if !sales.Partitioned || sales.State != asset.StateMissing || sales.Counts[asset.StateFresh] != 4 || sales.Counts[asset.StateMissing] != 6 || len(sales.Partitions) != 10 {
 		t.Errorf("sales status: %s %v (%d partitions)", sales.State, sales.Counts, len(sales.Partitions))
 	}
-	if got := sales.Partitions[2]; got.Partition != day(3) || got.State != asset.Fresh || got.RunID != run.ID {
+	if got := sales.Partitions[2]; got.Partition != day(3) || got.State != asset.StateFresh || got.RunID != run.ID {
 		t.Errorf("sales[%s] status %+v", day(3), got)
 	}
-	if total.State != asset.Missing {
+	if total.State != asset.StateMissing {
 		t.Errorf("total is %s, want missing", total.State)
 	}
 
@@ -109,7 +109,7 @@ func TestPartitionedMaterializeAndStatus(t *testing.T) {
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "sales", Partitions: []string{day(5)}}); err != nil {
 		t.Fatal(err)
 	}
-	wantStates(t, in, map[string]asset.State{name("report", day(5)): asset.Fresh, "total": asset.Fresh})
+	wantStates(t, in, map[string]asset.State{name("report", day(5)): asset.StateFresh, "total": asset.StateFresh})
 
 	_, err = in.Materialize(tctx, asset.MaterializeOptions{Selection: "sales", Partitions: []string{"2027-01-01"}})
 	if !errors.Is(err, asset.ErrSelection) {
@@ -131,12 +131,12 @@ func TestBackfillFailsThenResumes(t *testing.T) {
 			t.Fatalf("backfill: %v, want failure", err)
 		}
 		o := outcomes(run)
-		if o[name("sales", day(3))] != asset.FailedStep || o[name("report", day(3))] != asset.Skipped || o["total"] != asset.Skipped ||
-			o[name("report", day(8))] != asset.FailedStep || o[name("report", day(4))] != asset.Materialized {
+		if o[name("sales", day(3))] != asset.OutcomeFailed || o[name("report", day(3))] != asset.OutcomeSkipped || o["total"] != asset.OutcomeSkipped ||
+			o[name("report", day(8))] != asset.OutcomeFailed || o[name("report", day(4))] != asset.OutcomeMaterialized {
 			t.Errorf("outcomes: %v", o)
 		}
-		if run.Count(asset.Materialized) != 17 {
-			t.Errorf("%d materialized, want 17", run.Count(asset.Materialized))
+		if run.Steps.Count(asset.OutcomeMaterialized) != 17 {
+			t.Errorf("%d materialized, want 17", run.Steps.Count(asset.OutcomeMaterialized))
 		}
 		d.calls.take()
 		d.faults.set(name("sales", day(3)), 0)
@@ -146,17 +146,17 @@ func TestBackfillFailsThenResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameCounts(t, "resume", d.calls.take(), counts(name("sales", day(3)), name("report", day(3)), name("report", day(8)), "total"))
-		if res.Count(asset.Reused) != 17 {
-			t.Errorf("reused %d, want 17", res.Count(asset.Reused))
+		if res.Steps.Count(asset.OutcomeReused) != 17 {
+			t.Errorf("reused %d, want 17", res.Steps.Count(asset.OutcomeReused))
 		}
 		// Each partition has its own history: sales of day 3 failed, then
 		// was materialized.
 		hist, err := in.EventLog().Events(tctx, eventlog.EventFilter{Key: "sales", Partition: ptr(day(3)),
-			Kinds: []eventlog.Kind{eventlog.Materialized, eventlog.StepFailure}})
+			Kinds: []eventlog.Kind{eventlog.KindMaterialization, eventlog.KindStepFailure}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hist) != 2 || hist[0].Kind != eventlog.StepFailure || hist[0].RunID != run.ID || hist[1].Kind != eventlog.Materialized || hist[1].RunID != res.ID {
+		if len(hist) != 2 || hist[0].Kind != eventlog.KindStepFailure || hist[0].RunID != run.ID || hist[1].Kind != eventlog.KindMaterialization || hist[1].RunID != res.ID {
 			t.Errorf("history of sales[%s]: %+v", day(3), hist)
 		}
 		if got := value[int](t, in, "total", ""); got != 550 {
@@ -208,10 +208,10 @@ func TestBackfill10000(t *testing.T) {
 		t.Fatalf("backfill: %v, want failure", err)
 	}
 	t.Logf("%d partitions: backfill %v", parts, time.Since(t0))
-	if n := run.Count(asset.FailedStep); n != len(failing) {
+	if n := run.Steps.Count(asset.OutcomeFailed); n != len(failing) {
 		t.Errorf("%d failed, want %d", n, len(failing))
 	}
-	if n := run.Count(asset.Materialized); n != parts-len(failing) {
+	if n := run.Steps.Count(asset.OutcomeMaterialized); n != parts-len(failing) {
 		t.Errorf("%d materialized, want %d", n, parts-len(failing))
 	}
 	calls.take()
@@ -219,7 +219,7 @@ func TestBackfill10000(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st[0].Counts[asset.Failed] != len(failing) || st[0].Counts[asset.Fresh] != parts-len(failing) {
+	if st[0].Counts[asset.StateFailed] != len(failing) || st[0].Counts[asset.StateFresh] != parts-len(failing) {
 		t.Errorf("status counts %v", st[0].Counts)
 	}
 	t0 = time.Now()
@@ -229,8 +229,8 @@ func TestBackfill10000(t *testing.T) {
 	}
 	t.Logf("resume %v", time.Since(t0))
 	sameCounts(t, "resume", calls.take(), counts(append(failing, "total")...))
-	if res.Count(asset.Reused) != parts-len(failing) {
-		t.Errorf("reused %d", res.Count(asset.Reused))
+	if res.Steps.Count(asset.OutcomeReused) != parts-len(failing) {
+		t.Errorf("reused %d", res.Steps.Count(asset.OutcomeReused))
 	}
 	var want int64
 	for i := range parts {

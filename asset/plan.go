@@ -138,7 +138,7 @@ func (in *Instance) makePlan(ctx context.Context, spec *runSpec) (*plan, error) 
 			return nil, err
 		}
 		for _, part := range parts {
-			if spec.Stale && ev.status[n][part].State == Fresh {
+			if spec.Stale && ev.status[n][part].State == StateFresh {
 				continue
 			}
 			s := &step{n: n, part: part, idx: len(p.steps)}

@@ -34,7 +34,7 @@ type Pruned struct {
 func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 	var res Pruned
 	if o.Values {
-		live, err := in.log.Runs(ctx, eventlog.RunFilter{Status: []eventlog.RunStatus{eventlog.Started}})
+		live, err := in.log.Runs(ctx, eventlog.RunFilter{Status: []eventlog.RunStatus{eventlog.RunStarted}})
 		if err != nil {
 			return res, fmt.Errorf("asset: %w", err)
 		}
@@ -69,7 +69,7 @@ func (in *Instance) Prune(ctx context.Context, o PruneOptions) (Pruned, error) {
 		}
 	}
 	for w, blobs := range cands {
-		kept, err := in.log.Events(ctx, eventlog.EventFilter{Key: w.key, Kinds: []eventlog.Kind{eventlog.Materialized}})
+		kept, err := in.log.Events(ctx, eventlog.EventFilter{Key: w.key, Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
 		if err != nil {
 			return res, fmt.Errorf("asset: %w", err)
 		}

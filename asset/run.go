@@ -14,25 +14,19 @@ import (
 	"github.com/ckptdev/ckpt/asset/eventlog"
 )
 
-// Outcome is how a step of a run ended.
-type Outcome string
+// Outcome is how a step of a run ended. It is the event log's
+// vocabulary, so that a Run and what the log recorded of it agree.
+type Outcome = eventlog.Outcome
 
-// The outcomes.
+// The outcomes (see eventlog.Outcome).
 const (
-	// Materialized: computed, saved and recorded.
-	Materialized Outcome = "materialized"
-	// Reused: a resumed run took what an earlier run of its chain
-	// materialized.
-	Reused Outcome = "reused"
-	// UpToDate: a --stale run found it fresh when its turn came (its
-	// upstream was recomputed to the same data versions).
-	UpToDate Outcome = "fresh"
-	// FailedStep: its last attempt failed, or a blocking check did.
-	FailedStep Outcome = "failed"
-	// Skipped: not computed because an upstream failed.
-	Skipped Outcome = "skipped"
-	// Canceled: not computed, or interrupted, because the run was canceled.
-	Canceled Outcome = "canceled"
+	OutcomeMaterialized = eventlog.OutcomeMaterialized
+	OutcomeReused       = eventlog.OutcomeReused
+	OutcomeFresh        = eventlog.OutcomeFresh
+	OutcomeFailed       = eventlog.OutcomeFailed
+	OutcomeSkipped      = eventlog.OutcomeSkipped
+	OutcomeCanceled     = eventlog.OutcomeCanceled
+	OutcomeInterrupted  = eventlog.OutcomeInterrupted
 )
 
 // Step is the result of one asset partition of a run.
@@ -55,13 +49,16 @@ type Run struct {
 	Status  eventlog.RunStatus `json:"status"`
 	Started time.Time          `json:"started"`
 	Ended   time.Time          `json:"ended"`
-	Steps   []Step             `json:"steps"`
+	Steps   Steps              `json:"steps"`
 }
 
+// Steps are the results of a run's steps.
+type Steps []Step
+
 // Count returns how many steps ended with outcome o.
-func (r *Run) Count(o Outcome) int {
+func (ss Steps) Count(o Outcome) int {
 	n := 0
-	for _, s := range r.Steps {
+	for _, s := range ss {
 		if s.Outcome == o {
 			n++
 		}
@@ -135,13 +132,13 @@ func (in *Instance) Resume(ctx context.Context, id string, o ResumeOptions) (*Ru
 		parent = kids[0]
 	}
 	switch {
-	case parent.Status == eventlog.Success:
+	case parent.Status == eventlog.RunSuccess:
 		return nil, fmt.Errorf("asset: run %s: %w: it succeeded", parent.ID, ErrNothingToResume)
 	case parent.Alive(in.Liveness()):
 		return nil, fmt.Errorf("asset: run %s (pid %d on %s): %w", parent.ID, parent.PID, parent.Host, ErrRunActive)
-	case parent.Status == eventlog.Started:
+	case parent.Status == eventlog.RunStarted:
 		msg := fmt.Sprintf("its process (pid %d on %s) died; last heartbeat %s", parent.PID, parent.Host, parent.Heartbeat.Format(time.RFC3339))
-		if err := in.log.EndRun(ctx, parent.ID, eventlog.Failure, msg); err != nil {
+		if err := in.log.EndRun(ctx, parent.ID, eventlog.RunFailure, msg); err != nil {
 			return nil, fmt.Errorf("asset: %w", err)
 		}
 		// A run removes the files it restored when it ends; a killed one
@@ -175,7 +172,7 @@ func (in *Instance) chainMaterializations(ctx context.Context, id string) (map[s
 	for i, r := range chain {
 		ids[i] = r.ID
 	}
-	evs, err := in.log.Events(ctx, eventlog.EventFilter{Runs: ids, Kinds: []eventlog.Kind{eventlog.Materialized}})
+	evs, err := in.log.Events(ctx, eventlog.EventFilter{Runs: ids, Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
 	if err != nil {
 		return nil, fmt.Errorf("asset: %w", err)
 	}
@@ -203,8 +200,9 @@ func newRunID() string {
 func (in *Instance) start(ctx context.Context, r eventlog.Run, spec *runSpec, p *plan, reuse map[stepKey]*eventlog.Event, parallel int, progress func(Step)) (*Run, error) {
 	host, _ := os.Hostname()
 	r.Host, r.PID = host, os.Getpid()
-	r.Status = eventlog.Started
+	r.Status = eventlog.RunStarted
 	r.Created = time.Now()
+	r.HeartbeatInterval, r.DeadAfter = in.cfg.HeartbeatInterval, in.cfg.DeadAfter
 	var err error
 	if r.Spec, err = json.Marshal(spec); err != nil {
 		return nil, fmt.Errorf("asset: encode run spec: %w", err)
@@ -237,8 +235,8 @@ func (in *Instance) start(ctx context.Context, r eventlog.Run, spec *runSpec, p 
 		return res, errors.Join(runErr, fmt.Errorf("asset: record the end of run %s: %w", r.ID, err))
 	}
 	res.Ended = time.Now().UTC()
-	x.log.Info("run ended", "status", status, "materialized", res.Count(Materialized), "reused", res.Count(Reused),
-		"failed", res.Count(FailedStep), "skipped", res.Count(Skipped), "canceled", res.Count(Canceled))
+	x.log.Info("run ended", "status", status, "materialized", res.Steps.Count(OutcomeMaterialized), "reused", res.Steps.Count(OutcomeReused),
+		"failed", res.Steps.Count(OutcomeFailed), "skipped", res.Steps.Count(OutcomeSkipped), "canceled", res.Steps.Count(OutcomeCanceled))
 	return res, runErr
 }
 
@@ -329,9 +327,9 @@ func (x *execution) execute(ctx context.Context) {
 		inflight--
 		x.report(s)
 		switch s.outcome {
-		case Canceled:
+		case OutcomeCanceled:
 			// What depends on it stays undone and is marked canceled below.
-		case Materialized, Reused, UpToDate:
+		case OutcomeMaterialized, OutcomeReused, OutcomeFresh:
 			for _, d := range s.down {
 				ds := steps[d]
 				ds.pending--
@@ -345,7 +343,7 @@ func (x *execution) execute(ctx context.Context) {
 	}
 	for _, s := range steps {
 		if s.outcome == "" {
-			s.outcome = Canceled
+			s.outcome = OutcomeCanceled
 			s.err = context.Cause(ctx)
 		}
 	}
@@ -361,9 +359,9 @@ func (x *execution) skipDownstream(failed *step) {
 		if s.outcome != "" {
 			continue
 		}
-		s.outcome = Skipped
+		s.outcome = OutcomeSkipped
 		s.err = fmt.Errorf("upstream %s %s", inputName(failed.n.key, failed.part), failed.outcome)
-		x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepSkipped, Key: s.n.key, Partition: s.part, Message: s.err.Error()})
+		x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindStepSkipped, Key: s.n.key, Partition: s.part, Message: s.err.Error()})
 		x.report(s)
 		stack = append(stack, s.down...)
 	}
@@ -396,10 +394,10 @@ func (x *execution) result() *Run {
 
 // verdict decides how the run ended and the error Materialize returns.
 func (x *execution) verdict(ctx context.Context, r *Run) (eventlog.RunStatus, string, error) {
-	failed, skipped, canceled := r.Count(FailedStep), r.Count(Skipped), r.Count(Canceled)
+	failed, skipped, canceled := r.Steps.Count(OutcomeFailed), r.Steps.Count(OutcomeSkipped), r.Steps.Count(OutcomeCanceled)
 	var first string
 	for _, s := range r.Steps {
-		if s.Outcome == FailedStep {
+		if s.Outcome == OutcomeFailed {
 			first = inputName(s.Key, s.Partition) + ": " + s.Error
 			break
 		}
@@ -407,10 +405,10 @@ func (x *execution) verdict(ctx context.Context, r *Run) (eventlog.RunStatus, st
 	switch {
 	case canceled > 0:
 		msg := fmt.Sprintf("canceled: %d of %d steps not done", canceled+failed+skipped, len(r.Steps))
-		return eventlog.Canceled, msg, fmt.Errorf("asset: run %s %s: %w (%w); resume it to go on", r.ID, msg, ErrRunCanceled, context.Cause(ctx))
+		return eventlog.RunCanceled, msg, fmt.Errorf("asset: run %s %s: %w (%w); resume it to go on", r.ID, msg, ErrRunCanceled, context.Cause(ctx))
 	case failed > 0:
 		msg := fmt.Sprintf("%d of %d steps failed, %d skipped; first: %s", failed, len(r.Steps), skipped, first)
-		return eventlog.Failure, msg, fmt.Errorf("asset: run %s: %w: %s", r.ID, ErrRunFailed, msg)
+		return eventlog.RunFailure, msg, fmt.Errorf("asset: run %s: %w: %s", r.ID, ErrRunFailed, msg)
 	}
-	return eventlog.Success, "", nil
+	return eventlog.RunSuccess, "", nil
 }

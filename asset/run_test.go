@@ -18,7 +18,7 @@ func TestMaterializeAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Status != eventlog.Success || run.Count(asset.Materialized) != len(allKeys) {
+	if run.Status != eventlog.RunSuccess || run.Steps.Count(asset.OutcomeMaterialized) != len(allKeys) {
 		t.Fatalf("run %s: %+v", run.Status, outcomes(run))
 	}
 	sameCounts(t, "clean run", p.calls.take(), counts(allKeys...))
@@ -38,14 +38,14 @@ func TestFailureThenResume(t *testing.T) {
 			t.Fatalf("first run: %v, want ErrRunFailed", err)
 		}
 		want := map[string]asset.Outcome{
-			"raw": asset.Materialized, "customers": asset.Materialized, "other": asset.Materialized, "other2": asset.Materialized,
-			"clean": asset.FailedStep, "joined": asset.Skipped, "report": asset.Skipped,
+			"raw": asset.OutcomeMaterialized, "customers": asset.OutcomeMaterialized, "other": asset.OutcomeMaterialized, "other2": asset.OutcomeMaterialized,
+			"clean": asset.OutcomeFailed, "joined": asset.OutcomeSkipped, "report": asset.OutcomeSkipped,
 		}
 		if got := outcomes(run); !equalOutcomes(got, want) {
 			t.Errorf("first run outcomes %v, want %v", got, want)
 		}
 		sameCounts(t, "first run", p.calls.take(), counts("raw", "customers", "other", "other2", "clean"))
-		if s := states(t, in, ""); s["clean"] != asset.Failed || s["joined"] != asset.Missing || s["raw"] != asset.Fresh {
+		if s := states(t, in, ""); s["clean"] != asset.StateFailed || s["joined"] != asset.StateMissing || s["raw"] != asset.StateFresh {
 			t.Errorf("status after the failure: %v", s)
 		}
 
@@ -58,7 +58,7 @@ func TestFailureThenResume(t *testing.T) {
 			t.Errorf("resumed run: parent %q root %q, want %q", res.Parent, res.Root, run.ID)
 		}
 		sameCounts(t, "resume", p.calls.take(), counts("clean", "joined", "report"))
-		if n := res.Count(asset.Reused); n != 4 {
+		if n := res.Steps.Count(asset.OutcomeReused); n != 4 {
 			t.Errorf("resume reused %d, want 4", n)
 		}
 		checkValues(t, in)

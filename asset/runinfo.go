@@ -3,14 +3,9 @@ package asset
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/ckptdev/ckpt/asset/eventlog"
 )
-
-// Interrupted is the outcome shown for a step that started and never
-// ended: its run is still computing it, or died doing so.
-const Interrupted Outcome = "interrupted"
 
 // RunDetails is what the event log knows of a run.
 type RunDetails struct {
@@ -28,18 +23,7 @@ type RunDetails struct {
 	// Children are the runs resuming it.
 	Children []string `json:"children,omitempty"`
 	// Steps are the steps that have events, in the order they started.
-	Steps []Step `json:"steps"`
-}
-
-// Count returns how many steps ended with outcome o.
-func (d *RunDetails) Count(o Outcome) int {
-	n := 0
-	for _, s := range d.Steps {
-		if s.Outcome == o {
-			n++
-		}
-	}
-	return n
+	Steps Steps `json:"steps"`
 }
 
 // RunDetails returns the run whose id is id (or starts with it) and the
@@ -84,28 +68,23 @@ func (in *Instance) RunDetails(ctx context.Context, id string) (*RunDetails, err
 			d.Steps = append(d.Steps, Step{Key: e.Key, Partition: e.Partition})
 		}
 		s := &d.Steps[i]
+		if o := e.Kind.Outcome(); o != "" {
+			s.Outcome = o
+		}
 		switch e.Kind {
-		case eventlog.StepStart:
-			s.Outcome = Interrupted
-		case eventlog.StepRetry:
+		case eventlog.KindStepRetry:
 			s.Attempts = e.Attempt + 1
-		case eventlog.Materialized:
-			s.Outcome = Materialized
+		case eventlog.KindMaterialization:
 			if m := e.Materialization; m != nil {
 				s.DataVersion, s.Duration, s.Attempts, s.Checks = m.DataVersion, m.Duration, m.Attempt, m.Checks
 			}
-		case eventlog.StepFailure:
-			s.Outcome, s.Error = FailedStep, e.Error
+		case eventlog.KindStepFailure, eventlog.KindStepCanceled:
+			s.Error = e.Error
 			if e.Attempt > 0 {
 				s.Attempts = e.Attempt
 			}
-		case eventlog.StepReused:
-			s.Outcome = Reused
-		case eventlog.StepSkipped:
-			s.Outcome, s.Error = Skipped, e.Message
-			if strings.HasPrefix(e.Message, "fresh") {
-				s.Outcome, s.Error = UpToDate, ""
-			}
+		case eventlog.KindStepSkipped:
+			s.Error = e.Message
 		}
 	}
 	return d, nil

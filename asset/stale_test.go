@@ -39,23 +39,23 @@ func TestStaleCodeVersion(t *testing.T) {
 	e := newEnv(t)
 	p := newPipeline(versioned)
 	in := e.open(t, p.g)
-	wantStates(t, in, allState(asset.Missing))
+	wantStates(t, in, allState(asset.StateMissing))
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 	in.Close()
 
 	// The same code, redeployed: still fresh, nothing to do.
 	p = newPipeline(versioned)
 	in = e.open(t, p.g)
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 
 	// clean's code changes: it is stale, and so is everything downstream.
 	p = newPipeline(map[string]string{"raw": "1", "customers": "1", "clean": "2", "joined": "1", "report": "1", "other": "1", "other2": "1"})
 	in = e.open(t, p.g)
-	want := allState(asset.Fresh)
-	want["clean"], want["joined"], want["report"] = asset.Stale, asset.Stale, asset.Stale
+	want := allState(asset.StateFresh)
+	want["clean"], want["joined"], want["report"] = asset.StateStale, asset.StateStale, asset.StateStale
 	wantStates(t, in, want)
 	if r := reason(t, in, "clean"); !strings.Contains(r, `code version changed from "1" to "2"`) {
 		t.Errorf("reason for clean: %q", r)
@@ -76,7 +76,7 @@ func TestStaleCodeVersion(t *testing.T) {
 	// clean's data version hashes its code version: it changed, so its
 	// downstream had to be computed again.
 	sameCounts(t, "--stale run", p.calls.take(), counts("clean", "joined", "report"))
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Stale: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +99,13 @@ func TestStaleUpstreamDataVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	// other has a code version and no inputs: same data version again.
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "raw"}); err != nil {
 		t.Fatal(err)
 	}
-	want := allState(asset.Fresh)
-	want["clean"], want["joined"], want["report"] = asset.Stale, asset.Stale, asset.Stale
+	want := allState(asset.StateFresh)
+	want["clean"], want["joined"], want["report"] = asset.StateStale, asset.StateStale, asset.StateStale
 	wantStates(t, in, want)
 	if r := reason(t, in, "clean"); !strings.Contains(r, "upstream raw has a newer data version") {
 		t.Errorf("reason for clean: %q", r)
@@ -118,7 +118,7 @@ func TestStaleUpstreamDataVersion(t *testing.T) {
 	// same code from the same data... but a new raw data version, has a
 	// new provenance, so joined and report follow.
 	sameCounts(t, "--stale run", p.calls.take(), counts("clean", "joined", "report"))
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 }
 
 // sourceGraph is a source asset that reports its own data version (the
@@ -168,13 +168,13 @@ func TestStaleUserDataVersion(t *testing.T) {
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "src"}); err != nil {
 		t.Fatal(err)
 	}
-	wantStates(t, in, map[string]asset.State{"src": asset.Fresh, "mid": asset.Fresh, "leaf": asset.Fresh})
+	wantStates(t, in, map[string]asset.State{"src": asset.StateFresh, "mid": asset.StateFresh, "leaf": asset.StateFresh})
 	// New data: mid and leaf are stale.
 	s.set("abcd")
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "src"}); err != nil {
 		t.Fatal(err)
 	}
-	wantStates(t, in, map[string]asset.State{"src": asset.Fresh, "mid": asset.Stale, "leaf": asset.Stale})
+	wantStates(t, in, map[string]asset.State{"src": asset.StateFresh, "mid": asset.StateStale, "leaf": asset.StateStale})
 	s.calls.take()
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Stale: true}); err != nil {
 		t.Fatal(err)
@@ -199,16 +199,17 @@ func TestStaleRecomputedToSameVersion(t *testing.T) {
 	in.Close()
 	s = newSourceGraph("2", "abc")
 	in = e.open(t, s.g)
-	wantStates(t, in, map[string]asset.State{"src": asset.Stale, "mid": asset.Stale, "leaf": asset.Stale})
+	wantStates(t, in, map[string]asset.State{"src": asset.StateStale, "mid": asset.StateStale, "leaf": asset.StateStale})
 	run, err := in.Materialize(tctx, asset.MaterializeOptions{Stale: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameCounts(t, "--stale run", s.calls.take(), counts("src"))
-	if o := outcomes(run); o["mid"] != asset.UpToDate || o["leaf"] != asset.UpToDate || o["src"] != asset.Materialized {
+	if o := outcomes(run); o["mid"] != asset.OutcomeFresh || o["leaf"] != asset.OutcomeFresh || o["src"] != asset.OutcomeMaterialized {
 		t.Errorf("outcomes %v", o)
 	}
-	wantStates(t, in, map[string]asset.State{"src": asset.Fresh, "mid": asset.Fresh, "leaf": asset.Fresh})
+	logAgrees(t, in, run, "src", "mid", "leaf")
+	wantStates(t, in, map[string]asset.State{"src": asset.StateFresh, "mid": asset.StateFresh, "leaf": asset.StateFresh})
 }
 
 func TestStaleFailed(t *testing.T) {
@@ -222,8 +223,8 @@ func TestStaleFailed(t *testing.T) {
 	if _, err := in.Materialize(tctx, asset.MaterializeOptions{Selection: "clean"}); !isFailed(err) {
 		t.Fatalf("materialize clean: %v, want failure", err)
 	}
-	want := allState(asset.Fresh)
-	want["clean"], want["joined"], want["report"] = asset.Failed, asset.Stale, asset.Stale
+	want := allState(asset.StateFresh)
+	want["clean"], want["joined"], want["report"] = asset.StateFailed, asset.StateStale, asset.StateStale
 	wantStates(t, in, want)
 	if r := reason(t, in, "clean"); !strings.Contains(r, "injected failure") {
 		t.Errorf("reason for clean: %q", r)
@@ -239,5 +240,5 @@ func TestStaleFailed(t *testing.T) {
 	// clean is computed again, to the same data version (its code version
 	// and raw's data are unchanged): joined and report stay as they are.
 	sameCounts(t, "--stale after the failure", p.calls.take(), counts("clean"))
-	wantStates(t, in, allState(asset.Fresh))
+	wantStates(t, in, allState(asset.StateFresh))
 }

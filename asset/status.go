@@ -16,24 +16,24 @@ type State string
 const (
 	// Fresh: materialized, and neither its code version nor any upstream
 	// data version changed since.
-	Fresh State = "fresh"
+	StateFresh State = "fresh"
 	// Stale: materialized, but its code version changed, an upstream has
 	// a newer data version than the one it was computed from, or an
 	// upstream is itself not fresh.
-	Stale State = "stale"
+	StateStale State = "stale"
 	// Missing: never materialized.
-	Missing State = "missing"
+	StateMissing State = "missing"
 	// Failed: its last computation failed (or a blocking check did).
-	Failed State = "failed"
+	StateFailed State = "failed"
 )
 
 func (s State) rank() int {
 	switch s {
-	case Stale:
+	case StateStale:
 		return 1
-	case Missing:
+	case StateMissing:
 		return 2
-	case Failed:
+	case StateFailed:
 		return 3
 	}
 	return 0
@@ -77,10 +77,14 @@ type StatusOptions struct {
 
 // Status reports fresh, stale, missing or failed for every partition of
 // the selected assets, from the event log's latest materializations and
-// failures.
+// failures. An event log that looks like the wrong one (see
+// CheckEventLog) is an error, not "everything missing".
 func (in *Instance) Status(ctx context.Context, o StatusOptions) ([]AssetStatus, error) {
 	nodes, err := in.g.selectNodes(o.Selection)
 	if err != nil {
+		return nil, err
+	}
+	if err := in.CheckEventLog(ctx); err != nil {
 		return nil, err
 	}
 	ev, err := in.evaluate(ctx, nodes, in.cfg.Now())
@@ -90,7 +94,7 @@ func (in *Instance) Status(ctx context.Context, o StatusOptions) ([]AssetStatus,
 	out := make([]AssetStatus, 0, len(nodes))
 	for _, n := range nodes {
 		parts := ev.parts[n]
-		as := AssetStatus{Key: n.key, Partitioned: n.spec.Partitions != nil, State: Fresh, Counts: map[State]int{}, Partitions: make([]PartitionStatus, len(parts))}
+		as := AssetStatus{Key: n.key, Partitioned: n.spec.Partitions != nil, State: StateFresh, Counts: map[State]int{}, Partitions: make([]PartitionStatus, len(parts))}
 		for i, p := range parts {
 			ps := ev.status[n][p]
 			as.Partitions[i] = *ps
@@ -103,7 +107,7 @@ func (in *Instance) Status(ctx context.Context, o StatusOptions) ([]AssetStatus,
 			}
 		}
 		if len(parts) == 0 {
-			as.State = Missing
+			as.State = StateMissing
 			as.Reason = "no partitions yet"
 		}
 		out = append(out, as)
@@ -227,8 +231,8 @@ func (ev *evaluation) judge(n *node, p string) *PartitionStatus {
 	}
 	versions, upState, upReason := ev.inputs(n, p)
 	ps.State, ps.Reason = ownState(n, st, versions)
-	if ps.State == Fresh && upState != Fresh {
-		ps.State, ps.Reason = Stale, upReason
+	if ps.State == StateFresh && upState != StateFresh {
+		ps.State, ps.Reason = StateStale, upReason
 	}
 	return ps
 }
@@ -238,7 +242,7 @@ func (ev *evaluation) judge(n *node, p string) *PartitionStatus {
 // among them with its reason.
 func (ev *evaluation) inputs(n *node, p string) (map[string]string, State, string) {
 	versions := make(map[string]string, len(n.deps))
-	worst, reason := Fresh, ""
+	worst, reason := StateFresh, ""
 	all := func(u *node) []string { return ev.parts[u] }
 	for _, d := range n.deps {
 		u := ev.nodeOf(n, d)
@@ -248,7 +252,7 @@ func (ev *evaluation) inputs(n *node, p string) (map[string]string, State, strin
 		for i, up := range parts {
 			us := ev.status[u][up]
 			if us == nil { // not a partition (any more)
-				us = &PartitionStatus{State: Missing}
+				us = &PartitionStatus{State: StateMissing}
 			}
 			vs[i] = us.DataVersion
 			if us.DataVersion == "" {
@@ -287,30 +291,30 @@ func (ev *evaluation) nodeOf(n *node, d input) *node {
 // version leaves it fresh.
 func ownState(n *node, st *eventlog.State, versions map[string]string) (State, string) {
 	if st != nil && st.Failed() {
-		return Failed, "the last computation failed: " + firstLine(st.Failure.Error)
+		return StateFailed, "the last computation failed: " + firstLine(st.Failure.Error)
 	}
 	if st == nil || st.Materialization == nil || st.Materialization.Materialization == nil {
-		return Missing, "never materialized"
+		return StateMissing, "never materialized"
 	}
 	m := st.Materialization.Materialization
 	if !m.ChecksPassed() {
-		return Failed, "a blocking check failed"
+		return StateFailed, "a blocking check failed"
 	}
 	if cv := n.spec.CodeVersion; cv != "" && m.CodeVersion != cv {
-		return Stale, fmt.Sprintf("code version changed from %q to %q", m.CodeVersion, cv)
+		return StateStale, fmt.Sprintf("code version changed from %q to %q", m.CodeVersion, cv)
 	}
 	for name, v := range versions {
 		had, ok := m.Inputs[name]
 		switch {
 		case v == "":
-			return Stale, fmt.Sprintf("upstream %s is missing", name)
+			return StateStale, fmt.Sprintf("upstream %s is missing", name)
 		case !ok:
-			return Stale, fmt.Sprintf("upstream %s is a new input", name)
+			return StateStale, fmt.Sprintf("upstream %s is a new input", name)
 		case had != v:
-			return Stale, fmt.Sprintf("upstream %s has a newer data version (%s, computed from %s)", name, shortVersion(v), shortVersion(had))
+			return StateStale, fmt.Sprintf("upstream %s has a newer data version (%s, computed from %s)", name, shortVersion(v), shortVersion(had))
 		}
 	}
-	return Fresh, ""
+	return StateFresh, ""
 }
 
 func firstLine(s string) string {

@@ -20,112 +20,152 @@ type resolved struct {
 	mats  []*eventlog.Event
 }
 
-// runStep computes one asset partition, or reuses or skips it, and sets
-// its outcome. Every success is durable in the event log when it returns.
+// runStep takes one asset partition to its outcome: reused from an
+// earlier run of the chain, found fresh, or computed (with retries),
+// checked and recorded. Every success is durable in the event log when it
+// returns.
 func (x *execution) runStep(ctx context.Context, s *step) {
-	n := s.n
-	if m := x.reuse[stepKey{n.idx, s.part}]; m != nil {
-		s.outcome, s.mat = Reused, m
-		x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepReused, Key: n.key, Partition: s.part,
-			Message: "materialized by run " + m.RunID})
+	if x.reuseEarlier(s) {
 		return
 	}
 	ins, versions, err := x.resolve(s)
 	if err != nil {
-		x.fail(s, err)
+		x.end(s, OutcomeFailed, err)
 		return
 	}
-	if x.spec.Stale {
-		st := x.plan.ev.states[n][s.part]
-		if state, _ := ownState(n, st, versions); state == Fresh {
-			// Its upstream was recomputed to the data versions it was
-			// computed from: nothing to do.
-			s.outcome, s.mat = UpToDate, st.Materialization
-			x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepSkipped, Key: n.key, Partition: s.part,
-				Message: "fresh: its upstream kept the data versions it was computed from"})
-			return
-		}
+	if x.stillFresh(s, versions) {
+		return
 	}
-	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepStart, Key: n.key, Partition: s.part})
+	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindStepStart, Key: s.n.key, Partition: s.part})
+	res, o, err := x.computeWithRetries(ctx, s, ins, versions)
+	if err != nil {
+		x.end(s, o, err)
+		return
+	}
+	if err := x.check(ctx, s, res); err != nil {
+		x.end(s, OutcomeCanceled, err)
+		return
+	}
+	x.record(ctx, s, res, versions)
+}
 
-	policy := n.spec.Retry
-	var (
-		v   any
-		m   *eventlog.Materialization
-		c   *Context
-		dur time.Duration
-	)
+// reuseEarlier ends s as reused when an earlier run of the chain
+// materialized it.
+func (x *execution) reuseEarlier(s *step) bool {
+	m := x.reuse[stepKey{s.n.idx, s.part}]
+	if m == nil {
+		return false
+	}
+	s.outcome, s.mat = OutcomeReused, m
+	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindStepReused, Key: s.n.key, Partition: s.part,
+		Message: "materialized by run " + m.RunID})
+	return true
+}
+
+// stillFresh ends s as fresh when the run computes only what is stale and
+// its upstream was recomputed to the data versions it was computed from.
+func (x *execution) stillFresh(s *step, versions map[string]string) bool {
+	if !x.spec.Stale {
+		return false
+	}
+	st := x.plan.ev.states[s.n][s.part]
+	if state, _ := ownState(s.n, st, versions); state != StateFresh {
+		return false
+	}
+	s.outcome, s.mat = OutcomeFresh, st.Materialization
+	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindStepFresh, Key: s.n.key, Partition: s.part,
+		Message: "its upstream kept the data versions it was computed from"})
+	return true
+}
+
+// computed is what a successful attempt produced.
+type computed struct {
+	v   any
+	m   *eventlog.Materialization
+	c   *Context
+	dur time.Duration // of the successful attempt
+}
+
+// computeWithRetries makes attempts until one succeeds, the error is
+// permanent, the retry policy gives up (OutcomeFailed) or ctx ends
+// (OutcomeCanceled).
+func (x *execution) computeWithRetries(ctx context.Context, s *step, ins []resolved, versions map[string]string) (*computed, Outcome, error) {
+	policy := s.n.spec.Retry
 	for attempt := 1; ; attempt++ {
 		s.attempts = attempt
 		start := time.Now()
-		v, m, c, err = x.attempt(ctx, s, ins, versions, attempt)
-		dur = time.Since(start)
+		v, m, c, err := x.attempt(ctx, s, ins, versions, attempt)
+		dur := time.Since(start)
 		s.dur += dur
 		if err == nil {
-			break
+			return &computed{v: v, m: m, c: c, dur: dur}, "", nil
 		}
 		if ctx.Err() != nil {
-			s.outcome, s.err = Canceled, fmt.Errorf("canceled: %w", err)
-			return
+			return nil, OutcomeCanceled, fmt.Errorf("canceled: %w", err)
 		}
 		if isPermanent(err) || attempt >= policy.attempts() {
-			x.fail(s, err)
-			return
+			return nil, OutcomeFailed, err
 		}
 		wait := policy.wait(attempt)
-		x.log.Warn("asset failed, retrying", "asset", n.key, "partition", s.part, "attempt", attempt, "wait", wait, "err", err)
-		x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepRetry, Key: n.key, Partition: s.part,
+		x.log.Warn("asset failed, retrying", "asset", s.n.key, "partition", s.part, "attempt", attempt, "wait", wait, "err", err)
+		x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindStepRetry, Key: s.n.key, Partition: s.part,
 			Attempt: attempt, Error: err.Error()})
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			s.outcome, s.err = Canceled, fmt.Errorf("canceled while waiting to retry: %w", err)
-			return
+			return nil, OutcomeCanceled, fmt.Errorf("canceled while waiting to retry: %w", err)
 		}
 	}
+}
 
-	m.Duration = dur
-	m.Checks = runChecks(ctx, n, v, m.Rows)
-	s.checks = m.Checks
-	if !m.ChecksPassed() && ctx.Err() != nil {
-		// A blocking check the cancellation interrupted says nothing
-		// about the value; recorded, it would mark the asset failed.
-		s.outcome, s.err = Canceled, fmt.Errorf("canceled while running its checks: %w", context.Cause(ctx))
-		return
+// check runs the asset's checks on the new value. It fails only when ctx
+// ended while a blocking check failed: that failure says nothing about
+// the value, and recorded it would mark the asset failed.
+func (x *execution) check(ctx context.Context, s *step, res *computed) error {
+	res.m.Checks = runChecks(ctx, s.n, res.v, res.m.Rows)
+	s.checks = res.m.Checks
+	if !res.m.ChecksPassed() && ctx.Err() != nil {
+		return fmt.Errorf("canceled while running its checks: %w", context.Cause(ctx))
 	}
-	_, _, _, dv, _ := c.report()
+	return nil
+}
+
+// record makes the materialization durable in the event log, then ends s
+// as materialized, or as failed when a blocking check failed.
+func (x *execution) record(ctx context.Context, s *step, res *computed, versions map[string]string) {
+	n, m := s.n, res.m
+	m.Duration = res.dur
+	_, _, _, dv, _ := res.c.report()
 	if dv == "" {
 		dv = provenance(n.spec.CodeVersion, x.run.ID, s.part, versions)
 	}
 	m.DataVersion = dv
-	e := eventlog.Event{RunID: x.run.ID, Kind: eventlog.Materialized, Key: n.key, Partition: s.part, Attempt: s.attempts, Materialization: m, Time: time.Now()}
+	e := eventlog.Event{RunID: x.run.ID, Kind: eventlog.KindMaterialization, Key: n.key, Partition: s.part, Attempt: s.attempts, Materialization: m, Time: time.Now()}
 	if err := x.in.log.Record(context.WithoutCancel(ctx), e); err != nil {
-		x.fail(s, fmt.Errorf("record the materialization: %w", err))
+		x.end(s, OutcomeFailed, fmt.Errorf("record the materialization: %w", err))
 		return
 	}
 	s.mat = &e
-	if !m.ChecksPassed() {
-		var msg string
-		for _, cr := range m.Checks {
-			if cr.Blocking && !cr.Passed {
-				msg = fmt.Sprintf("blocking check %q failed: %s", cr.Name, cr.Message)
-				break
-			}
+	for _, cr := range m.Checks {
+		if cr.Blocking && !cr.Passed {
+			x.end(s, OutcomeFailed, fmt.Errorf("blocking check %q failed: %s", cr.Name, cr.Message))
+			return
 		}
-		x.fail(s, fmt.Errorf("%s", msg))
-		return
 	}
-	s.outcome = Materialized
-	x.log.Debug("materialized", "asset", n.key, "partition", s.part, "duration", dur, "data_version", shortVersion(dv))
+	s.outcome = OutcomeMaterialized
+	x.log.Debug("materialized", "asset", n.key, "partition", s.part, "duration", res.dur, "data_version", shortVersion(dv))
 }
 
-// fail records that s failed.
-func (x *execution) fail(s *step, err error) {
-	s.outcome, s.err = FailedStep, err
-	x.log.Warn("asset failed", "asset", s.n.key, "partition", s.part, "attempts", s.attempts, "err", err)
-	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: eventlog.StepFailure, Key: s.n.key, Partition: s.part,
+// end records that s ended without a value of its own: failed or
+// canceled, for err.
+func (x *execution) end(s *step, o Outcome, err error) {
+	s.outcome, s.err = o, err
+	if o == OutcomeFailed {
+		x.log.Warn("asset failed", "asset", s.n.key, "partition", s.part, "attempts", s.attempts, "err", err)
+	}
+	x.in.log.Append(eventlog.Event{RunID: x.run.ID, Kind: o.Kind(), Key: s.n.key, Partition: s.part,
 		Attempt: s.attempts, Error: err.Error()})
 }
 

@@ -75,7 +75,7 @@ lists them, and --partition picks some (keys or ranges "first...last").`,
 			}
 			st, err := in.Status(cmd.Context(), asset.StatusOptions{Selection: sel})
 			if err != nil {
-				return err
+				return withEventsHint(err)
 			}
 			if items := partItems(parts); items != nil {
 				for i := range st {
@@ -90,7 +90,7 @@ lists them, and --partition picks some (keys or ranges "first...last").`,
 			for _, a := range st {
 				var partCol, last string
 				if a.Partitioned {
-					partCol = fmt.Sprintf("%d fresh, %d stale, %d missing, %d failed", a.Counts[asset.Fresh], a.Counts[asset.Stale], a.Counts[asset.Missing], a.Counts[asset.Failed])
+					partCol = fmt.Sprintf("%d fresh, %d stale, %d missing, %d failed", a.Counts[asset.StateFresh], a.Counts[asset.StateStale], a.Counts[asset.StateMissing], a.Counts[asset.StateFailed])
 				} else if len(a.Partitions) == 1 {
 					last = a.Partitions[0].RunID
 				}
@@ -208,8 +208,12 @@ a second one ends the process at once, which is as safe.`,
 				for _, s := range plan {
 					fmt.Fprintln(c.out(cmd), s)
 				}
-				c.infof(cmd, "%d to compute\n", len(plan))
+				c.infof(cmd, "%s to compute\n", count(len(plan), "step", "steps"))
 				return nil
+			}
+			if err := checkEventLog(cmd, in); err != nil && !c.quiet {
+				// Not an error: computing again is correct, only slow.
+				fmt.Fprintf(c.errw(cmd), "%s: warning: %s\n", c.o.Name, message(err))
 			}
 			ctx, stop := signalContext(cmd)
 			defer stop()
@@ -239,7 +243,7 @@ func (c *cli) progress(cmd *cobra.Command) func(asset.Step) {
 			name += "[" + s.Partition + "]"
 		}
 		switch s.Outcome {
-		case asset.Materialized:
+		case asset.OutcomeMaterialized:
 			extra := ""
 			if s.Attempts > 1 {
 				extra = fmt.Sprintf(", attempt %d", s.Attempts)
@@ -250,13 +254,13 @@ func (c *cli) progress(cmd *cobra.Command) func(asset.Step) {
 				}
 			}
 			fmt.Fprintf(w, "materialized  %s (%s%s)\n", name, s.Duration.Round(time.Millisecond), extra)
-		case asset.FailedStep:
+		case asset.OutcomeFailed:
 			fmt.Fprintf(w, "FAILED        %s: %s\n", name, firstLine(s.Error))
-		case asset.Skipped:
+		case asset.OutcomeSkipped:
 			fmt.Fprintf(w, "skipped       %s: %s\n", name, s.Error)
-		case asset.UpToDate:
+		case asset.OutcomeFresh:
 			fmt.Fprintf(w, "fresh         %s\n", name)
-		case asset.Canceled:
+		case asset.OutcomeCanceled:
 			fmt.Fprintf(w, "canceled      %s\n", name)
 		}
 	}
@@ -278,8 +282,8 @@ func (c *cli) finish(cmd *cobra.Command, run *asset.Run, err error) error {
 		}
 	} else {
 		var parts []string
-		for _, o := range []asset.Outcome{asset.Materialized, asset.Reused, asset.UpToDate, asset.FailedStep, asset.Skipped, asset.Canceled} {
-			if n := run.Count(o); n > 0 {
+		for _, o := range []asset.Outcome{asset.OutcomeMaterialized, asset.OutcomeReused, asset.OutcomeFresh, asset.OutcomeFailed, asset.OutcomeSkipped, asset.OutcomeCanceled} {
+			if n := run.Steps.Count(o); n > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", n, o))
 			}
 		}
@@ -315,7 +319,7 @@ func (c *cli) historyCmd() *cobra.Command {
 				return err
 			}
 			defer in.Close()
-			f := eventlog.EventFilter{Key: key, Kinds: []eventlog.Kind{eventlog.Materialized, eventlog.StepFailure}, Newest: true, Limit: limit}
+			f := eventlog.EventFilter{Key: key, Kinds: []eventlog.Kind{eventlog.KindMaterialization, eventlog.KindStepFailure}, Newest: true, Limit: limit}
 			if cmd.Flags().Changed("partition") {
 				f.Partition = &part
 			}

@@ -99,6 +99,10 @@ func Run(ctx context.Context, g *asset.Graph, o Options, args []string, stdout, 
 	usageArgs(root) // before its subcommands, which commands() has done
 	root.AddCommand(c.commands()...)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
+	if err := unknownCommand(root, args); err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", name, message(err))
+		return ExitUsage
+	}
 	_, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
@@ -151,13 +155,41 @@ func (c *cli) commands() []*cobra.Command {
 	runs.AddCommand(c.runsListCmd(), c.runsShowCmd(), c.resumeCmd(), c.pruneCmd())
 	for _, cmd := range []*cobra.Command{assets, runs} {
 		pf := cmd.PersistentFlags()
-		pf.StringVar(&c.store, "store", envOr("CKPT_STORE", c.o.Config.Store), "the store of asset values: a directory, file:///abs/dir, s3://..., postgres://... (default .ckpt)")
-		pf.StringVar(&c.events, "events", envOr("CKPT_EVENTS", c.o.Config.EventLog), "the event log: a SQLite file or a postgres:// URL (default assets.db in a local store)")
+		storeHelp, eventsHelp := "the store of asset values: a directory, file:///abs/dir, s3://..., postgres://...", "the event log: a SQLite file or a postgres:// URL"
+		if envOr("CKPT_STORE", c.o.Config.Store) == "" {
+			storeHelp += " (default .ckpt)"
+		}
+		if envOr("CKPT_EVENTS", c.o.Config.EventLog) == "" {
+			eventsHelp += " (default assets.db in a local store)"
+		}
+		pf.StringVar(&c.store, "store", envOr("CKPT_STORE", c.o.Config.Store), storeHelp)
+		pf.StringVar(&c.events, "events", envOr("CKPT_EVENTS", c.o.Config.EventLog), eventsHelp)
 		pf.StringVar(&c.logLevel, "log-level", "error", "least severe log level shown on stderr: debug, info, warn or error")
 		pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only errors and the data asked for")
 		usageArgs(cmd)
 	}
 	return []*cobra.Command{assets, runs}
+}
+
+// unknownCommand reports a word that names no subcommand of the command
+// it follows, also with --help or after "help" (where cobra would print
+// the parent's help as if nothing were wrong).
+func unknownCommand(root *cobra.Command, args []string) error {
+	if len(args) > 0 && args[0] == "help" {
+		args = args[1:]
+	}
+	cmd, rest, err := root.Find(args)
+	if err != nil || !cmd.HasSubCommands() {
+		return nil
+	}
+	cmd.InitDefaultHelpFlag()
+	if err := cmd.ParseFlags(rest); err != nil {
+		return nil // cobra reports it
+	}
+	if pos := cmd.Flags().Args(); len(pos) > 0 {
+		return usage(fmt.Errorf("unknown command %q for %q (%s --help lists them)", pos[0], cmd.CommandPath(), cmd.CommandPath()))
+	}
+	return nil
 }
 
 // usageArgs makes the argument errors of cmd and its subcommands (a wrong
@@ -269,16 +301,20 @@ func exitCode(err error) int {
 	return ExitError
 }
 
+// packages are the prefixes that errors of ckpt's packages carry.
+var packages = []string{"asset", "eventlog", "ckpt", "store", "filestore", "memstore", "s3store", "pgstore", "codec", "file codec"}
+
 // message renders err on one line, with its hint.
 func message(err error) string {
 	// Library errors carry their package prefix at every level of
 	// wrapping; the program's name in front is enough.
-	msg := err.Error()
-	for _, p := range []string{"asset: ", "eventlog: "} {
-		msg = strings.TrimPrefix(msg, p)
-		msg = strings.ReplaceAll(msg, ": "+p, ": ")
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	for _, p := range packages {
+		msg = strings.TrimPrefix(msg, p+": ")
+		for _, sep := range []string{": ", "; ", "("} {
+			msg = strings.ReplaceAll(msg, sep+p+": ", sep)
+		}
 	}
-	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 	var h hinted
 	if errors.As(err, &h) && h.hint != "" {
 		msg += "; " + h.hint
@@ -286,11 +322,45 @@ func message(err error) string {
 	return msg
 }
 
+// plural returns one or many, as n asks.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// count renders "1 run", "2 runs".
+func count(n int, one, many string) string {
+	return fmt.Sprintf("%d %s", n, plural(n, one, many))
+}
+
+// checkEventLog fails when the event log looks like the wrong one: empty
+// beside stored values.
+func checkEventLog(cmd *cobra.Command, in *asset.Instance) error {
+	if err := in.CheckEventLog(cmd.Context()); err != nil {
+		return withEventsHint(err)
+	}
+	return nil
+}
+
+// withEventsHint adds what to do to an error that says the event log
+// looks like the wrong one.
+func withEventsHint(err error) error {
+	if errors.Is(err, asset.ErrEventLogEmpty) {
+		return hinted{err, "give the event log they were recorded in with --events (or CKPT_EVENTS)"}
+	}
+	return err
+}
+
 // resolveRun finds a run by id or unique prefix, or the newest one for
 // "last".
 func resolveRun(cmd *cobra.Command, in *asset.Instance, id string) (string, error) {
 	if id != "last" {
 		return id, nil
+	}
+	if err := checkEventLog(cmd, in); err != nil {
+		return "", err
 	}
 	runs, err := in.EventLog().Runs(cmd.Context(), eventlog.RunFilter{Limit: 1})
 	if err != nil {

@@ -3,9 +3,10 @@ package assetcli_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,19 +128,24 @@ func TestMaterializeFailResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range st {
-		if a.State != asset.Fresh {
+		if a.State != asset.StateFresh {
 			t.Errorf("%s is %s after the resume", a.Key, a.State)
 		}
 	}
 	contains(t, "--stale with everything fresh", c.ok("assets", "materialize", "--stale"), "nothing to do")
-	contains(t, "resume a finished run", fmt.Sprint(c.run("runs", "resume", id)), "nothing to resume")
+	// A run whose chain succeeded is done: resuming it says so and exits 0,
+	// as a finished job does.
+	code, out, errs = c.run("runs", "resume", id)
+	if code != assetcli.ExitOK || !strings.Contains(out, "nothing to resume") {
+		t.Errorf("resume a finished run: exit %d, stdout %q, stderr %q; want 0 and nothing to resume", code, out, errs)
+	}
 }
 
 func TestMaterializePartitionsAndDryRun(t *testing.T) {
 	var fail atomic.Value
 	c := newCLI(t, &fail)
 	out := c.ok("assets", "materialize", "*day", "-p", "2026-01-02...2026-01-03", "--dry-run")
-	if strings.TrimSpace(out) != "src\nday[2026-01-02]\nday[2026-01-03]\n3 to compute" {
+	if strings.TrimSpace(out) != "src\nday[2026-01-02]\nday[2026-01-03]\n3 steps to compute" {
 		t.Errorf("dry run printed:\n%s", out)
 	}
 	out = c.ok("assets", "materialize", "*day", "-p", "2026-01-02...2026-01-03")
@@ -153,8 +159,8 @@ func TestMaterializePartitionsAndDryRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &run); err != nil {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
-	if run.Count(asset.Materialized) != 2 {
-		t.Errorf("--stale materialized %d, want day[2026-01-01] and sum", run.Count(asset.Materialized))
+	if run.Steps.Count(asset.OutcomeMaterialized) != 2 {
+		t.Errorf("--stale materialized %d, want day[2026-01-01] and sum", run.Steps.Count(asset.OutcomeMaterialized))
 	}
 }
 
@@ -290,4 +296,91 @@ func TestRunsListDead(t *testing.T) {
 	if strings.Contains(out, "dead0001") {
 		t.Errorf("--status running lists a dead run:\n%s", out)
 	}
+}
+
+// TestEmptyEventLogBesideValues: an event log that is empty while the
+// store holds values (a mistyped --events creates a new one) is reported,
+// not taken for "everything missing".
+func TestEmptyEventLogBesideValues(t *testing.T) {
+	g := asset.New()
+	asset.Define(g, asset.Spec{Key: "big"}, func(c *asset.Context) (string, error) {
+		b := make([]byte, 64<<10) // larger than what the log keeps inline
+		rand.Read(b)
+		return hex.EncodeToString(b), nil
+	})
+	c := &cli{t: t, g: g, store: filepath.Join(t.TempDir(), "store")}
+	c.ok("assets", "materialize")
+	wrong := filepath.Join(t.TempDir(), "events.db")
+	for _, args := range [][]string{{"assets", "status"}, {"runs", "list"}, {"runs", "resume", "last"}} {
+		code, out, errs := c.run(append(args, "--events", wrong)...)
+		if code != assetcli.ExitError || !strings.Contains(errs, "the event log at sqlite:"+wrong+" is empty but the store") || !strings.Contains(errs, "--events") {
+			t.Errorf("%v with an empty event log: exit %d\nstdout:\n%s\nstderr:\n%s", args, code, out, errs)
+		}
+	}
+	code, out, errs := c.run("assets", "materialize", "--events", wrong)
+	if code != assetcli.ExitOK || !strings.Contains(errs, "warning: the event log at") {
+		t.Errorf("materialize with an empty event log: exit %d\nstdout:\n%s\nstderr:\n%s; want it done, with a warning", code, out, errs)
+	}
+	// With the right log, nothing to say.
+	if _, _, errs := c.run("assets", "status"); errs != "" {
+		t.Errorf("status with the right log printed %q on stderr", errs)
+	}
+}
+
+// TestHelp: every command has --help; an unknown command is reported as
+// one, also with --help or after "help".
+func TestHelp(t *testing.T) {
+	var fail atomic.Value
+	c := newCLI(t, &fail)
+	for _, args := range [][]string{
+		{"--help"}, {"help"}, {"assets", "--help"}, {"runs", "-h"}, {"help", "assets", "materialize"},
+		{"assets", "list", "-h"}, {"assets", "status", "-h"}, {"assets", "materialize", "-h"}, {"assets", "history", "-h"}, {"assets", "lineage", "-h"},
+		{"runs", "list", "-h"}, {"runs", "show", "-h"}, {"runs", "resume", "-h"}, {"runs", "prune", "-h"},
+	} {
+		var out, errb bytes.Buffer
+		code := assetcli.Run(context.Background(), c.g, assetcli.Options{Name: "prog"}, args, &out, &errb)
+		if code != assetcli.ExitOK || !strings.Contains(out.String(), "Usage:") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want the help", args, code, out.String(), errb.String())
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"bogus", "--help"}, `unknown command "bogus" for "prog"`},
+		{[]string{"help", "bogus"}, `unknown command "bogus" for "prog"`},
+		{[]string{"assets", "bogus", "-h"}, `unknown command "bogus" for "prog assets"`},
+		{[]string{"runs", "--store", "x", "bogus"}, `unknown command "bogus" for "prog runs"`},
+	} {
+		var out, errb bytes.Buffer
+		code := assetcli.Run(context.Background(), c.g, assetcli.Options{Name: "prog"}, tc.args, &out, &errb)
+		if code != assetcli.ExitUsage || !strings.Contains(errb.String(), tc.msg) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out.String(), errb.String(), assetcli.ExitUsage, tc.msg)
+		}
+	}
+}
+
+// TestMessagesForPeople: errors carry no package prefixes, and counts
+// their right plural.
+func TestMessagesForPeople(t *testing.T) {
+	g := asset.New()
+	asset.Define(g, asset.Spec{Key: "one"}, func(c *asset.Context) (int, error) { return 1, nil })
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{t: t, g: g, store: file}
+	_, _, errs := c.run("assets", "status")
+	if !strings.Contains(errs, "is not a directory") {
+		t.Errorf("a store that is a file: %q", errs)
+	}
+	for _, p := range []string{"asset:", "eventlog:", "ckpt:", "filestore:", "store:"} {
+		if strings.Contains(errs, p) {
+			t.Errorf("the message has the package prefix %q: %s", p, errs)
+		}
+	}
+	c.store = filepath.Join(t.TempDir(), "store")
+	contains(t, "dry run of one", c.ok("assets", "materialize", "--dry-run"), "1 step to compute")
+	c.ok("assets", "materialize")
+	contains(t, "runs show of one", c.ok("runs", "show", "last"), "1 step planned: 1 materialized")
 }

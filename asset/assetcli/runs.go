@@ -1,6 +1,7 @@
 package assetcli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,10 +15,10 @@ import (
 // runState is a run's status for people: "dead" for a run whose process
 // died before it ended.
 func runState(r eventlog.Run, alive bool) string {
-	if r.Status == eventlog.Started && !alive {
+	if r.Status == eventlog.RunStarted && !alive {
 		return "dead"
 	}
-	if r.Status == eventlog.Started {
+	if r.Status == eventlog.RunStarted {
 		return "running"
 	}
 	return string(r.Status)
@@ -40,8 +41,8 @@ func (c *cli) runsListCmd() *cobra.Command {
 			for _, s := range status {
 				switch s {
 				case "running", "dead":
-					f.Status = append(f.Status, eventlog.Started)
-				case string(eventlog.Success), string(eventlog.Failure), string(eventlog.Canceled):
+					f.Status = append(f.Status, eventlog.RunStarted)
+				case string(eventlog.RunSuccess), string(eventlog.RunFailure), string(eventlog.RunCanceled):
 					f.Status = append(f.Status, eventlog.RunStatus(s))
 				default:
 					return usage(fmt.Errorf("--status %q: use running, dead, success, failure or canceled", s))
@@ -56,6 +57,11 @@ func (c *cli) runsListCmd() *cobra.Command {
 			runs, err := in.EventLog().Runs(cmd.Context(), f)
 			if err != nil {
 				return err
+			}
+			if len(runs) == 0 {
+				if err := checkEventLog(cmd, in); err != nil {
+					return err
+				}
 			}
 			type row struct {
 				eventlog.Run
@@ -149,7 +155,11 @@ func (c *cli) runsShowCmd() *cobra.Command {
 			if !d.Ended.IsZero() {
 				fmt.Fprintf(w, "ended      %s (%s)\n", d.Ended.Local().Format(time.RFC3339), d.Ended.Sub(d.Created).Round(time.Millisecond))
 			} else {
-				fmt.Fprintf(w, "heartbeat  %s\n", d.Heartbeat.Local().Format(time.RFC3339))
+				fmt.Fprintf(w, "heartbeat  %s", d.Heartbeat.Local().Format(time.RFC3339))
+				if d.HeartbeatInterval > 0 {
+					fmt.Fprintf(w, " (every %s)", d.HeartbeatInterval)
+				}
+				fmt.Fprintln(w)
 			}
 			if len(d.Chain) > 0 {
 				fmt.Fprintf(w, "resumes    %s\n", strings.Join(d.Chain, " <- "))
@@ -158,16 +168,16 @@ func (c *cli) runsShowCmd() *cobra.Command {
 				fmt.Fprintf(w, "resumed by %s\n", strings.Join(d.Children, ", "))
 			}
 			var counts []string
-			for _, o := range []asset.Outcome{asset.Materialized, asset.Reused, asset.UpToDate, asset.FailedStep, asset.Skipped, asset.Interrupted} {
-				if n := d.Count(o); n > 0 {
+			for _, o := range []asset.Outcome{asset.OutcomeMaterialized, asset.OutcomeReused, asset.OutcomeFresh, asset.OutcomeFailed, asset.OutcomeSkipped, asset.OutcomeCanceled, asset.OutcomeInterrupted} {
+				if n := d.Steps.Count(o); n > 0 {
 					counts = append(counts, fmt.Sprintf("%d %s", n, o))
 				}
 			}
-			fmt.Fprintf(w, "steps      %d planned: %s\n", d.Planned, dash(strings.Join(counts, ", ")))
+			fmt.Fprintf(w, "steps      %s planned: %s\n", count(d.Planned, "step", "steps"), dash(strings.Join(counts, ", ")))
 			t := table(w)
 			shown := 0
 			for _, s := range d.Steps {
-				if !all && (s.Outcome == asset.Materialized || s.Outcome == asset.Reused || s.Outcome == asset.UpToDate) {
+				if !all && (s.Outcome == asset.OutcomeMaterialized || s.Outcome == asset.OutcomeReused || s.Outcome == asset.OutcomeFresh) {
 					continue
 				}
 				if shown == 0 {
@@ -200,7 +210,8 @@ func (c *cli) resumeCmd() *cobra.Command {
 the newest run already resuming it: everything its chain of runs
 materialized is reused, and only failed and never-run assets (and
 partitions) are computed. A run whose process was killed is detected as
-dead and can be resumed; a live one is refused (exit code 4).`,
+dead and can be resumed; a live one is refused (exit code 4). Resuming a
+run whose chain already succeeded does nothing and exits 0.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := c.open(cmd)
@@ -216,6 +227,14 @@ dead and can be resumed; a live one is refused (exit code 4).`,
 			defer stop()
 			o.Progress = c.progress(cmd)
 			run, err := in.Resume(ctx, id, o)
+			if errors.Is(err, asset.ErrNothingToResume) {
+				// As a finished job is: done, nothing to do.
+				if c.json {
+					return c.printJSON(cmd, map[string]string{"message": message(err)})
+				}
+				c.infof(cmd, "%s\n", message(err))
+				return nil
+			}
 			return c.finish(cmd, run, err)
 		},
 	}
@@ -251,9 +270,9 @@ those removed materializations referenced (refused while a run is alive).`,
 			if c.json {
 				return c.printJSON(cmd, res)
 			}
-			c.infof(cmd, "removed %d events and %d runs", res.Events, res.Runs)
+			c.infof(cmd, "removed %s and %s", count(res.Events, "event", "events"), count(res.Runs, "run", "runs"))
 			if values {
-				c.infof(cmd, ", %d value blobs", res.Blobs)
+				c.infof(cmd, ", %s", count(res.Blobs, "value blob", "value blobs"))
 			}
 			c.infof(cmd, "\n")
 			return nil

@@ -26,7 +26,7 @@ func BenchmarkWrite(b *testing.B) {
 			}
 			b.Run("batched-starts", func(b *testing.B) {
 				for i := range b.N {
-					l.Append(Event{RunID: "bench", Kind: StepStart, Key: fmt.Sprintf("k%d", i%100)})
+					l.Append(Event{RunID: "bench", Kind: KindStepStart, Key: fmt.Sprintf("k%d", i%100)})
 				}
 				if err := l.Flush(ctx); err != nil {
 					b.Fatal(err)
@@ -89,7 +89,7 @@ func BenchmarkLargeLog(b *testing.B) {
 				for i := range perRun {
 					key := fmt.Sprintf("k%04d", (r*perRun/2+i/2)%1000)
 					if i%2 == 0 {
-						l.Append(Event{RunID: id, Kind: StepStart, Key: key})
+						l.Append(Event{RunID: id, Kind: KindStepStart, Key: key})
 					} else {
 						l.Append(mat(id, key, "", id))
 					}

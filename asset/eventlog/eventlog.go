@@ -41,18 +41,20 @@ var (
 	ErrAlreadyResumed = errors.New("run already resumed")
 	// ErrClosed: the log was used after Close.
 	ErrClosed = errors.New("event log closed")
+	// ErrCorrupt: the log's file is damaged (SQLite).
+	ErrCorrupt = errors.New("damaged")
 )
 
 // RunStatus is where a run is in its life. A run whose process died stays
-// Started in the log; Run.Alive tells it apart from a live one.
+// RunStarted in the log; Run.Alive tells it apart from a live one.
 type RunStatus string
 
 // The run statuses.
 const (
-	Started  RunStatus = "started"
-	Success  RunStatus = "success"
-	Failure  RunStatus = "failure"
-	Canceled RunStatus = "canceled"
+	RunStarted  RunStatus = "started"
+	RunSuccess  RunStatus = "success"
+	RunFailure  RunStatus = "failure"
+	RunCanceled RunStatus = "canceled"
 )
 
 // Run is one execution of a selection of assets.
@@ -76,6 +78,12 @@ type Run struct {
 	Spec json.RawMessage `json:"spec,omitempty"`
 	// Error says why it failed or was canceled.
 	Error string `json:"error,omitempty"`
+	// HeartbeatInterval is how often the run's process records a
+	// heartbeat; DeadAfter how old its last heartbeat may be before the
+	// run counts as dead (zero: six intervals). Other processes judge the
+	// run by these, whatever their own settings (see Alive).
+	HeartbeatInterval time.Duration `json:"heartbeat_interval_ns,omitempty"`
+	DeadAfter         time.Duration `json:"dead_after_ns,omitempty"`
 }
 
 // Kind is the kind of an event.
@@ -83,24 +91,101 @@ type Kind string
 
 // The event kinds.
 const (
-	// StepStart: an asset (partition) began computing.
-	StepStart Kind = "step_start"
-	// Materialized: an asset (partition) was computed and its value saved.
+	// KindStepStart: an asset (partition) began computing.
+	KindStepStart Kind = "step_start"
+	// KindMaterialization: an asset (partition) was computed and its value saved.
 	// The event carries a Materialization.
-	Materialized Kind = "materialization"
-	// StepFailure: an asset (partition) failed after its last attempt, or
+	KindMaterialization Kind = "materialization"
+	// KindStepFailure: an asset (partition) failed after its last attempt, or
 	// a blocking check failed.
-	StepFailure Kind = "step_failure"
-	// StepRetry: an attempt failed and another follows.
-	StepRetry Kind = "step_retry"
-	// StepSkipped: not computed (an upstream failed, or it was fresh).
-	StepSkipped Kind = "step_skipped"
-	// StepReused: a resumed run took the materialization of an earlier run
-	// of its chain instead of computing.
-	StepReused Kind = "step_reused"
+	KindStepFailure Kind = "step_failure"
+	// KindStepRetry: an attempt failed and another follows.
+	KindStepRetry Kind = "step_retry"
+	// KindStepSkipped: not computed because an upstream did not succeed.
+	KindStepSkipped Kind = "step_skipped"
+	// KindStepFresh: not computed because, when its turn came, it was
+	// fresh (its upstream was recomputed to the data versions it was
+	// computed from).
+	KindStepFresh Kind = "step_fresh"
+	// KindStepReused: a resumed run took the materialization of an earlier
+	// run of its chain instead of computing.
+	KindStepReused Kind = "step_reused"
+	// KindStepCanceled: the run was canceled before the step ended.
+	KindStepCanceled Kind = "step_canceled"
 	// Message: a free-form message of the run.
-	Message Kind = "message"
+	KindMessage Kind = "message"
 )
+
+// Outcome is how a step (one asset partition of a run) ended: the
+// vocabulary of step results, in the log and in the asset package, which
+// re-exports it as asset.Outcome.
+type Outcome string
+
+// The outcomes.
+const (
+	// OutcomeMaterialized: computed, saved and recorded.
+	OutcomeMaterialized Outcome = "materialized"
+	// OutcomeReused: a resumed run took what an earlier run of its chain
+	// materialized.
+	OutcomeReused Outcome = "reused"
+	// OutcomeFresh: a run that computes only what is stale found it fresh
+	// when its turn came (its upstream was recomputed to the same data
+	// versions).
+	OutcomeFresh Outcome = "fresh"
+	// OutcomeFailed: its last attempt failed, or a blocking check did.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeSkipped: not computed because an upstream did not succeed.
+	OutcomeSkipped Outcome = "skipped"
+	// OutcomeCanceled: not computed, or interrupted, because the run was
+	// canceled.
+	OutcomeCanceled Outcome = "canceled"
+	// OutcomeInterrupted: started and never ended: its run is still
+	// computing it, or died doing so.
+	OutcomeInterrupted Outcome = "interrupted"
+)
+
+// Kind returns the kind of the event that records a step ending with o
+// (KindStepStart for OutcomeInterrupted, which no event ends).
+func (o Outcome) Kind() Kind {
+	switch o {
+	case OutcomeMaterialized:
+		return KindMaterialization
+	case OutcomeReused:
+		return KindStepReused
+	case OutcomeFresh:
+		return KindStepFresh
+	case OutcomeFailed:
+		return KindStepFailure
+	case OutcomeSkipped:
+		return KindStepSkipped
+	case OutcomeCanceled:
+		return KindStepCanceled
+	}
+	return KindStepStart
+}
+
+// Outcome returns the outcome of a step whose newest event is of kind k:
+// OutcomeInterrupted for KindStepStart, and "" for the kinds that say
+// nothing of how a step ended (KindStepRetry, KindMessage).
+func (k Kind) Outcome() Outcome {
+	switch k {
+	case KindMaterialization:
+		return OutcomeMaterialized
+	case KindStepReused:
+		return OutcomeReused
+	case KindStepFresh:
+		return OutcomeFresh
+	case KindStepFailure:
+		return OutcomeFailed
+	case KindStepSkipped:
+		return OutcomeSkipped
+	case KindStepCanceled:
+		return OutcomeCanceled
+	case KindStepStart:
+		return OutcomeInterrupted
+	}
+	return ""
+}
 
 // Event is one entry of the log.
 type Event struct {
@@ -110,7 +195,7 @@ type Event struct {
 	Kind      Kind      `json:"kind"`
 	Key       string    `json:"key,omitempty"`
 	Partition string    `json:"partition,omitempty"`
-	// Materialization is set for Materialized events.
+	// Materialization is set for KindMaterialization events.
 	Materialization *Materialization `json:"materialization,omitempty"`
 	Attempt         int              `json:"attempt,omitempty"`
 	Error           string           `json:"error,omitempty"`
@@ -170,9 +255,9 @@ type CheckResult struct {
 type State struct {
 	Key       string `json:"key"`
 	Partition string `json:"partition,omitempty"`
-	// Materialization is the newest Materialized event, nil if none.
+	// Materialization is the newest KindMaterialization event, nil if none.
 	Materialization *Event `json:"materialization,omitempty"`
-	// Failure is the newest StepFailure event, nil if none.
+	// Failure is the newest KindStepFailure event, nil if none.
 	Failure *Event `json:"failure,omitempty"`
 }
 

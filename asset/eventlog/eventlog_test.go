@@ -6,17 +6,19 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ckptdev/ckpt"
 )
 
 func mat(run, key, part, version string) Event {
-	return Event{RunID: run, Kind: Materialized, Key: key, Partition: part,
+	return Event{RunID: run, Kind: KindMaterialization, Key: key, Partition: part,
 		Materialization: &Materialization{DataVersion: version, Rows: 3, Value: &ckpt.StateRef{Name: key, Codec: "json", Compression: "zstd", Chunks: []ckpt.ChunkRef{}}}}
 }
 
@@ -28,10 +30,10 @@ func TestRunsEventsAndState(t *testing.T) {
 			t.Fatal(err)
 		}
 		const run = "20260101T000000-aaaa"
-		l.Append(Event{RunID: run, Kind: StepStart, Key: "a"})
+		l.Append(Event{RunID: run, Kind: KindStepStart, Key: "a"})
 		l.Append(mat(run, "a", "", "v1"))
-		l.Append(Event{RunID: run, Kind: StepStart, Key: "b", Partition: "p1"})
-		l.Append(Event{RunID: run, Kind: StepFailure, Key: "b", Partition: "p1", Error: "boom"})
+		l.Append(Event{RunID: run, Kind: KindStepStart, Key: "b", Partition: "p1"})
+		l.Append(Event{RunID: run, Kind: KindStepFailure, Key: "b", Partition: "p1", Error: "boom"})
 		if err := l.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +41,7 @@ func TestRunsEventsAndState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantKinds := []Kind{StepStart, Materialized, StepStart, StepFailure}
+		wantKinds := []Kind{KindStepStart, KindMaterialization, KindStepStart, KindStepFailure}
 		if len(evs) != len(wantKinds) {
 			t.Fatalf("got %d events, want %d", len(evs), len(wantKinds))
 		}
@@ -81,14 +83,14 @@ func TestRunsEventsAndState(t *testing.T) {
 			t.Errorf("state of b after success: %+v", states)
 		}
 
-		if err := l.EndRun(ctx, run, Failure, "b failed"); err != nil {
+		if err := l.EndRun(ctx, run, RunFailure, "b failed"); err != nil {
 			t.Fatal(err)
 		}
 		r, err := l.Run(ctx, "20260101T000000")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != Failure || r.Error != "b failed" || r.Ended.IsZero() || string(r.Spec) != `{"selection":"all"}` || r.Root != run {
+		if r.Status != RunFailure || r.Error != "b failed" || r.Ended.IsZero() || string(r.Spec) != `{"selection":"all"}` || r.Root != run {
 			t.Errorf("run after EndRun: %+v", r)
 		}
 	})
@@ -177,7 +179,7 @@ func TestConcurrentWriters(t *testing.T) {
 				run := fmt.Sprintf("w%d", w)
 				for i := range perWriter {
 					key := fmt.Sprintf("k%d", i%keys)
-					l.Append(Event{RunID: run, Kind: StepStart, Key: key})
+					l.Append(Event{RunID: run, Kind: KindStepStart, Key: key})
 					e := mat(run, key, "", fmt.Sprintf("%s-%d", run, i))
 					if i%10 == 0 {
 						if err := l.Record(ctx, e); err != nil {
@@ -222,7 +224,7 @@ func checkConsistent(t *testing.T, l *Log, want, keys int) {
 			t.Fatalf("event id %d twice", e.ID)
 		}
 		seen[e.ID] = true
-		if e.Kind == Materialized {
+		if e.Kind == KindMaterialization {
 			if versions[e.Materialization.DataVersion] {
 				t.Fatalf("materialization %s recorded twice", e.Materialization.DataVersion)
 			}
@@ -310,43 +312,12 @@ func writerProcess(path string) error {
 	return l.Close()
 }
 
-// TestBatchCommitsWithoutFlush: a full batch is committed by the writer on
-// its own, and queued events are invisible until then.
-func TestBatchCommitsWithoutFlush(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
-		ctx := context.Background()
-		l := open(Options{BatchSize: 10, FlushInterval: time.Hour})
-		reader := open(Options{})
-		for i := range 9 {
-			l.Append(Event{RunID: "r", Kind: Message, Message: strconv.Itoa(i)})
-		}
-		if n, err := reader.Count(ctx); err != nil || n != 0 {
-			t.Fatalf("before the batch is full: %d events visible (%v), want 0", n, err)
-		}
-		l.Append(Event{RunID: "r", Kind: Message, Message: "9"})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			n, err := reader.Count(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 10 {
-				break
-			}
-			if n != 0 || time.Now().After(deadline) {
-				t.Fatalf("%d events visible, want all 10 of the full batch", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
-
 func TestFlushReportsFailure(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
 		ctx := context.Background()
 		l := open(Options{})
 		l.db.Close() // the database goes away under the log
-		l.Append(Event{RunID: "r", Kind: Message})
+		l.Append(Event{RunID: "r", Kind: KindMessage})
 		if err := l.Flush(ctx); err == nil {
 			t.Fatal("Flush succeeded with the database closed")
 		}
@@ -369,7 +340,7 @@ func TestPrune(t *testing.T) {
 		}
 		l.Append(mat("old1", "a", "", "a1"))
 		l.Append(mat("old1", "b", "", "b1"))
-		l.Append(Event{RunID: "old1", Kind: StepStart, Key: "a"})
+		l.Append(Event{RunID: "old1", Kind: KindStepStart, Key: "a"})
 		l.Append(mat("old2", "a", "", "a2")) // newest of a: kept
 		l.Append(mat("new", "c", "", "c1"))
 		if err := l.Flush(ctx); err != nil {
@@ -429,11 +400,17 @@ func TestAlive(t *testing.T) {
 		run  Run
 		want bool
 	}{
-		{"this process", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now}, true},
-		{"exited process", Run{Status: Started, Host: host, PID: dead.Process.Pid, Heartbeat: now}, false},
-		{"stale heartbeat", Run{Status: Started, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
-		{"other host, recent", Run{Status: Started, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
-		{"finished", Run{Status: Success, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
+		{"this process", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now}, true},
+		{"exited process", Run{Status: RunStarted, Host: host, PID: dead.Process.Pid, Heartbeat: now}, false},
+		{"stale heartbeat", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute)}, false},
+		{"other host, recent", Run{Status: RunStarted, Host: host + "-other", PID: dead.Process.Pid, Heartbeat: now}, true},
+		{"finished", Run{Status: RunSuccess, Host: host, PID: os.Getpid(), Heartbeat: now}, false},
+		// A run is judged by the liveness settings it recorded, not by the
+		// judge's.
+		{"long interval of its own", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-2 * time.Minute), HeartbeatInterval: time.Minute}, true},
+		{"long deadline of its own", Run{Status: RunStarted, Host: host, PID: os.Getpid(), Heartbeat: now.Add(-2 * time.Minute), DeadAfter: time.Hour}, true},
+		{"six of its intervals missed", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-7 * time.Second), HeartbeatInterval: time.Second}, false},
+		{"its own deadline passed", Run{Status: RunStarted, Host: host + "-other", Heartbeat: now.Add(-11 * time.Second), HeartbeatInterval: time.Second, DeadAfter: 10 * time.Second}, false},
 	}
 	for _, c := range cases {
 		if got := c.run.Alive(lv); got != c.want {
@@ -498,6 +475,229 @@ func TestStatesOrder(t *testing.T) {
 					t.Fatalf("asked for %d keys: state %d (%s[%s]) comes after %s[%s]", len(ask), i, b.Key, b.Partition, a.Key, a.Partition)
 				}
 			}
+		}
+	})
+}
+
+// TestSearchPathSchemaCreated: a PostgreSQL log whose URL names a
+// search_path schema that does not exist yet creates it, as Options.Schema
+// does, and keeps its tables there.
+func TestSearchPathSchemaCreated(t *testing.T) {
+	ctx := context.Background()
+	schema := testSchema(t)
+	u := postgresURL() + "&search_path=" + schema
+	if !strings.Contains(postgresURL(), "?") {
+		u = postgresURL() + "?search_path=" + schema
+	}
+	l, err := Open(ctx, u, Options{})
+	if err != nil {
+		t.Fatalf("open with search_path=%s: %v", schema, err)
+	}
+	defer l.Close()
+	if err := l.CreateRun(ctx, Run{ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM "`+schema+`".asset_runs`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("runs in schema %s: %d, %v; want 1", schema, n, err)
+	}
+}
+
+func TestFirstSchema(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "",
+		"Events":            "events",
+		`"$user", public`:   "public",
+		`$user,Mine`:        "mine",
+		` "My ""x"" s" , b`: `My "x" s`,
+		`"", , "a,b"`:       "a,b",
+		`"$user"`:           "",
+	} {
+		if got := firstSchema(in); got != want {
+			t.Errorf("firstSchema(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestUpgradeFromSchema1: a log of the first schema (no liveness settings
+// in its runs; a fresh step recorded as a skip) is upgraded when opened.
+func TestUpgradeFromSchema1(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(Options) *Log) {
+		ctx := context.Background()
+		l := open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "old"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Record(ctx, Event{RunID: "old", Kind: KindStepFresh, Key: "a", Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`ALTER TABLE {p}asset_runs DROP COLUMN heartbeat_interval_us`,
+			`ALTER TABLE {p}asset_runs DROP COLUMN dead_after_us`,
+			`UPDATE {p}asset_events SET kind = 'step_skipped', body = '{"run_id":"old","time":"2026-01-01T00:00:00Z","kind":"step_skipped","key":"a","message":"fresh: its upstream kept the data versions it was computed from"}'`,
+			`UPDATE {p}asset_meta SET v = '1' WHERE k = 'schema_version'`,
+		} {
+			if _, err := l.db.ExecContext(ctx, l.d.q(q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l = open(Options{})
+		if err := l.CreateRun(ctx, Run{ID: "new", HeartbeatInterval: time.Second, DeadAfter: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.Run(ctx, "new")
+		if err != nil || r.HeartbeatInterval != time.Second || r.DeadAfter != time.Minute {
+			t.Errorf("run after the upgrade: %+v, %v", r, err)
+		}
+		evs, err := l.Events(ctx, EventFilter{Runs: []string{"old"}})
+		if err != nil || len(evs) != 1 || evs[0].Kind != KindStepFresh || evs[0].Kind.Outcome() != OutcomeFresh {
+			t.Errorf("events of the old run: %+v, %v; want one %s", evs, err, KindStepFresh)
+		}
+	})
+}
+
+// damageIndex halves the entry count of a leaf page of the index of
+// events by run in the SQLite file of l, so that the index still parses
+// but no longer lists every event, or (offEnd) makes the cells of its
+// root page run off the page, which reads fail on.
+func damageIndex(t *testing.T, l *Log, path string, offEnd bool) {
+	t.Helper()
+	var root, size int64
+	if err := l.db.QueryRow(`SELECT rootpage FROM sqlite_master WHERE name = 'asset_events_run'`).Scan(&root); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.db.QueryRow(`PRAGMA page_size`).Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, size)
+	if _, err := f.ReadAt(page, (root-1)*size); err != nil {
+		t.Fatal(err)
+	}
+	if page[0] != 2 {
+		t.Fatalf("the index's root page is of type %d, want an interior page (2): add events", page[0])
+	}
+	if offEnd {
+		for i := len(page) - 60; i < len(page)-20; i++ {
+			page[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(page, (root-1)*size); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	leaf := int64(page[8])<<24 | int64(page[9])<<16 | int64(page[10])<<8 | int64(page[11]) // its rightmost child
+	if _, err := f.ReadAt(page, (leaf-1)*size); err != nil {
+		t.Fatal(err)
+	}
+	n := (int(page[3])<<8 | int(page[4])) / 2
+	page[3], page[4] = byte(n>>8), byte(n)
+	if _, err := f.WriteAt(page, (leaf-1)*size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedIndexDetected: a SQLite log whose index lost entries (it
+// would hide events from every query that uses it) is refused when opened,
+// with ErrCorrupt and a message that names the index and what to do.
+func TestDamagedIndexDetected(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	l, err := OpenSQLite(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		l.Append(mat("r", fmt.Sprintf("k%d", i%50), "", strconv.Itoa(i)))
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	damageIndex(t, l, path, false)
+	l.Close()
+	l, err = OpenSQLite(ctx, path, Options{})
+	if err == nil {
+		evs, _ := l.Events(ctx, EventFilter{Runs: []string{"r"}})
+		l.Close()
+		t.Fatalf("a damaged log opened (and shows %d of 2000 events)", len(evs))
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "asset_events_run") || !strings.Contains(err.Error(), "REINDEX") {
+		t.Errorf("opening a damaged log: %v; want ErrCorrupt naming the index and the repair", err)
+	}
+}
+
+// TestDamageFoundByARead: damage that appears after the log was opened
+// fails the read that finds it with ErrCorrupt.
+func TestDamageFoundByARead(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	l, err := OpenSQLite(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 2000 {
+		l.Append(mat("r", fmt.Sprintf("k%d", i%50), "", strconv.Itoa(i)))
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.db.SetMaxIdleConns(0) // every query reads the file afresh
+	damageIndex(t, l, path, true)
+	if _, err := l.Events(ctx, EventFilter{Runs: []string{"r"}}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("reading through a damaged index: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestBatchTiming: a queued event is committed by the writer on its own
+// when the batch is full or FlushInterval after it was queued, and not
+// before (on a fake clock: no wall-clock wait).
+func TestBatchTiming(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		path := filepath.Join(t.TempDir(), "events.db")
+		l, err := OpenSQLite(ctx, path, Options{BatchSize: 10, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		visible := func() int64 {
+			t.Helper()
+			n, err := l.Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "first"})
+		time.Sleep(time.Hour - time.Second)
+		synctest.Wait()
+		if n := visible(); n != 0 {
+			t.Fatalf("%d events committed before FlushInterval, want 0", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := visible(); n != 1 {
+			t.Fatalf("%d events committed FlushInterval after the first, want 1", n)
+		}
+		for i := range 9 {
+			l.Append(Event{RunID: "r", Kind: KindMessage, Message: strconv.Itoa(i)})
+		}
+		synctest.Wait()
+		if n := visible(); n != 1 {
+			t.Fatalf("%d events committed with 9 queued, want 1", n)
+		}
+		l.Append(Event{RunID: "r", Kind: KindMessage, Message: "9"})
+		synctest.Wait()
+		if n := visible(); n != 11 {
+			t.Fatalf("%d events committed once the batch is full, want 11", n)
 		}
 	})
 }

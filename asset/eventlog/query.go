@@ -74,7 +74,7 @@ func (l *Log) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	}
 	rows, err := l.db.QueryContext(ctx, l.d.q(q), args...)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: read events: %w", err)
+		return nil, fmt.Errorf("eventlog: read events: %w", l.classify(err))
 	}
 	defer rows.Close()
 	var evs []Event
@@ -82,7 +82,7 @@ func (l *Log) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		var id int64
 		var body string
 		if err := rows.Scan(&id, &body); err != nil {
-			return nil, fmt.Errorf("eventlog: read events: %w", err)
+			return nil, fmt.Errorf("eventlog: read events: %w", l.classify(err))
 		}
 		e, err := decodeEvent(id, body)
 		if err != nil {
@@ -91,7 +91,7 @@ func (l *Log) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		evs = append(evs, *e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("eventlog: read events: %w", err)
+		return nil, fmt.Errorf("eventlog: read events: %w", l.classify(err))
 	}
 	return evs, nil
 }
@@ -114,18 +114,18 @@ func (l *Log) States(ctx context.Context, keys []string) ([]State, error) {
 	read := func(query string, args ...any) error {
 		rows, err := l.db.QueryContext(ctx, l.d.q(query), args...)
 		if err != nil {
-			return fmt.Errorf("eventlog: read asset state: %w", err)
+			return fmt.Errorf("eventlog: read asset state: %w", l.classify(err))
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var r rawState
 			if err := rows.Scan(&r.key, &r.part, &r.matID, &r.matBody, &r.failID, &r.failBody); err != nil {
-				return fmt.Errorf("eventlog: read asset state: %w", err)
+				return fmt.Errorf("eventlog: read asset state: %w", l.classify(err))
 			}
 			raws = append(raws, r)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("eventlog: read asset state: %w", err)
+			return fmt.Errorf("eventlog: read asset state: %w", l.classify(err))
 		}
 		return nil
 	}
@@ -219,7 +219,7 @@ func decodeStates(raws []rawState) ([]State, error) {
 func (l *Log) State(ctx context.Context, key, partition string) (s State, ok bool, err error) {
 	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT asset_key, partition_key, mat_id, mat_body, fail_id, fail_body FROM {p}asset_state WHERE asset_key = ? AND partition_key = ?`), key, partition)
 	if err != nil {
-		return s, false, fmt.Errorf("eventlog: read asset state: %w", err)
+		return s, false, fmt.Errorf("eventlog: read asset state: %w", l.classify(err))
 	}
 	defer rows.Close()
 	if !rows.Next() {
@@ -241,7 +241,7 @@ func scanState(rows *sql.Rows) (State, error) {
 type Pruned struct {
 	Runs   int
 	Events int
-	// Materializations are the removed Materialized events, so that their
+	// Materializations are the removed KindMaterialization events, so that their
 	// owner can delete the values no remaining event references.
 	Materializations []Event
 }
@@ -255,7 +255,7 @@ type Pruned struct {
 func (l *Log) Prune(ctx context.Context, t time.Time) (Pruned, error) {
 	var p Pruned
 	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT run_id FROM {p}asset_runs WHERE status <> ? AND ended_us > 0 AND ended_us < ? ORDER BY created_us`),
-		string(Started), micros(t))
+		string(RunStarted), micros(t))
 	if err != nil {
 		return p, fmt.Errorf("eventlog: prune: %w", err)
 	}
@@ -288,7 +288,7 @@ func (l *Log) pruneRun(ctx context.Context, id string, p *Pruned) error {
 		return fmt.Errorf("eventlog: prune run %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	mats, err := tx.QueryContext(ctx, l.d.q(`SELECT id, body FROM {p}asset_events WHERE run_id = ? AND kind = ? AND id NOT IN (`+keptEvents+`)`), id, string(Materialized))
+	mats, err := tx.QueryContext(ctx, l.d.q(`SELECT id, body FROM {p}asset_events WHERE run_id = ? AND kind = ? AND id NOT IN (`+keptEvents+`)`), id, string(KindMaterialization))
 	if err != nil {
 		return fmt.Errorf("eventlog: prune run %s: %w", id, err)
 	}
@@ -334,7 +334,7 @@ func (l *Log) pruneRun(ctx context.Context, id string, p *Pruned) error {
 func (l *Log) Count(ctx context.Context) (int64, error) {
 	var n int64
 	if err := l.db.QueryRowContext(ctx, l.d.q(`SELECT COUNT(*) FROM {p}asset_events`)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("eventlog: count events: %w", err)
+		return 0, fmt.Errorf("eventlog: count events: %w", l.classify(err))
 	}
 	return n, nil
 }

@@ -11,15 +11,16 @@ import (
 	"time"
 )
 
-const runColumns = `run_id, parent_id, root_id, status, created_us, ended_us, heartbeat_us, host, pid, spec, error`
+const runColumns = `run_id, parent_id, root_id, status, created_us, ended_us, heartbeat_us, host, pid, spec, error, heartbeat_interval_us, dead_after_us`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
-	var created, ended, hb int64
+	var created, ended, hb, every, deadAfter int64
 	var spec, status string
-	if err := sc.Scan(&r.ID, &r.Parent, &r.Root, &status, &created, &ended, &hb, &r.Host, &r.PID, &spec, &r.Error); err != nil {
+	if err := sc.Scan(&r.ID, &r.Parent, &r.Root, &status, &created, &ended, &hb, &r.Host, &r.PID, &spec, &r.Error, &every, &deadAfter); err != nil {
 		return r, err
 	}
+	r.HeartbeatInterval, r.DeadAfter = time.Duration(every)*time.Microsecond, time.Duration(deadAfter)*time.Microsecond
 	r.Status = RunStatus(status)
 	r.Created, r.Ended, r.Heartbeat = fromMicros(created), fromMicros(ended), fromMicros(hb)
 	if spec != "" {
@@ -38,7 +39,7 @@ func (l *Log) CreateRun(ctx context.Context, r Run) error {
 		r.Root = r.ID
 	}
 	if r.Status == "" {
-		r.Status = Started
+		r.Status = RunStarted
 	}
 	if r.Created.IsZero() {
 		r.Created = time.Now()
@@ -46,8 +47,9 @@ func (l *Log) CreateRun(ctx context.Context, r Run) error {
 	if r.Heartbeat.IsZero() {
 		r.Heartbeat = r.Created
 	}
-	_, err := l.db.ExecContext(ctx, l.d.q(`INSERT INTO {p}asset_runs (`+runColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`),
-		r.ID, r.Parent, r.Root, string(r.Status), micros(r.Created), micros(r.Ended), micros(r.Heartbeat), r.Host, r.PID, string(r.Spec), r.Error)
+	_, err := l.db.ExecContext(ctx, l.d.q(`INSERT INTO {p}asset_runs (`+runColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`),
+		r.ID, r.Parent, r.Root, string(r.Status), micros(r.Created), micros(r.Ended), micros(r.Heartbeat), r.Host, r.PID, string(r.Spec), r.Error,
+		r.HeartbeatInterval.Microseconds(), r.DeadAfter.Microseconds())
 	if err != nil && isUniqueViolation(err) && r.Parent != "" {
 		if kids, kerr := l.Runs(ctx, RunFilter{Parent: r.Parent, Limit: 1}); kerr == nil && len(kids) > 0 {
 			return fmt.Errorf("eventlog: run %s: %w by run %s", r.Parent, ErrAlreadyResumed, kids[0].ID)
@@ -91,11 +93,11 @@ func (l *Log) Run(ctx context.Context, id string) (Run, error) {
 	}
 	rows, err := l.db.QueryContext(ctx, l.d.q(`SELECT `+runColumns+` FROM {p}asset_runs WHERE run_id LIKE ? ESCAPE '\' ORDER BY run_id LIMIT 2`), likePrefix(id))
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	runs, err := collectRuns(rows)
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	switch len(runs) {
 	case 0:
@@ -112,7 +114,7 @@ func (l *Log) runExact(ctx context.Context, id string) (Run, error) {
 		return Run{}, fmt.Errorf("eventlog: run %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, err)
+		return Run{}, fmt.Errorf("eventlog: run %s: %w", id, l.classify(err))
 	}
 	return r, nil
 }
@@ -173,11 +175,11 @@ func (l *Log) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	}
 	rows, err := l.db.QueryContext(ctx, l.d.q(q), args...)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: list runs: %w", err)
+		return nil, fmt.Errorf("eventlog: list runs: %w", l.classify(err))
 	}
 	runs, err := collectRuns(rows)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: list runs: %w", err)
+		return nil, fmt.Errorf("eventlog: list runs: %w", l.classify(err))
 	}
 	return runs, nil
 }
@@ -205,27 +207,44 @@ func (l *Log) Chain(ctx context.Context, id string) ([]Run, error) {
 	return chain, nil
 }
 
-// Liveness decides whether a run marked Started still has a live process.
+// Liveness decides whether a run marked RunStarted still has a live
+// process.
 type Liveness struct {
-	// DeadAfter: a run whose last heartbeat is older than this is dead.
+	// DeadAfter: a run that recorded no deadline of its own (Run.DeadAfter
+	// and Run.HeartbeatInterval zero) is dead when its last heartbeat is
+	// older than this. Zero means never, for such a run.
 	DeadAfter time.Duration
 	// Now is the time to judge at; zero means time.Now().
 	Now time.Time
 }
 
-// Alive reports whether r is running: its status is Started, its heartbeat
-// is recent, and, when it runs on this host, its process exists. A run that
-// is not alive and not finished died (killed, or its machine stopped) and
-// may be resumed.
+// deadHeartbeats is how many heartbeats a run that recorded its interval
+// but no deadline may miss before it counts as dead.
+const deadHeartbeats = 6
+
+// Alive reports whether r is running: its status is RunStarted, its
+// heartbeat is recent, and, when it runs on this host, its process exists.
+// A run is judged by its own settings (DeadAfter, or else six of its
+// HeartbeatInterval), so that a run with a long interval does not look
+// dead to a process that beats more often; lv.DeadAfter judges only the
+// runs that recorded neither. A run that is not alive and not finished
+// died (killed, or its machine stopped) and may be resumed.
 func (r *Run) Alive(lv Liveness) bool {
-	if r.Status != Started {
+	if r.Status != RunStarted {
 		return false
 	}
 	now := lv.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if lv.DeadAfter > 0 && now.Sub(r.Heartbeat) > lv.DeadAfter {
+	deadAfter := r.DeadAfter
+	if deadAfter <= 0 {
+		deadAfter = deadHeartbeats * r.HeartbeatInterval
+	}
+	if deadAfter <= 0 {
+		deadAfter = lv.DeadAfter
+	}
+	if deadAfter > 0 && now.Sub(r.Heartbeat) > deadAfter {
 		return false
 	}
 	if host, _ := os.Hostname(); host != "" && host == r.Host && r.PID > 0 {

@@ -12,7 +12,7 @@ import (
 // schemaVersion is the version of the tables this package writes. A log
 // whose recorded version is higher was written by a newer ckpt and is
 // refused rather than misread; a lower one is migrated forward.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // dialect holds what differs between the backends; the SQL is otherwise
 // shared, written with ? placeholders.
@@ -77,7 +77,9 @@ var ddl = []string{
 		host TEXT NOT NULL DEFAULT '',
 		pid INTEGER NOT NULL DEFAULT 0,
 		spec TEXT NOT NULL DEFAULT '',
-		error TEXT NOT NULL DEFAULT ''
+		error TEXT NOT NULL DEFAULT '',
+		heartbeat_interval_us BIGINT NOT NULL DEFAULT 0,
+		dead_after_us BIGINT NOT NULL DEFAULT 0
 	)`,
 	// A run is resumed at most once: two processes resuming the same run
 	// at the same instant cannot both start a child.
@@ -107,6 +109,19 @@ var ddl = []string{
 	)`,
 }
 
+// upgrades[v] takes tables of version v+1 to version v+2.
+var upgrades = [][]string{
+	// 1 -> 2: runs record their liveness settings; a step found fresh is
+	// an event of its own kind (it was a skip whose message began with
+	// "fresh").
+	{
+		`ALTER TABLE {p}asset_runs ADD COLUMN heartbeat_interval_us BIGINT NOT NULL DEFAULT 0`,
+		`ALTER TABLE {p}asset_runs ADD COLUMN dead_after_us BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE {p}asset_events SET kind = 'step_fresh', body = replace(body, '"kind":"step_skipped"', '"kind":"step_fresh"')
+			WHERE kind = 'step_skipped' AND body LIKE '%"message":"fresh%'`,
+	},
+}
+
 // migrate creates the tables, or checks that their version is one this
 // package reads.
 func (l *Log) migrate(ctx context.Context) error {
@@ -120,9 +135,9 @@ func (l *Log) migrate(ctx context.Context) error {
 			return fmt.Errorf("eventlog: migrate %s: lock: %w", l, err)
 		}
 	}
-	if l.d.name == "postgres" && l.opts.Schema != "" {
-		if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS "`+l.opts.Schema+`"`); err != nil {
-			return fmt.Errorf("eventlog: create schema %s: %w", l.opts.Schema, err)
+	if l.d.name == "postgres" {
+		if err := l.createSchema(ctx, tx); err != nil {
+			return err
 		}
 	}
 	for _, s := range ddl {
@@ -148,9 +163,93 @@ func (l *Log) migrate(ctx context.Context) error {
 		if n > schemaVersion {
 			return fmt.Errorf("eventlog: %s was written by a newer ckpt (schema %d; this one reads %d): upgrade ckpt", l, n, schemaVersion)
 		}
+		if n < 1 {
+			return fmt.Errorf("eventlog: %s: bad schema version %d", l, n)
+		}
+		if n < schemaVersion {
+			for _, up := range upgrades[n-1:] {
+				for _, q := range up {
+					if _, err := tx.ExecContext(ctx, l.d.q(q)); err != nil {
+						return fmt.Errorf("eventlog: upgrade %s from schema %d: %w", l, n, err)
+					}
+				}
+			}
+			if _, err := tx.ExecContext(ctx, l.d.q(`UPDATE {p}asset_meta SET v = ? WHERE k = 'schema_version'`), strconv.Itoa(schemaVersion)); err != nil {
+				return fmt.Errorf("eventlog: upgrade %s: %w", l, err)
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("eventlog: migrate %s: %w", l, err)
 	}
 	return nil
+}
+
+// createSchema creates the PostgreSQL schema the tables go in when it does
+// not exist yet: Options.Schema, or else the first schema of the
+// connection's search_path (a search_path=NAME parameter of the URL).
+func (l *Log) createSchema(ctx context.Context, tx *sql.Tx) error {
+	name := l.opts.Schema
+	if name == "" {
+		var cur sql.NullString
+		if err := tx.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
+			return fmt.Errorf("eventlog: migrate %s: %w", l, err)
+		}
+		if cur.Valid {
+			return nil // the tables go in an existing schema
+		}
+		var path string
+		if err := tx.QueryRowContext(ctx, `SELECT current_setting('search_path')`).Scan(&path); err != nil {
+			return fmt.Errorf("eventlog: migrate %s: %w", l, err)
+		}
+		if name = firstSchema(path); name == "" {
+			return fmt.Errorf("eventlog: %s: the search_path %q names no schema to create the tables in: name one (search_path=NAME in the URL)", l, path)
+		}
+	}
+	quoted := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+	if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+quoted); err != nil {
+		return fmt.Errorf("eventlog: %s: create schema %s: %w", l, quoted, err)
+	}
+	return nil
+}
+
+// firstSchema returns the first schema a PostgreSQL search_path names, as
+// the server reads it: unquoted names in lower case, quoted ones as they
+// are; "$user" (the role's own schema) and empty entries are passed over.
+func firstSchema(path string) string {
+	for len(path) > 0 {
+		path = strings.TrimLeft(path, " \t")
+		var item string
+		if strings.HasPrefix(path, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(path); i++ {
+				if path[i] == '"' {
+					if i+1 < len(path) && path[i+1] == '"' {
+						b.WriteByte('"')
+						i++
+						continue
+					}
+					break
+				}
+				b.WriteByte(path[i])
+			}
+			item, path = b.String(), path[min(i+1, len(path)):]
+			if item == "$user" {
+				item = ""
+			}
+		} else {
+			item, path, _ = strings.Cut(path, ",")
+			item = strings.ToLower(strings.TrimSpace(item))
+			if item == "$user" {
+				item = ""
+			}
+		}
+		path = strings.TrimLeft(path, " \t")
+		path = strings.TrimPrefix(path, ",")
+		if item != "" {
+			return item
+		}
+	}
+	return ""
 }

@@ -234,7 +234,7 @@ func (l *Log) tryBatch(ctx context.Context, evs []*Event) error {
 			if err := l.insertTracked(ctx, tx, evs[i]); err != nil {
 				return err
 			}
-			latest[stateKey{evs[i].Key, evs[i].Partition, evs[i].Kind == StepFailure}] = evs[i]
+			latest[stateKey{evs[i].Key, evs[i].Partition, evs[i].Kind == KindStepFailure}] = evs[i]
 			i++
 			continue
 		}
@@ -277,7 +277,7 @@ func cmpBool(a, b bool) int {
 	return 1
 }
 
-func tracked(k Kind) bool { return k == Materialized || k == StepFailure }
+func tracked(k Kind) bool { return k == KindMaterialization || k == KindStepFailure }
 
 func eventBody(e *Event) (string, error) {
 	b, err := json.Marshal(e)

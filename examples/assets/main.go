@@ -196,16 +196,25 @@ func injected(c *asset.Context) error {
 }
 
 // writeOrders generates the raw orders file: the same bytes every time.
-func writeOrders(c *asset.Context) (OrdersFile, error) {
+// It writes a temporary file of its own and renames it into place, so
+// that runs at the same time neither write into each other's file nor
+// read a half-written one.
+func writeOrders(c *asset.Context) (_ OrdersFile, err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return OrdersFile{}, err
 	}
 	path := filepath.Join(dataDir, "raw_orders.csv")
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(dataDir, "raw_orders-*.csv.tmp")
 	if err != nil {
 		return OrdersFile{}, err
 	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
 	w := csv.NewWriter(f)
 	w.Write([]string{"id", "customer", "day", "amount"})
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -245,6 +254,9 @@ func readOrders(c *asset.Context, path string) ([]Order, error) {
 	recs, err := csv.NewReader(f).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty, not even a header", path)
 	}
 	var out []Order
 	dropped := 0

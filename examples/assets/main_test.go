@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/assetcli"
+	"github.com/ckptdev/ckpt/asset/eventlog"
 )
 
 func run(t *testing.T, args ...string) (int, string) {
@@ -44,7 +50,7 @@ func TestExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range st {
-		if a.State != asset.Fresh {
+		if a.State != asset.StateFresh {
 			t.Errorf("%s is %s", a.Key, a.State)
 		}
 	}
@@ -76,5 +82,62 @@ func TestExample(t *testing.T) {
 	}
 	if len(sales) < 1900 || len(sales) >= 2000 {
 		t.Errorf("%d clean orders: the bad rows should be dropped, and only them", len(sales))
+	}
+}
+
+// TestConcurrentRuns: runs in several processes' worth of instances at
+// once each write the raw file; none reads another's half-written file or
+// loses its own temporary file to another.
+func TestConcurrentRuns(t *testing.T) {
+	t.Chdir(t.TempDir())
+	const runs, rounds = 4, 5
+	ins := make([]*asset.Instance, runs)
+	for i := range ins {
+		in, err := asset.Open(context.Background(), graph(), asset.Config{Store: "demo/assets/store", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		ins[i] = in
+	}
+	errs := make(chan error, runs*rounds)
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				run, err := in.Materialize(context.Background(), asset.MaterializeOptions{Selection: "raw_orders cleaned_orders"})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				d, err := in.RunDetails(context.Background(), run.ID)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if len(d.Steps) != 2 {
+					errs <- fmt.Errorf("run %s: %d steps", run.ID, len(d.Steps))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	evs, err := ins[0].EventLog().Events(context.Background(), eventlog.EventFilter{Key: "cleaned_orders", Kinds: []eventlog.Kind{eventlog.KindMaterialization}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Materialization.Rows != evs[0].Materialization.Rows {
+			t.Errorf("cleaned_orders has %d rows in run %s, %d in run %s: a run read a half-written file", e.Materialization.Rows, e.RunID, evs[0].Materialization.Rows, evs[0].RunID)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dataDir, "*.tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
