@@ -30,12 +30,12 @@ const xss = `<script>window.pwned=1</script><img src=x onerror="window.pwned=1">
 //	events[p00..p59]     (partition p13 always fails)
 //	flaky                (fails its first attempt, then succeeds)
 type fixture struct {
-	dir    string
-	st     store.Store
-	in     *asset.Instance
-	srv    *ui.Server
-	http   *httptest.Server
-	runID  string // the run that materialized everything
+	dir   string
+	st    store.Store
+	in    *asset.Instance
+	srv   *ui.Server
+	http  *httptest.Server
+	runID string // the run that materialized everything
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -87,6 +87,7 @@ a running job draws a progress bar on stderr. Commands that print data take
 		newAggregateCmd(a),
 		newJobsCmd(a),
 		newCheckpointsCmd(a),
+		newUICmd(a),
 	)
 	return root
 }
