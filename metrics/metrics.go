@@ -141,7 +141,7 @@ func (m *Jobs) CheckpointCommitted(job string, cp *ckpt.Checkpoint, took time.Du
 	chunks := map[string]bool{}
 	for _, st := range cp.State {
 		for _, c := range st.Chunks {
-			if !s.chunks[c.ID] && len(c.Data) == 0 {
+			if !s.chunks[c.ID] {
 				written += c.Stored
 			}
 			chunks[c.ID] = true

@@ -3,7 +3,10 @@ package ui
 import (
 	"context"
 	"fmt"
+	"html"
+	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -31,15 +34,16 @@ type assetNode struct {
 	Label  string // the key, shortened to fit the box
 }
 
-type edge struct{ Path string }
-
 // lineage is the assets page's data.
 type lineage struct {
-	Nodes   []*assetNode
-	Edges   []edge
-	W, H    int
-	FromLog bool // no code: assets and deps come from the event log
-	Counts  map[asset.State]int
+	Nodes     []*assetNode
+	Edges     string        // every edge, as one SVG path: one element however many
+	SVGNodes  template.HTML // the nodes, drawn by drawNodes
+	Table     []*assetNode  // the table under the graph: the worst first, at most maxTable
+	TableMore int
+	W, H      int
+	FromLog   bool // no code: assets and deps come from the event log
+	Counts    map[asset.State]int
 }
 
 const (
@@ -47,6 +51,11 @@ const (
 	colW, rowH   = 250, 44
 	graphPad     = 10
 	labelChars   = 26
+	maxTable     = 500
+	// maxInlineLabels: a larger graph gets its labels from ui.js, for the
+	// nodes in view only; laying out ten thousand SVG texts takes a
+	// browser seconds.
+	maxInlineLabels = 2000
 )
 
 func (s *Server) needAssets() error {
@@ -176,6 +185,7 @@ func layout(nodes []*assetNode) *lineage {
 		}
 		g.Counts[n.State]++
 	}
+	var edges strings.Builder
 	for _, n := range nodes {
 		for _, d := range n.Deps {
 			dn := idx[d]
@@ -185,8 +195,17 @@ func layout(nodes []*assetNode) *lineage {
 			x1, y1 := dn.X+nodeW, dn.Y+nodeH/2
 			x2, y2 := n.X, n.Y+nodeH/2
 			mx := (x1 + x2) / 2
-			g.Edges = append(g.Edges, edge{Path: fmt.Sprintf("M%d %d C%d %d,%d %d,%d %d", x1, y1, mx, y1, mx, y2, x2, y2)})
+			fmt.Fprintf(&edges, "M%d %d C%d %d,%d %d,%d %d ", x1, y1, mx, y1, mx, y2, x2, y2)
 		}
+	}
+	g.Edges = edges.String()
+	// The table lists the assets that need attention first; a graph of
+	// thousands lists only the first maxTable (the graph shows them all).
+	g.Table = slices.Clone(nodes)
+	slices.SortStableFunc(g.Table, func(a, b *assetNode) int { return rank(b.State) - rank(a.State) })
+	if len(g.Table) > maxTable {
+		g.TableMore = len(g.Table) - maxTable
+		g.Table = g.Table[:maxTable]
 	}
 	g.W = 2*graphPad + maxLayer*colW + nodeW
 	g.H = 2*graphPad + max(maxRows, 1)*rowH
@@ -203,6 +222,7 @@ func (s *Server) assetsPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	g := layout(nodes)
 	g.FromLog = !s.hasGr
+	g.SVGNodes = drawNodes(s.o.Prefix, g.Nodes)
 	return s.render(w, r, "assets", "Assets", "assets", g)
 }
 
@@ -241,6 +261,10 @@ type healthBar struct {
 // drawn as maxColumns stacked columns instead.
 const maxSegments, maxColumns = 2000, 500
 
+// minSegment is the least width, in percent of the bar, of a segment of
+// partitions that are not fresh: two or three pixels on a screen.
+const minSegment = 0.2
+
 var stateOrder = []asset.State{asset.StateFresh, asset.StateStale, asset.StateMissing, asset.StateFailed, stateUnknown}
 
 func makeHealthBar(ps []asset.PartitionStatus) *healthBar {
@@ -263,10 +287,17 @@ func makeHealthBar(ps []asset.PartitionStatus) *healthBar {
 				j++
 			}
 			n := j - i + 1
-			hb.Segments = append(hb.Segments, segment{State: ps[i].State, First: ps[i].Partition, Last: ps[j].Partition, Count: n,
-				X: float64(i) / total * 100, W: float64(n) / total * 100})
+			sg := segment{State: ps[i].State, First: ps[i].Partition, Last: ps[j].Partition, Count: n,
+				X: float64(i) / total * 100, W: float64(n) / total * 100}
+			if sg.State != asset.StateFresh {
+				// One bad partition in 100,000 stays visible.
+				sg.W = max(sg.W, minSegment)
+			}
+			hb.Segments = append(hb.Segments, sg)
 			i = j + 1
 		}
+		// Fresh first, so that the widened segments are drawn over them.
+		slices.SortStableFunc(hb.Segments, func(a, b segment) int { return rank(a.State) - rank(b.State) })
 		return hb
 	}
 	per := (len(ps) + maxColumns - 1) / maxColumns
@@ -421,4 +452,34 @@ func rank(s asset.State) int {
 		return 1
 	}
 	return 0
+}
+
+// drawNodes renders the graph's nodes as SVG. A graph of thousands of
+// assets is drawn here rather than by the template, whose contextual
+// escaping costs more than the rest of the page: every string a user
+// named goes through html.EscapeString, inside quoted attributes or text
+// only, which is all the context escaping SVG text and attributes needs.
+func drawNodes(prefix string, nodes []*assetNode) template.HTML {
+	var b strings.Builder
+	b.Grow(len(nodes) * 400)
+	inline := len(nodes) <= maxInlineLabels
+	for _, n := range nodes {
+		key := html.EscapeString(n.Key)
+		st := html.EscapeString(string(n.State))
+		fmt.Fprintf(&b, `<a href="%s/asset?key=%s" class="node" data-key="%s" data-state="%s"`,
+			html.EscapeString(prefix), html.EscapeString(url.QueryEscape(n.Key)), key, st)
+		if !inline {
+			fmt.Fprintf(&b, ` data-label="%s"`, html.EscapeString(n.Label))
+		}
+		fmt.Fprintf(&b, `><title>%s: %s`, key, st)
+		if n.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", html.EscapeString(n.Reason))
+		}
+		fmt.Fprintf(&b, `</title><rect class="st-%s" x="%d" y="%d" width="%d" height="%d" rx="4"/>`, st, n.X, n.Y, nodeW, nodeH)
+		if inline {
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`, n.X+8, n.Y+19, html.EscapeString(n.Label))
+		}
+		b.WriteString("</a>\n")
+	}
+	return template.HTML(b.String()) // escaped above, piece by piece
 }

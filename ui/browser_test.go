@@ -29,7 +29,7 @@ type browser struct {
 
 // newBrowser starts Debian's chromium, or skips the test when it is
 // missing (fails under CKPT_REQUIRE_SERVICES=1, as in CI).
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -106,7 +106,7 @@ func (b *browser) open(t *testing.T, url, name string) {
 	b.checkErrors(t, url)
 }
 
-func (b *browser) checkErrors(t *testing.T, where string) {
+func (b *browser) checkErrors(t testing.TB, where string) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -146,7 +146,7 @@ func TestBrowser(t *testing.T) {
 	if strings.Join(shown, ",") != strings.Join(keys, ",") {
 		t.Errorf("the lineage graph shows %q, want every asset %q", shown, keys)
 	}
-	if n := eval[int](t, b, `document.querySelectorAll("#lineage .edges path").length`); n != 2 {
+	if n := eval[int](t, b, `(document.querySelector("#lineage path.edges").getAttribute("d").match(/M/g) || []).length`); n != 2 {
 		t.Errorf("the lineage graph has %d edges, want 2 (orders→clean→report)", n)
 	}
 
@@ -190,6 +190,9 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](`document.getElementById("job-records").textContent.trim() === "250"`)); err != nil {
 		t.Errorf("the job page did not show the new checkpoint's records: %v", err)
+	}
+	if png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot()); err == nil {
+		os.WriteFile(filepath.Join(b.dir, "job-updated.png"), png, 0o644)
 	}
 	b.open(t, base+"/jobs", "jobs")
 	b.checkErrors(t, "after the live updates")

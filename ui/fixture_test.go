@@ -145,14 +145,14 @@ func newFixture(t *testing.T, o ui.Options) *fixture {
 		mux.Handle(o.Prefix+"/", f.srv)
 		h = mux
 	}
-	f.http = httptest.NewServer(h)
+	f.http = newHTTPTest(h)
 	t.Cleanup(f.http.Close)
 	t.Cleanup(func() { f.srv.Close() })
 	return f
 }
 
 // get fetches path and returns the body, failing unless the status is want.
-func (f *fixture) get(t *testing.T, path string, want int) string {
+func (f *fixture) get(t testing.TB, path string, want int) string {
 	t.Helper()
 	resp, err := http.Get(f.http.URL + path)
 	if err != nil {
@@ -195,7 +195,13 @@ func (f *fixture) post(t *testing.T, path string, form map[string]string, header
 	return resp.StatusCode, string(b)
 }
 
-func artifacts(t *testing.T) string {
+// httptestServer is httptest.Server, named so that fixtures of tests and
+// benchmarks share it.
+type httptestServer = httptest.Server
+
+func newHTTPTest(h http.Handler) *httptestServer { return httptest.NewServer(h) }
+
+func artifacts(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("CKPT_ARTIFACTS"); d != "" {
 		d = filepath.Join(d, t.Name())

@@ -315,7 +315,9 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) error {
 			delete(s.started, run.ID)
 			s.mu.Unlock()
 		}()
-		_, err := s.o.Assets.Resume(ctx, run.ID, asset.ResumeOptions{})
+		_, err := s.o.Assets.Resume(ctx, run.ID, asset.ResumeOptions{Progress: func(st asset.Step) {
+			s.steps.Step(st.Key, string(st.Outcome), st.Duration)
+		}})
 		switch {
 		case err == nil, errors.Is(err, asset.ErrRunFailed), errors.Is(err, asset.ErrRunCanceled):
 			s.log.Info("ui: resumed run ended", "run", run.ID, "err", err)

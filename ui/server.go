@@ -82,6 +82,8 @@ type Server struct {
 	hasGr  bool // the asset graph's code is known
 	static http.Handler
 
+	steps *metrics.Assets // the steps of the runs resumed here
+
 	mu      sync.Mutex
 	started map[string]*activeRun // runs started here, by id
 }
@@ -105,7 +107,7 @@ func New(o Options) (*Server, error) {
 	if _, err := rand.Read(tok); err != nil {
 		return nil, fmt.Errorf("ui: token: %w", err)
 	}
-	s := &Server{o: o, log: o.Logger, token: hex.EncodeToString(tok), mux: http.NewServeMux(), started: map[string]*activeRun{}}
+	s := &Server{o: o, log: o.Logger, token: hex.EncodeToString(tok), mux: http.NewServeMux(), started: map[string]*activeRun{}, steps: metrics.NewAssets()}
 	if o.Assets != nil {
 		keys, err := o.Assets.Graph().Keys()
 		if err != nil {
@@ -146,6 +148,7 @@ func (s *Server) routes() {
 	h("POST /runs/{id}/cancel", s.cancel)
 	s.mux.Handle("GET "+p+"/static/", s.static)
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.steps)
 	if s.o.Store != nil {
 		reg.MustRegister(metrics.NewStoreJobs(s.o.Store, 10*time.Second, s.log))
 	}

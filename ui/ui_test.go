@@ -106,6 +106,10 @@ func TestActionsNeedTokenAndSameOrigin(t *testing.T) {
 	if len(d.Children) != 1 {
 		t.Errorf("run %s has children %q after a resume, want one", f.runID, d.Children)
 	}
+	// The resumed run computed the failed partition again, and failed.
+	if m := f.get(t, "/metrics", http.StatusOK); !strings.Contains(m, `ckpt_asset_materializations_total{asset="events",outcome="failed"} 1`) {
+		t.Errorf("/metrics does not count the resumed run's failed step:\n%s", m)
+	}
 }
 
 // Verification answers JSON for a good checkpoint and refuses other sites.

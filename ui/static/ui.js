@@ -61,3 +61,38 @@
       });
   });
 })();
+
+// Labels of a large lineage graph: the server leaves them out (laying out
+// thousands of SVG texts takes seconds) and they are drawn here for the
+// nodes in view, as the graph scrolls. textContent: never markup.
+(function () {
+  "use strict";
+  var svg = document.getElementById("lineage");
+  if (!svg || !svg.querySelector("a.node[data-label]")) return;
+  var box = svg.parentNode;
+  var nodes = Array.prototype.slice.call(svg.querySelectorAll("a.node[data-label]"));
+  var ns = "http://www.w3.org/2000/svg";
+  var queued = false;
+  function draw() {
+    queued = false;
+    var x0 = box.scrollLeft - 250, x1 = box.scrollLeft + box.clientWidth + 250;
+    var y0 = box.scrollTop - 100, y1 = box.scrollTop + box.clientHeight + 100;
+    for (var i = 0; i < nodes.length; i++) {
+      var a = nodes[i];
+      if (a.getAttribute("data-drawn")) continue;
+      var r = a.querySelector("rect");
+      var x = +r.getAttribute("x"), y = +r.getAttribute("y");
+      if (x < x0 || x > x1 || y < y0 || y > y1) continue;
+      var t = document.createElementNS(ns, "text");
+      t.setAttribute("x", x + 8);
+      t.setAttribute("y", y + 19);
+      t.textContent = a.getAttribute("data-label");
+      a.appendChild(t);
+      a.setAttribute("data-drawn", "1");
+    }
+  }
+  box.addEventListener("scroll", function () {
+    if (!queued) { queued = true; requestAnimationFrame(draw); }
+  });
+  draw();
+})();
