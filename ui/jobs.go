@@ -24,9 +24,14 @@ const (
 	JobRunning JobState = "running"
 	// JobFinished: its newest checkpoint is the final one.
 	JobFinished JobState = "finished"
-	// JobStopped: not running and not finished (interrupted, killed or
-	// failed): running it again resumes it.
+	// JobStopped: not running and not finished (it failed, or was
+	// stopped): running it again resumes it.
 	JobStopped JobState = "stopped"
+	// JobInterrupted: stopped by a signal, after a shutdown checkpoint.
+	JobInterrupted JobState = "interrupted"
+	// JobDied: its process ended without closing the job (killed, or it
+	// crashed); seen only for a process of this host.
+	JobDied JobState = "died"
 	// JobCorrupt: its newest manifest does not decode.
 	JobCorrupt JobState = "corrupt"
 )
@@ -57,27 +62,28 @@ type lockRecord struct {
 
 // holder says who holds job's lock, "" if nobody seems to. The lock is
 // not taken: the UI must never get in a job's way. A holder on this host
-// whose process is gone is not a holder (the kernel released its lock).
-func holder(ctx context.Context, st store.Store, job string) string {
+// whose process is gone is not a holder (the kernel released its lock):
+// then died names it.
+func holder(ctx context.Context, st store.Store, job string) (who, died string) {
 	rc, err := st.Get(ctx, "jobs/"+job+"/LOCK")
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 1<<16))
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	var rec lockRecord
 	if json.Unmarshal(b, &rec) != nil || rec.Holder == nil || rec.Released {
-		return ""
+		return "", ""
 	}
 	if h, _ := os.Hostname(); rec.Holder.Host == h && rec.Holder.PID > 0 {
 		if err := syscall.Kill(rec.Holder.PID, 0); errors.Is(err, syscall.ESRCH) {
-			return ""
+			return "", rec.Holder.String()
 		}
 	}
-	return rec.Holder.String()
+	return rec.Holder.String(), ""
 }
 
 // sourceProgress reads the fraction of the input a checkpoint's source
@@ -127,8 +133,11 @@ func summarize(ctx context.Context, st store.Store, job string, entries []ckpt.E
 		cp := valid[n-1]
 		j.NewestTime, j.Trigger, j.Records, j.Bytes = cp.Time, cp.Trigger.String(), cp.Records, cp.Bytes
 		j.Progress = sourceProgress(cp.Source)
-		if cp.Final {
+		switch {
+		case cp.Final:
 			j.State, j.Progress = JobFinished, 1
+		case cp.Trigger == ckpt.TriggerShutdown:
+			j.State = JobInterrupted
 		}
 		if n > 1 {
 			prev := valid[n-2]
@@ -137,8 +146,11 @@ func summarize(ctx context.Context, st store.Store, job string, entries []ckpt.E
 			}
 		}
 	}
-	if h := holder(ctx, st, job); h != "" {
+	switch h, died := holder(ctx, st, job); {
+	case h != "":
 		j.State, j.Holder = JobRunning, h
+	case died != "" && j.State != JobFinished:
+		j.State, j.Holder = JobDied, died
 	}
 	return j
 }
