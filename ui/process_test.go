@@ -134,4 +134,3 @@ func TestJobInterrupted(t *testing.T) {
 		t.Errorf("a job interrupted by SIGINT: %s, %q; want interrupted", j.State, j.Holder)
 	}
 }
-
