@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"syscall"
@@ -342,4 +344,37 @@ func (s *Server) checkSameSite(r *http.Request) error {
 		return nil
 	}
 	return forbidden("refused: a request from another site")
+}
+
+// deleteCheckpoint removes one checkpoint of a job (and the blobs only it
+// used), as `ckpt checkpoints delete` does: it takes the job's lock, so it
+// is refused while the job runs.
+func (s *Server) deleteCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needStore(); err != nil {
+		return err
+	}
+	if !s.o.AllowActions {
+		return forbidden("this UI is read-only: start it with --allow-actions to delete checkpoints")
+	}
+	if err := s.checkPost(r); err != nil {
+		return err
+	}
+	job := r.PathValue("job")
+	if err := ckpt.ValidJobName(job); err != nil {
+		return badRequest("%v", err)
+	}
+	seq, err := strconv.ParseUint(r.FormValue("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return badRequest("seq %q is not a checkpoint sequence number", r.FormValue("seq"))
+	}
+	err = ckpt.Delete(r.Context(), s.o.Store, job, seq, ckpt.AdminOptions{Logger: s.log})
+	switch {
+	case errors.Is(err, ckpt.ErrLocked):
+		return &httpError{http.StatusConflict, fmt.Sprintf("job %q is running: its checkpoints are deleted once it has stopped (%v)", job, err)}
+	case err != nil:
+		return err
+	}
+	s.log.Info("ui: checkpoint deleted", "job", job, "seq", seq)
+	http.Redirect(w, r, s.o.Prefix+"/jobs/"+url.PathEscape(job), http.StatusSeeOther)
+	return nil
 }

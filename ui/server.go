@@ -62,8 +62,9 @@ type Options struct {
 	// "/ckpt" (no trailing slash); its links start with it. The handler
 	// expects the full path, prefix included (do not strip it).
 	Prefix string
-	// AllowActions enables resuming runs (when the graph's code is there)
-	// and canceling runs this handler started. Off, the UI is read-only.
+	// AllowActions enables deleting checkpoints of jobs that are not
+	// running, resuming runs (when the graph's code is there) and
+	// canceling runs this handler started. Off, the UI is read-only.
 	AllowActions bool
 	// Refresh is how often live parts of a page are reloaded; zero means
 	// 2s.
@@ -138,6 +139,7 @@ func (s *Server) routes() {
 	h("GET /jobs", s.jobsPage)
 	h("GET /jobs/{job}", s.jobPage)
 	h("POST /jobs/{job}/verify", s.verify)
+	h("POST /jobs/{job}/delete", s.deleteCheckpoint)
 	h("GET /api/jobs", s.jobsAPI)
 	h("GET /api/jobs/{job}", s.jobAPI)
 	h("GET /assets", s.assetsPage)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/ui"
 )
 
@@ -126,5 +127,40 @@ func TestVerify(t *testing.T) {
 	status, _ = f.post(t, "/jobs/orders-convert/verify", map[string]string{"seq": "99"}, nil)
 	if status != http.StatusNotFound {
 		t.Errorf("verify of a missing checkpoint: %d, want 404", status)
+	}
+}
+
+// Deleting a checkpoint: refused read-only, without the token, and while
+// the job runs; done otherwise.
+func TestDeleteCheckpoint(t *testing.T) {
+	ro := newFixture(t, ui.Options{})
+	if body := ro.get(t, "/jobs/stopped-job", http.StatusOK); strings.Contains(body, "/delete") {
+		t.Error("a read-only UI offers to delete checkpoints")
+	}
+	if status, _ := ro.post(t, "/jobs/stopped-job/delete", map[string]string{"seq": "1", "token": ro.srv.Token()}, nil); status != http.StatusForbidden {
+		t.Errorf("delete on a read-only UI: %d, want 403", status)
+	}
+
+	f := newFixture(t, ui.Options{AllowActions: true})
+	if status, _ := f.post(t, "/jobs/stopped-job/delete", map[string]string{"seq": "1"}, nil); status != http.StatusForbidden {
+		t.Errorf("delete without the token: %d, want 403", status)
+	}
+	j, err := ckpt.Open[map[string]int](t.Context(), "stopped-job", ckpt.Config{Backend: f.st, NoSignals: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.post(t, "/jobs/stopped-job/delete", map[string]string{"seq": "1", "token": f.srv.Token()}, nil); status != http.StatusConflict {
+		t.Errorf("delete while the job runs: %d %s, want 409", status, body)
+	}
+	j.Close()
+	if status, body := f.post(t, "/jobs/stopped-job/delete", map[string]string{"seq": "1", "token": f.srv.Token()}, nil); status != http.StatusSeeOther {
+		t.Fatalf("delete: %d %s, want 303", status, body)
+	}
+	entries, err := ckpt.List(t.Context(), f.st, "stopped-job")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Seq != 2 {
+		t.Errorf("after deleting checkpoint 1 the job keeps %v, want only 2", entries)
 	}
 }

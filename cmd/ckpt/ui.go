@@ -32,9 +32,10 @@ with their steps as a timeline, partition health). Pages refresh themselves
 while jobs run. Prometheus metrics of the store's jobs are at /metrics.
 
 The UI listens on ` + ui.DefaultListen + ` (this machine only) unless --listen
-says otherwise. It is read-only: --allow-actions enables the actions, which
-need the assets' code and are therefore offered by an asset program's own
-ui command; requests for them must come from the UI's own pages.
+says otherwise. It is read-only: --allow-actions lets a job's page delete
+checkpoints (refused while the job runs); resuming asset runs needs the
+assets' code, and is offered by an asset program's own ui command. Action
+requests must come from the UI's own pages.
 
 Without --events, the event log assets.db of a local store is shown if it
 exists. Staleness of assets is judged by their code, which ckpt does not
@@ -88,6 +89,6 @@ have: the asset program's own ui command shows it.`,
 	f := cmd.Flags()
 	f.StringVar(&events, "events", "", "the asset event log: a SQLite file or a postgres:// URL (default: assets.db of a local store, if it exists)")
 	f.StringVar(&listen, "listen", ui.DefaultListen, "the address to serve on; one that is not loopback exposes the UI to the network")
-	f.BoolVar(&actions, "allow-actions", false, "allow actions from the pages (they are refused otherwise)")
+	f.BoolVar(&actions, "allow-actions", false, "allow deleting checkpoints from the pages (refused otherwise)")
 	return cmd
 }

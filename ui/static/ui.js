@@ -38,6 +38,13 @@
     }, every);
   }
 
+  // Forms that change something ask first (no inline handlers: the
+  // page's policy forbids them).
+  document.addEventListener("submit", function (ev) {
+    var msg = ev.target.getAttribute && ev.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  });
+
   document.addEventListener("click", function (ev) {
     var b = ev.target.closest ? ev.target.closest("button[data-verify]") : null;
     if (!b) return;
