@@ -191,6 +191,13 @@ func TestBrowser(t *testing.T) {
 	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](`document.getElementById("job-records").textContent.trim() === "250"`)); err != nil {
 		t.Errorf("the job page did not show the new checkpoint's records: %v", err)
 	}
+	// Verification on demand: its result stays shown across refreshes.
+	if err := chromedp.Do(pctx, chromedp.Click(`button[data-verify="2"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(pctx, chromedp.Poll[bool](`(document.querySelector('[data-result="2"]') || {}).textContent.startsWith("✓")`)); err != nil {
+		t.Errorf("verifying checkpoint 2 from its page showed no success: %v", err)
+	}
 	if png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot()); err == nil {
 		os.WriteFile(filepath.Join(b.dir, "job-updated.png"), png, 0o644)
 	}
