@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -210,5 +211,32 @@ func TestEngineDoesNotLinkPrometheus(t *testing.T) {
 		if strings.Contains(string(out), "prometheus") {
 			t.Errorf("%s links Prometheus's client", pkg)
 		}
+	}
+}
+
+// Listen serves /metrics on its own address until Close.
+func TestListen(t *testing.T) {
+	m := metrics.NewJobs()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	m.CheckpointFailed("served", errors.New("x"), time.Millisecond)
+	s, err := metrics.Listen("127.0.0.1:0", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + s.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `ckpt_checkpoints_failed_total{job="served"} 1`) {
+		t.Errorf("/metrics:\n%s", body)
+	}
+	if err := s.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + s.Addr() + "/metrics"); err == nil {
+		t.Error("still serving after Close")
 	}
 }
