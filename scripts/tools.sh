@@ -20,3 +20,15 @@ install() { # name module version
 install staticcheck honnef.co/go/tools/cmd/staticcheck v0.8.2
 # The S3-compatible server that the S3 store's tests start (internal/testenv).
 install versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
+
+# The browser that the web UI's tests drive (ui package). Debian's chromium,
+# installed only when it is missing and apt-get can install it (as root).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+	if [[ $(id -u) -eq 0 ]]; then
+		echo "installing chromium" >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	else
+		echo "chromium is missing: the web UI's browser tests need it (apt-get install chromium, as root)" >&2
+	fi
+fi

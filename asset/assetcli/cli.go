@@ -168,7 +168,7 @@ func (c *cli) commands() []*cobra.Command {
 		pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only errors and the data asked for")
 		usageArgs(cmd)
 	}
-	return []*cobra.Command{assets, runs}
+	return []*cobra.Command{assets, runs, c.uiCmd()}
 }
 
 // unknownCommand reports a word that names no subcommand of the command

@@ -89,6 +89,7 @@ a running job draws a progress bar on stderr. Commands that print data take
 		newJobsCmd(a),
 		newCheckpointsCmd(a),
 		newCrashtestCmd(a),
+		newUICmd(a),
 	)
 	return root
 }
