@@ -56,8 +56,8 @@ type Config struct {
 	// makes the next Advance take a shutdown checkpoint and return
 	// ErrInterrupted; a second one, however soon after, ends the process
 	// at once (killed by that signal), which is safe: the next run resumes
-	// from the last checkpoint. A process started with SIGINT ignored
-	// (nohup, a background job) keeps ignoring it; SIGTERM still works.
+	// from the last checkpoint. SIGINT is handled also in a process
+	// started with it ignored (a script's background job).
 	NoSignals bool
 	// Restart discards the job's checkpoints, savepoints included, and
 	// starts from the beginning.
@@ -70,6 +70,10 @@ type Config struct {
 	// Owner identifies this process in the job's lock. The zero value means
 	// this process's pid and host name.
 	Owner store.Owner
+	// Observer, if set, is told of every checkpoint committed or failed
+	// and of the restore (see Observer; package metrics exports them to
+	// Prometheus).
+	Observer Observer
 }
 
 func (c *Config) validate() error {
@@ -214,10 +218,12 @@ func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) 
 			return nil, fmt.Errorf("ckpt: restart job %q: %w", name, err)
 		}
 	}
+	restoreStart := time.Now()
 	if err := j.restore(ctx); err != nil {
 		j.Close()
 		return nil, err
 	}
+	observeRestore(cfg.Observer, name, j.resumed, restoreStart)
 	j.arm()
 	return j, nil
 }
@@ -423,8 +429,10 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		// the caller goes on changing the map it configured.
 		Metadata: maps.Clone(j.cfg.Metadata),
 	}
+	start := time.Now()
 	took, err := j.w.capture(ctx, cp, j.src, j.sink, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
 	if err != nil {
+		observeCommit(j.cfg.Observer, j.name, nil, start, err)
 		return nil, err
 	}
 	j.last = time.Now()
@@ -441,14 +449,18 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	}
 	w, sink := j.w, j.sink
 	if !async {
-		return w.commit(ctx, cp, sink)
+		cp, err := w.commit(ctx, cp, sink)
+		observeCommit(j.cfg.Observer, j.name, cp, start, err)
+		return cp, err
 	}
 	done := make(chan struct{})
 	j.inflight = done
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer close(done)
-		if _, j.bgErr = w.commit(bg, cp, sink); j.bgErr != nil {
+		_, j.bgErr = w.commit(bg, cp, sink)
+		observeCommit(j.cfg.Observer, j.name, cp, start, j.bgErr)
+		if j.bgErr != nil {
 			// Make the next Advance take the commit path, which reports
 			// the error, rather than wait for the next trigger.
 			j.pending.CompareAndSwap(0, uint32(TriggerInterval))

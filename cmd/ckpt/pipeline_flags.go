@@ -40,6 +40,7 @@ type pipelineFlags struct {
 	restart    bool
 	noProgress bool
 	json       bool
+	metrics    string
 }
 
 func (f *pipelineFlags) add(cmd *cobra.Command) {
@@ -55,6 +56,7 @@ func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.restart, "restart", false, "discard the job's checkpoints and start over from the beginning")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	fl.BoolVar(&f.json, "json", false, "print a summary of the run as one JSON object on stdout, for scripts")
+	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics of the run at http://ADDR/metrics while it runs (as 127.0.0.1:9464; port 0 picks one)")
 }
 
 // config builds the run's configuration for a job writing t.

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/internal/progress"
+	"github.com/ckptdev/ckpt/metrics"
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
@@ -44,11 +46,50 @@ func (a *app) runJob(cmd *cobra.Command, pf *pipelineFlags, t target, cfg *pipel
 			}
 		}
 	}
+	if pf.metrics != "" {
+		stop, err := a.serveMetrics(pf.metrics, cfg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := run()
 	if pf.json {
 		return a.reportJSON(t, cfg, res, err, time.Since(began))
 	}
 	return a.report(t, cfg, res, err)
+}
+
+// serveMetrics serves the run's metrics (package metrics: checkpoints
+// committed and failed, their durations and sizes, the restore, records
+// and bytes read) at addr while it runs, and returns the function that
+// stops serving.
+func (a *app) serveMetrics(addr string, cfg *pipeline.Config) (func(), error) {
+	jobs := metrics.NewJobs()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(jobs); err != nil {
+		return nil, err
+	}
+	srv, err := metrics.Listen(addr, reg)
+	if err != nil {
+		return nil, usageErrorf("--metrics-listen: %w", err)
+	}
+	a.log.Info("serving metrics", "url", "http://"+srv.Addr()+"/metrics")
+	cfg.Observer = jobs
+	bar := cfg.Progress
+	cfg.Progress = func(p pipeline.Progress) {
+		jobs.Progress(cfg.Job, p.Records, p.Consumed)
+		if bar != nil {
+			bar(p)
+		}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Close(ctx); err != nil {
+			a.log.Warn("stop serving metrics", "err", err)
+		}
+	}, nil
 }
 
 // plural renders n and noun, in the plural unless n is 1: "1 record",
