@@ -1,6 +1,7 @@
 package ckpt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -235,18 +236,8 @@ func listManifests(ctx context.Context, st store.Store, job string) ([]Entry, er
 		}
 		out = append(out, Entry{Seq: seq, Checkpoint: cp, Err: err})
 	}
-	slices.SortFunc(out, func(a, b Entry) int { return cmpUint(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readManifest reads and decodes one manifest. A manifest that fails to

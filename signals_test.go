@@ -131,6 +131,14 @@ func (c *signalChild) signal(t *testing.T, sig syscall.Signal) {
 // wantKilledBy waits for the child to end and checks that sig killed it.
 func (c *signalChild) wantKilledBy(t *testing.T, sig syscall.Signal) {
 	t.Helper()
+	if ws := c.waitEnd(t); !ws.Signaled() || ws.Signal() != sig {
+		t.Fatalf("the child ended with %v, want killed by %v", ws, sig)
+	}
+}
+
+// waitEnd waits for the child to end, and returns how it ended.
+func (c *signalChild) waitEnd(t *testing.T) syscall.WaitStatus {
+	t.Helper()
 	var err error
 	timeout := time.After(60 * time.Second) // a hung child, not a timing assertion
 wait:
@@ -145,12 +153,9 @@ wait:
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		t.Fatalf("the child ended with %v, want killed by %v", err, sig)
+		t.Fatalf("the child ended with %v, want ended by a signal", err)
 	}
-	ws := ee.Sys().(syscall.WaitStatus)
-	if !ws.Signaled() || ws.Signal() != sig {
-		t.Fatalf("the child ended with %v, want killed by %v", err, sig)
-	}
+	return ee.Sys().(syscall.WaitStatus)
 }
 
 // A second signal ends the process at once, also when it is sent
@@ -215,25 +220,9 @@ func TestIgnoredInterruptIsHandled(t *testing.T) {
 // killed by it, or exited with 128+sig where its disposition was ignored.
 func (c *signalChild) wantEndedBy(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	var err error
-	timeout := time.After(60 * time.Second) // a hung child, not a timing assertion
-wait:
-	for {
-		select {
-		case <-c.lines:
-		case err = <-c.exit:
-			break wait
-		case <-timeout:
-			t.Fatalf("the child is still running 60s after the second signal: the signal was lost")
-		}
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("the child ended with %v, want ended by %v", err, sig)
-	}
-	ws := ee.Sys().(syscall.WaitStatus)
+	ws := c.waitEnd(t)
 	if (ws.Signaled() && ws.Signal() == sig) || (ws.Exited() && ws.ExitStatus() == 128+int(sig)) {
 		return
 	}
-	t.Fatalf("the child ended with %v, want ended by %v", err, sig)
+	t.Fatalf("the child ended with %v, want ended by %v", ws, sig)
 }

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"errors"
 	"math"
 	"math/big"
@@ -310,7 +311,7 @@ func (n *num) cmp(v *num) int {
 		}
 		sn, sv := n.sign(), v.sign()
 		if sn != sv || sn == 0 {
-			return cmpInt(sn, sv)
+			return cmp.Compare(sn, sv)
 		}
 		// Same sign: compare the magnitudes at a common scale, in 128 bits.
 		an, av := absU(n.m), absU(v.m)
@@ -325,9 +326,9 @@ func (n *num) cmp(v *num) int {
 		c := 0
 		switch {
 		case nh != vh:
-			c = cmpU(nh, vh)
+			c = cmp.Compare(nh, vh)
 		default:
-			c = cmpU(nl, vl)
+			c = cmp.Compare(nl, vl)
 		}
 		return c * sn
 	}
@@ -340,26 +341,6 @@ func absU(a int64) uint64 {
 		return uint64(-a) // -(-2^63) wraps to 2^63, as a uint64 should be
 	}
 	return uint64(a)
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // rat returns n as a big.Rat.
