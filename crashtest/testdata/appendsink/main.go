@@ -41,7 +41,7 @@ func (s *appendSink) Sync(context.Context) error { return s.f.Sync() }
 func (s *appendSink) Close() error { return s.f.Close() }
 
 func open(path string, truncate bool) pipeline.SinkOpener[*appendSink] {
-	return func(_ context.Context, pos json.RawMessage) (*appendSink, error) {
+	return pipeline.SinkFunc[*appendSink](func(_ context.Context, pos json.RawMessage) (*appendSink, error) {
 		if pos == nil {
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 			return &appendSink{f: f}, err
@@ -66,7 +66,7 @@ func open(path string, truncate bool) pipeline.SinkOpener[*appendSink] {
 			return nil, err
 		}
 		return &appendSink{f: f, n: end}, nil
-	}
+	})
 }
 
 type rows struct{ N int64 }
