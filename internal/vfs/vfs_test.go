@@ -341,6 +341,13 @@ func TestCrashingStopsBeforeItsOperation(t *testing.T) {
 	if got := content(t, m.CrashClone(), "a"); got != "<missing>" {
 		t.Errorf("after the crash a = %q", got)
 	}
+	// Positioned writes count as writes.
+	c = NewCrashing(NewMemFS(), 2)
+	f, err = c.OpenFile("b", os.O_RDWR|os.O_CREATE, 0o644) // 1
+	must(t, err)
+	if _, err := f.WriteAt([]byte("x"), 3); !errors.Is(err, ErrCrashed) { // 2
+		t.Errorf("WriteAt at the crash point: %v, want ErrCrashed", err)
+	}
 	// at = 0 never crashes.
 	c = NewCrashing(NewMemFS(), 0)
 	for range 100 {
