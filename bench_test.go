@@ -36,6 +36,7 @@ import (
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/internal/durable"
+	"github.com/ckptdev/ckpt/internal/vfs"
 	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/store/filestore"
 )
@@ -225,7 +226,7 @@ func writeDurable(dir, name string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return durable.SyncDir(dir)
+	return durable.SyncDir(vfs.OS{}, dir)
 }
 
 // evict drops every file below dir from the page cache, so that the next
@@ -724,5 +725,5 @@ func writeAtomic(dir, name string, body []byte) error {
 	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return durable.SyncDir(dir)
+	return durable.SyncDir(vfs.OS{}, dir)
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckptdev/ckpt/internal/durable"
+	"github.com/ckptdev/ckpt/internal/vfs"
 )
 
 var (
@@ -56,6 +57,12 @@ type FileOptions struct {
 	// file is left as it was. Pipelines refuse an output that is one of
 	// their input files with it.
 	Refuse func(fs.FileInfo) error
+	// FS is the file system the output is in. Nil means the operating
+	// system's; tests give a vfs.MemFS (through crashtest.FS) to find
+	// what a power loss would undo. The writer's lock is flock(2) on the
+	// operating system's file system, and held within the process on a
+	// MemFS.
+	FS vfs.FS
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -77,7 +84,10 @@ const (
 // checkpoint instead.
 type File struct {
 	path string
-	f    *os.File
+	fs   vfs.FS
+	// f is an *os.File for the operating system's file system (vfs.OS
+	// returns one unwrapped), so that a flush is one write(2) and no more.
+	f    vfs.File
 	buf  []byte
 	n    int64  // bytes handed to the OS
 	crc  uint32 // CRC-32C of the n bytes
@@ -111,14 +121,15 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 			return nil, fmt.Errorf("bad output position in checkpoint: %s", pos)
 		}
 	}
-	if err := CheckPath(path); err != nil {
+	fsys := vfs.Or(opts.FS)
+	if err := checkPath(fsys, path); err != nil {
 		return nil, err
 	}
 	flags := os.O_RDWR
 	if fresh {
 		flags |= os.O_CREATE
 	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := fsys.OpenFile(path, flags, 0o644)
 	if err != nil {
 		if !fresh && errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s no longer exists (the checkpoint has %d bytes of it)", ErrOutputChanged, path, p.Length)
@@ -138,13 +149,13 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 			return fail(err)
 		}
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := vfs.TryLock(f); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return fail(fmt.Errorf("%w: %s is locked by another writer; one output has one writer: wait for the other job, or write to another file", ErrOutputBusy, path))
 		}
-		return fail(fmt.Errorf("lock %s: %w", path, err))
+		return fail(fmt.Errorf("lock the output: %w", err))
 	}
-	w := &File{path: path, f: f, buf: make([]byte, 0, maxBuffered)}
+	w := &File{path: path, fs: fsys, f: f, buf: make([]byte, 0, maxBuffered)}
 	if fresh {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("truncate %s: %w", path, err))
@@ -177,11 +188,13 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 // existing file that is not a regular file. It opens nothing: a named
 // pipe is refused without blocking. OpenFile checks it first; a caller
 // may check it before any other work.
-func CheckPath(path string) error {
+func CheckPath(path string) error { return checkPath(vfs.Default(), path) }
+
+func checkPath(fsys vfs.FS, path string) error {
 	if abs, err := filepath.Abs(path); err == nil && (strings.HasPrefix(abs, "/dev/") || strings.HasPrefix(abs, "/proc/")) {
 		return fmt.Errorf("%w: %s names a stream or device of the process, not a file that a resumed job would find again (a resumed job truncates its output back to the last checkpoint): write to a file", ErrNotResumable, path)
 	}
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := fsys.Stat(path); err == nil {
 		return regular(path, fi)
 	}
 	return nil
@@ -211,7 +224,7 @@ func regular(path string, fi fs.FileInfo) error {
 // check reads the first p.Length bytes of f and checks them against p:
 // the hash of the last 4 KiB and, where p has it, the CRC of all. It
 // returns the last 4 KiB and the CRC, to go on from.
-func check(f *os.File, path string, p FilePosition) ([]byte, uint32, error) {
+func check(f vfs.File, path string, p FilePosition) ([]byte, uint32, error) {
 	var crc uint32
 	buf := make([]byte, 1<<20)
 	for off := int64(0); off < p.Length; {
@@ -241,11 +254,16 @@ func check(f *os.File, path string, p FilePosition) ([]byte, uint32, error) {
 // it, the CRC of all of it). A job that finished checks its output with
 // it before saying it is complete.
 func VerifyFile(path string, pos json.RawMessage) error {
+	return VerifyFileWith(path, pos, FileOptions{})
+}
+
+// VerifyFileWith is VerifyFile with options; only FS is used.
+func VerifyFileWith(path string, pos json.RawMessage, opts FileOptions) error {
 	var p FilePosition
 	if err := json.Unmarshal(pos, &p); err != nil || p.Length < 0 {
 		return fmt.Errorf("bad output position in checkpoint: %s", pos)
 	}
-	f, err := os.Open(path)
+	f, err := vfs.Or(opts.FS).Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%w: %s no longer exists (the job wrote %d bytes to it)", ErrOutputChanged, path, p.Length)
@@ -400,7 +418,7 @@ func (w *File) Sync(ctx context.Context) error {
 		return w.syncErr
 	}
 	if !w.dirSynced {
-		if err := durable.SyncDir(filepath.Dir(w.path)); err != nil {
+		if err := durable.SyncDir(w.fs, filepath.Dir(w.path)); err != nil {
 			return fmt.Errorf("fsync the directory of %s: %w", w.path, err)
 		}
 		w.dirSynced = true

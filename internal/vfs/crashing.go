@@ -172,6 +172,19 @@ func (f *crashingFile) Write(p []byte) (n int, err error) {
 	return n, err
 }
 
+func (f *crashingFile) WriteAt(p []byte, off int64) (n int, err error) {
+	err = f.c.step(fmt.Sprintf("write %s %d bytes at %d", f.Name(), len(p), off), func() error { n, err = f.File.WriteAt(p, off); return err })
+	return n, err
+}
+
+func (f *crashingFile) tryLock() error {
+	return f.c.read(func() error { return TryLock(f.File) })
+}
+
+func (f *crashingFile) unlock() error {
+	return f.c.read(func() error { return Unlock(f.File) })
+}
+
 func (f *crashingFile) Truncate(size int64) error {
 	return f.c.step(fmt.Sprintf("truncate %s %d", f.Name(), size), func() error { return f.File.Truncate(size) })
 }

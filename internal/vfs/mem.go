@@ -38,6 +38,10 @@ type node struct {
 	data, synced []byte
 	// A directory's entries now, and as of its last sync.
 	children, syncedChildren map[string]*node
+	// The open file holding the file's lock (see TryLock), if any. A
+	// lock is not durable: CrashClone drops it, as a machine crash ends
+	// the process that held it.
+	locker *memFile
 }
 
 func newDir() *node {
@@ -335,10 +339,11 @@ func (m *MemFS) ReadFile(name string) ([]byte, error) {
 }
 
 func (n *node) info(name string) fs.FileInfo {
-	return memInfo{name: name, size: int64(len(n.data)), mode: n.mode, modTime: n.modTime}
+	return memInfo{n: n, name: name, size: int64(len(n.data)), mode: n.mode, modTime: n.modTime}
 }
 
 type memInfo struct {
+	n       *node // for SameFile
 	name    string
 	size    int64
 	mode    fs.FileMode
@@ -426,6 +431,28 @@ func (f *memFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("write", f.write); err != nil {
+		return 0, err
+	}
+	if f.append {
+		// As os.File.WriteAt: positioned writes contradict O_APPEND.
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: fs.ErrInvalid}
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: fs.ErrInvalid}
+	}
+	end := off + int64(len(p))
+	if end > int64(len(f.n.data)) {
+		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
+	}
+	copy(f.n.data[off:], p)
+	f.n.modTime = time.Now()
+	return len(p), nil
+}
+
 func (f *memFile) Seek(offset int64, whence int) (int64, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
@@ -495,6 +522,37 @@ func (f *memFile) Close() error {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
 	f.closed = true
+	if f.n.locker == f {
+		f.n.locker = nil
+	}
+	return nil
+}
+
+// tryLock takes the file's lock for f, as flock(2) with LOCK_EX|LOCK_NB:
+// EWOULDBLOCK when another open file holds it, released by unlock or
+// Close.
+func (f *memFile) tryLock() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("lock", true); err != nil {
+		return err
+	}
+	if f.n.locker != nil && f.n.locker != f {
+		return &fs.PathError{Op: "lock", Path: f.name, Err: syscall.EWOULDBLOCK}
+	}
+	f.n.locker = f
+	return nil
+}
+
+func (f *memFile) unlock() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("unlock", true); err != nil {
+		return err
+	}
+	if f.n.locker == f {
+		f.n.locker = nil
+	}
 	return nil
 }
 

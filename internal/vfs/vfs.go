@@ -33,6 +33,7 @@ type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	io.WriterAt
 	io.Seeker
 	io.Closer
 	// Name is the name the file was opened with.
@@ -75,6 +76,21 @@ type FS interface {
 	ReadDir(name string) ([]fs.DirEntry, error)
 	// SyncDir makes the entries of directory dir durable.
 	SyncDir(dir string) error
+}
+
+// SameFile reports whether a and b, from Stat or Lstat of one file system,
+// describe the same file (inode): os.SameFile for the operating system's,
+// node identity for MemFS.
+func SameFile(a, b fs.FileInfo) bool {
+	if os.SameFile(a, b) {
+		return true
+	}
+	ma, ok := a.(memInfo)
+	if !ok {
+		return false
+	}
+	mb, ok := b.(memInfo)
+	return ok && ma.n == mb.n
 }
 
 // Default returns the file system of the operating system, which code uses

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -277,6 +278,10 @@ func TestOSAndMemAgree(t *testing.T) {
 		_, err = f.Seek(0, io.SeekEnd)
 		must(t, err)
 		io.WriteString(f, "x")
+		_, err = f.WriteAt([]byte("AB"), 2)
+		must(t, err)
+		_, err = f.WriteAt([]byte("yz"), 7)
+		must(t, err)
 		buf := make([]byte, 3)
 		_, err = f.ReadAt(buf, 1)
 		must(t, err)
@@ -336,6 +341,13 @@ func TestCrashingStopsBeforeItsOperation(t *testing.T) {
 	if got := content(t, m.CrashClone(), "a"); got != "<missing>" {
 		t.Errorf("after the crash a = %q", got)
 	}
+	// Positioned writes count as writes.
+	c = NewCrashing(NewMemFS(), 2)
+	f, err = c.OpenFile("b", os.O_RDWR|os.O_CREATE, 0o644) // 1
+	must(t, err)
+	if _, err := f.WriteAt([]byte("x"), 3); !errors.Is(err, ErrCrashed) { // 2
+		t.Errorf("WriteAt at the crash point: %v, want ErrCrashed", err)
+	}
 	// at = 0 never crashes.
 	c = NewCrashing(NewMemFS(), 0)
 	for range 100 {
@@ -345,4 +357,68 @@ func TestCrashingStopsBeforeItsOperation(t *testing.T) {
 	if c.Crashed() || len(c.Ops()) != 200 {
 		t.Errorf("crashed %v after %d ops", c.Crashed(), len(c.Ops()))
 	}
+}
+
+// Both implementations lock an open file as flock(2) does: a second open
+// file of the same inode cannot take the lock until the first unlocks or
+// closes; and SameFile tells the lock file from a new one of the same name.
+func TestLockAndSameFile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fsys FS
+		root string
+	}{{"OS", OS{}, t.TempDir()}, {"MemFS", NewMemFS(), "/"}, {"Crashing", NewCrashing(NewMemFS(), 0), "/"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(tc.root, "lock")
+			open := func() File {
+				f, err := tc.fsys.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+				must(t, err)
+				return f
+			}
+			a, b := open(), open()
+			must(t, TryLock(a))
+			must(t, TryLock(a)) // again by its holder: no change
+			if err := TryLock(b); !errors.Is(err, syscall.EWOULDBLOCK) {
+				t.Fatalf("second open file locked a held lock: %v", err)
+			}
+			must(t, Unlock(a))
+			must(t, TryLock(b))
+			if err := TryLock(a); !errors.Is(err, syscall.EWOULDBLOCK) {
+				t.Fatalf("lock taken from its new holder: %v", err)
+			}
+			must(t, b.Close())
+			must(t, TryLock(a)) // closing the holder released it
+
+			ai, err := a.Stat()
+			must(t, err)
+			ni, err := tc.fsys.Stat(p)
+			must(t, err)
+			if !SameFile(ai, ni) {
+				t.Error("Stat of the name and of the open file: not the same file")
+			}
+			must(t, tc.fsys.Remove(p))
+			c := open()
+			defer c.Close()
+			ni, err = tc.fsys.Stat(p)
+			must(t, err)
+			if SameFile(ai, ni) {
+				t.Error("a new file of the same name is the same file as the removed one")
+			}
+			// The removed file's lock is on the removed inode.
+			must(t, TryLock(c))
+			must(t, a.Close())
+		})
+	}
+}
+
+// A lock is not durable: the file system a crash leaves has no holder.
+func TestCrashCloneDropsLocks(t *testing.T) {
+	m := NewMemFS()
+	f, err := m.OpenFile("/lock", os.O_RDWR|os.O_CREATE, 0o644)
+	must(t, err)
+	must(t, m.SyncDir("/"))
+	must(t, TryLock(f))
+	g, err := m.CrashClone().OpenFile("/lock", os.O_RDWR, 0)
+	must(t, err)
+	must(t, TryLock(g))
 }

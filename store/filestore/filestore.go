@@ -17,7 +17,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/ckptdev/ckpt/internal/durable"
+	"github.com/ckptdev/ckpt/internal/vfs"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -35,12 +35,18 @@ type Options struct {
 	// Logger receives warnings such as the takeover of a stale lock.
 	// Nil means slog.Default().
 	Logger *slog.Logger
+	// FS is the file system the store lives in. Nil means the operating
+	// system's; tests give a vfs.MemFS (through crashtest.FS) to find
+	// what a power loss would undo. Locks are flock(2) on the operating
+	// system's file system, and held within the process on a MemFS.
+	FS vfs.FS
 }
 
 // Store is a store.Store over a local directory.
 type Store struct {
 	root string
 	log  *slog.Logger
+	fs   vfs.FS
 
 	mu     sync.Mutex
 	closed bool
@@ -59,17 +65,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
-	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+	fsys := vfs.Or(opts.FS)
+	if fi, err := fsys.Stat(abs); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("filestore: %s exists and is not a directory", abs)
 	}
-	if err := durable.MkdirAll(abs); err != nil {
+	if err := durable.MkdirAll(fsys, abs); err != nil {
 		return nil, fmt.Errorf("filestore: create store directory: %w", err)
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Store{root: abs, log: log, held: make(map[*lease]struct{})}, nil
+	return &Store{root: abs, log: log, fs: fsys, held: make(map[*lease]struct{})}, nil
 }
 
 // Root returns the store's absolute directory.
@@ -121,16 +128,16 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		if err := l.Check(ctx); err != nil {
 			return fmt.Errorf("filestore: put %s: %w", name, err)
 		}
-		if err := mkdirBelow(l.dir, dir); err != nil {
+		if err := mkdirBelow(s.fs, l.dir, dir); err != nil {
 			if notExist(err) {
 				return fmt.Errorf("filestore: put %s: %w: the directory %s of lock %s is gone", name, store.ErrLeaseLost, l.dir, l.name)
 			}
 			return fmt.Errorf("filestore: put %s: %w", name, err)
 		}
-	} else if err := durable.MkdirAll(dir); err != nil {
+	} else if err := durable.MkdirAll(s.fs, dir); err != nil {
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
+	f, err := s.fs.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
@@ -138,7 +145,7 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			s.fs.Remove(tmp)
 		}
 	}()
 	bufp := copyBufs.Get().(*[]byte)
@@ -157,11 +164,11 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		return fmt.Errorf("filestore: put %s: %w", name, err)
 	}
 	if replace {
-		if err = os.Rename(tmp, p); err != nil {
+		if err = s.fs.Rename(tmp, p); err != nil {
 			return fmt.Errorf("filestore: put %s: rename: %w", name, err)
 		}
 	} else {
-		if err = os.Link(tmp, p); err != nil {
+		if err = s.fs.Link(tmp, p); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("filestore: create %s: %w", name, store.ErrExist)
 			}
@@ -169,9 +176,9 @@ func (s *Store) write(ctx context.Context, name string, r io.Reader, replace boo
 		}
 		// The object is in place; the temporary name is garbage now, and a
 		// failure to remove it must not fail a write that happened.
-		os.Remove(tmp)
+		s.fs.Remove(tmp)
 	}
-	if err = durable.SyncDir(dir); err != nil {
+	if err = durable.SyncDir(s.fs, dir); err != nil {
 		return fmt.Errorf("filestore: put %s: fsync directory: %w", name, err)
 	}
 	return nil
@@ -186,7 +193,7 @@ func (s *Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("filestore: get %s: %w", name, err)
 	}
-	f, err := os.Open(p)
+	f, err := s.fs.Open(p)
 	if err != nil {
 		if notExist(err) {
 			return nil, fmt.Errorf("filestore: get %s: %w", name, store.ErrNotFound)
@@ -216,7 +223,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	start := filepath.Join(s.root, filepath.FromSlash(base))
 	var names []string
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+	err := vfs.WalkDir(s.fs, start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if notExist(err) {
 				return nil
@@ -263,19 +270,19 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("filestore: delete %s: %w", name, err)
 	}
-	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+	if fi, err := s.fs.Lstat(p); err == nil && fi.IsDir() {
 		// A directory holds other objects and is not one itself: the
 		// object name is missing. Removing the directory instead would
 		// race with a Put creating a file in it.
 		return nil
 	}
-	if err := os.Remove(p); err != nil {
+	if err := s.fs.Remove(p); err != nil {
 		if notExist(err) {
 			return nil
 		}
 		return fmt.Errorf("filestore: delete %s: %w", name, err)
 	}
-	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(s.fs, filepath.Dir(p)); err != nil {
 		return fmt.Errorf("filestore: delete %s: fsync directory: %w", name, err)
 	}
 	return nil
@@ -294,12 +301,12 @@ func (s *Store) Close() error {
 // It runs with the lock of that directory's job held, so no live writer can
 // own them.
 func (s *Store) removeTemps(dir string) {
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	_ = vfs.WalkDir(s.fs, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if !d.IsDir() && strings.HasPrefix(d.Name(), tmpPrefix) {
-			if err := os.Remove(p); err == nil {
+			if err := s.fs.Remove(p); err == nil {
 				s.log.Debug("filestore: removed temporary file left by an interrupted write", "path", p)
 			}
 		}

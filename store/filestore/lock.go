@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ckptdev/ckpt/internal/durable"
+	"github.com/ckptdev/ckpt/internal/vfs"
 	"github.com/ckptdev/ckpt/store"
 )
 
@@ -44,21 +45,21 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
-	if err := durable.MkdirAll(filepath.Dir(p)); err != nil {
+	if err := durable.MkdirAll(s.fs, filepath.Dir(p)); err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := s.fs.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
 	// The lock file carries the fencing token from holder to holder: its
 	// directory entry must be durable before a token is handed out, or a
 	// machine crash could bring the token back to 1.
-	if err := durable.SyncDir(filepath.Dir(p)); err != nil {
+	if err := durable.SyncDir(s.fs, filepath.Dir(p)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("filestore: lock %s: fsync directory: %w", name, err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := vfs.TryLock(f); err != nil {
 		rec, _ := readRecord(f)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
@@ -85,13 +86,13 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 	}
 	rec := lockRecord{Token: prev.Token + 1, Holder: &owner}
 	if err := writeRecord(f, rec); err != nil {
-		flock(f, unix.LOCK_UN)
+		vfs.Unlock(f)
 		f.Close()
 		return nil, fmt.Errorf("filestore: lock %s: write lock record: %w", name, err)
 	}
 	id, err := f.Stat()
 	if err != nil {
-		flock(f, unix.LOCK_UN)
+		vfs.Unlock(f)
 		f.Close()
 		return nil, fmt.Errorf("filestore: lock %s: %w", name, err)
 	}
@@ -115,10 +116,10 @@ type lease struct {
 	name string
 	path string      // the lock file
 	dir  string      // the lock file's directory: the job's
-	id   os.FileInfo // of the open lock file, for its identity
+	id   fs.FileInfo // of the open lock file, for its identity
 
 	mu   sync.Mutex
-	f    *os.File // nil once released
+	f    vfs.File // nil once released
 	rec  lockRecord
 	lost error // why the lease ended while held
 }
@@ -137,11 +138,11 @@ func (l *lease) Check(ctx context.Context) error {
 	case l.lost != nil:
 		return l.lost
 	}
-	fi, err := os.Stat(l.path)
+	fi, err := l.s.fs.Stat(l.path)
 	switch {
 	case err != nil && !notExist(err):
 		return fmt.Errorf("filestore: lock %s: check the lock file: %w", l.name, err)
-	case err != nil || !os.SameFile(fi, l.id):
+	case err != nil || !vfs.SameFile(fi, l.id):
 		what := "was deleted"
 		if err == nil {
 			what = "was replaced by another file"
@@ -168,7 +169,7 @@ func (l *lease) Release(ctx context.Context) error {
 	rec := l.rec
 	rec.Released = true
 	werr := writeRecord(l.f, rec)
-	uerr := flock(l.f, unix.LOCK_UN)
+	uerr := vfs.Unlock(l.f)
 	cerr := l.f.Close()
 	l.f = nil
 	if err := errors.Join(werr, uerr, cerr); err != nil {
@@ -206,39 +207,30 @@ func (s *Store) leaseOver(dir string) *lease {
 // mkdirBelow creates dir and its missing parents up to base, which must
 // exist: the directory of a held lock is never recreated, since a new one
 // would have no lock in it. Each new directory is fsynced into its parent.
-func mkdirBelow(base, dir string) error {
+func mkdirBelow(fsys vfs.FS, base, dir string) error {
 	if dir == base {
-		if _, err := os.Stat(base); err != nil {
+		if _, err := fsys.Stat(base); err != nil {
 			return err
 		}
 		return nil
 	}
-	if fi, err := os.Stat(dir); err == nil {
+	if fi, err := fsys.Stat(dir); err == nil {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
 		return nil
 	}
 	parent := filepath.Dir(dir)
-	if err := mkdirBelow(base, parent); err != nil {
+	if err := mkdirBelow(fsys, base, parent); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := fsys.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return durable.SyncDir(parent)
+	return durable.SyncDir(fsys, parent)
 }
 
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func readRecord(f *os.File) (lockRecord, error) {
+func readRecord(f vfs.File) (lockRecord, error) {
 	var rec lockRecord
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
 	if err != nil || len(b) == 0 {
@@ -250,7 +242,7 @@ func readRecord(f *os.File) (lockRecord, error) {
 	return rec, nil
 }
 
-func writeRecord(f *os.File, rec lockRecord) error {
+func writeRecord(f vfs.File, rec lockRecord) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
