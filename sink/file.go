@@ -165,7 +165,7 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 	if fi.Size() < p.Length {
 		return fail(fmt.Errorf("%w: %s is %d bytes, shorter than the %d bytes the checkpoint made durable", ErrOutputChanged, path, fi.Size(), p.Length))
 	}
-	tail, crc, err := check(f, path, p)
+	tail, crc, err := check(f, path, p, p.Length <= wholeCheckMax)
 	if err != nil {
 		return fail(err)
 	}
@@ -221,10 +221,26 @@ func regular(path string, fi fs.FileInfo) error {
 	return fmt.Errorf("%w: %s is %s; a resumed job truncates its output back to the last checkpoint, which needs a regular file: write to a file", ErrNotResumable, path, what)
 }
 
-// check reads the first p.Length bytes of f and checks them against p:
-// the hash of the last 4 KiB and, where p has it, the CRC of all. It
-// returns the last 4 KiB and the CRC, to go on from.
-func check(f vfs.File, path string, p FilePosition) ([]byte, uint32, error) {
+// wholeCheckMax is the largest output that a resume reads whole to check
+// its CRC: past it, resuming would cost time in proportion to the output
+// (seconds for gigabytes), and the resume checks the length and the last
+// 4 KiB only, going on from the CRC the checkpoint recorded. A finished
+// job's output is always checked whole (VerifyFile).
+const wholeCheckMax = 64 << 20
+
+// check checks the first p.Length bytes of f against p: the hash of the
+// last 4 KiB and, where p has it and whole is set, the CRC of all of
+// them, which it reads. It returns the last 4 KiB and the CRC, to go on
+// from: the one read, or without whole the one p recorded.
+func check(f vfs.File, path string, p FilePosition, whole bool) ([]byte, uint32, error) {
+	if !whole {
+		// A position written before the CRC was recorded has none to go
+		// on from: then the output is read whole after all.
+		if c, err := strconv.ParseUint(p.CRC, 16, 32); err == nil {
+			tail, err := checkTail(f, path, p)
+			return tail, uint32(c), err
+		}
+	}
 	var crc uint32
 	buf := make([]byte, 1<<20)
 	for off := int64(0); off < p.Length; {
@@ -235,17 +251,27 @@ func check(f vfs.File, path string, p FilePosition) ([]byte, uint32, error) {
 			return nil, 0, fmt.Errorf("read %s: %w", path, err)
 		}
 	}
-	tail := make([]byte, min(p.Length, tailSpan))
-	if _, err := f.ReadAt(tail, p.Length-int64(len(tail))); err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	if tailHash(tail) != p.Tail {
-		return nil, 0, fmt.Errorf("%w: %s differs from what the checkpoint wrote, in its last %d bytes", ErrOutputChanged, path, len(tail))
+	tail, err := checkTail(f, path, p)
+	if err != nil {
+		return nil, 0, err
 	}
 	if p.CRC != "" && crcHex(crc) != p.CRC {
 		return nil, 0, fmt.Errorf("%w: %s differs from what the checkpoint wrote (its first %d bytes have another CRC-32C)", ErrOutputChanged, path, p.Length)
 	}
 	return tail, crc, nil
+}
+
+// checkTail checks the last 4 KiB before p.Length against p's hash, and
+// returns them.
+func checkTail(f vfs.File, path string, p FilePosition) ([]byte, error) {
+	tail := make([]byte, min(p.Length, tailSpan))
+	if _, err := f.ReadAt(tail, p.Length-int64(len(tail))); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if tailHash(tail) != p.Tail {
+		return nil, fmt.Errorf("%w: %s differs from what the checkpoint wrote, in its last %d bytes", ErrOutputChanged, path, len(tail))
+	}
+	return tail, nil
 }
 
 // VerifyFile checks, changing nothing, that the file at path is exactly
@@ -281,7 +307,7 @@ func VerifyFileWith(path string, pos json.RawMessage, opts FileOptions) error {
 	if fi.Size() != p.Length {
 		return fmt.Errorf("%w: %s is %d bytes; the job wrote %d", ErrOutputChanged, path, fi.Size(), p.Length)
 	}
-	_, _, err = check(f, path, p)
+	_, _, err = check(f, path, p, true)
 	return err
 }
 

@@ -3,6 +3,7 @@ package sink_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -171,5 +172,47 @@ func TestVerifyFile(t *testing.T) {
 				t.Errorf("VerifyFile changed the file")
 			}
 		})
+	}
+}
+
+// TestResumeOfALargeOutputReadsItsTail: resuming an output of more than
+// 64 MiB checks its length and last 4 KiB, and goes on from the CRC the
+// checkpoint recorded, instead of reading it whole (which would make a
+// resume cost seconds per gigabyte); the finished output is still checked
+// whole. An edit at byte 100 therefore passes the resume but not
+// VerifyFile, and an intact output resumed and written on verifies.
+func TestResumeOfALargeOutputReadsItsTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 65 MiB")
+	}
+	dir := t.TempDir()
+	content := bytes.Repeat([]byte("0123456789abcdef\n"), (65<<20)/17)
+	for _, edited := range []bool{false, true} {
+		path := filepath.Join(dir, fmt.Sprint("out-", edited))
+		pos := written(t, path, content)
+		if edited {
+			patch(t, path, 100)
+		}
+		w, err := sink.OpenFile(path, pos)
+		if err != nil {
+			t.Fatalf("edited=%v: resume: %v", edited, err)
+		}
+		if _, err := w.Write([]byte("more\n")); err != nil {
+			t.Fatal(err)
+		}
+		final, err := w.Flush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		err = sink.VerifyFile(path, final)
+		if edited && !errors.Is(err, sink.ErrOutputChanged) {
+			t.Errorf("VerifyFile of the finished output edited at byte 100: %v, want ErrOutputChanged", err)
+		}
+		if !edited && err != nil {
+			t.Errorf("VerifyFile of the intact output resumed and written on: %v", err)
+		}
 	}
 }
