@@ -47,6 +47,13 @@ type Checkpoint struct {
 	State []StateRef `json:"state,omitempty"`
 	// Metadata is the user's, recorded as given.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Duration is how long taking the checkpoint took, from the flush of
+	// the output to the write of its manifest (the commit point, whose own
+	// time it cannot include). Zero in checkpoints written before it was
+	// recorded.
+	Duration time.Duration `json:"duration_ns,omitempty"`
+
+	began time.Time // when capture began; not recorded
 }
 
 // StateRef describes one serialized state value.

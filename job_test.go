@@ -198,3 +198,33 @@ func TestCodecs(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint records how long taking it took, from the flush of the
+// output to its manifest's write, so that its history can be read as
+// Flink's checkpoint tab shows it.
+func TestCheckpointRecordsItsDuration(t *testing.T) {
+	dir := t.TempDir()
+	j, err := ckpt.Open[counterState](context.Background(), "timed", ckpt.Config{Store: dir, NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.State.Sum = 42
+	cp, err := j.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ckpt.OpenStore(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	entries, err := ckpt.List(context.Background(), st, "timed")
+	if err != nil || len(entries) != 1 || entries[0].Checkpoint == nil {
+		t.Fatalf("list: %v, %+v", err, entries)
+	}
+	got := entries[0].Checkpoint.Duration
+	if got <= 0 || got != cp.Duration {
+		t.Errorf("recorded duration %v, returned %v: want the same, above zero", got, cp.Duration)
+	}
+}

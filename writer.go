@@ -219,6 +219,7 @@ func (w *writer) capture(ctx context.Context, cp *Checkpoint, src PositionSource
 	if w.lease == nil {
 		return 0, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
 	}
+	cp.began = time.Now()
 	if sink != nil {
 		pos, err := sink.Flush()
 		if err != nil {
@@ -268,6 +269,9 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 	cp.Token = w.lease.Token()
 	cp.Writer = w.owner
 	cp.Time = time.Now().UTC()
+	if !cp.began.IsZero() {
+		cp.Duration = cp.Time.Sub(cp.began)
+	}
 	body, err := encodeManifest(cp)
 	if err != nil {
 		return nil, err

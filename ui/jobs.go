@@ -209,6 +209,7 @@ type CheckpointRow struct {
 	Time      time.Time       `json:"time,omitzero"`
 	Trigger   string          `json:"trigger,omitempty"`
 	Interval  time.Duration   `json:"interval_ns,omitempty"` // since the previous checkpoint
+	Duration  time.Duration   `json:"duration_ns,omitempty"` // taking it, flush to commit (0: not recorded)
 	Written   int64           `json:"written_bytes"`         // bytes of state not in the previous checkpoint
 	FullSize  int64           `json:"full_size_bytes"`
 	RawSize   int64           `json:"raw_size_bytes"`
@@ -255,7 +256,7 @@ func (s *Server) job(ctx context.Context, job string) (*JobDetail, error) {
 		}
 		row.Time, row.Trigger, row.FullSize, row.RawSize = cp.Time, cp.Trigger.String(), cp.StoredSize(), cp.RawSize()
 		row.Records, row.Bytes, row.Savepoint, row.Label, row.Final = cp.Records, cp.Bytes, cp.Savepoint, cp.Label, cp.Final
-		row.Writer, row.Source = cp.Writer.String(), cp.Source
+		row.Writer, row.Source, row.Duration = cp.Writer.String(), cp.Source, cp.Duration
 		had := map[string]bool{}
 		if prev != nil {
 			row.Interval = cp.Time.Sub(prev.Time)
