@@ -36,6 +36,9 @@ func wantLockedBy(t *testing.T, err error, holder store.Owner) {
 // then the first holder must already know it lost the lease, and a write
 // fenced by it must be refused.
 func TestLeaseExpiresAndIsTakenOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: waits for a lease to expire")
+	}
 	t.Parallel()
 	b := testenv.S3(t)
 	proxy := testenv.NewProxy(t, strings.TrimPrefix(b.Endpoint, "http://"))
