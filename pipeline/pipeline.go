@@ -377,11 +377,10 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 		}
 		return res, fmt.Errorf("%w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
 	}
-	r, err := newRun(ctx, job, cfg, open, output)
+	r, err := newRun(ctx, job, cfg, open, output, began)
 	if err != nil {
 		return res, err
 	}
-	r.began = began
 	defer r.close()
 	r.started()
 	if err := r.loop(ctx, fn, o.atEnd); err != nil {
@@ -470,8 +469,9 @@ type positions struct {
 	DeadLetter json.RawMessage `json:"dead_letter,omitempty"`
 }
 
-func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener[W]) (*run[S, R, W], error) {
-	r := &run[S, R, W]{job: job, cfg: cfg, began: time.Now()}
+func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener[W], began time.Time) (*run[S, R, W], error) {
+	// began is set before the progress goroutine starts: it reads it.
+	r := &run[S, R, W]{job: job, cfg: cfg, began: began}
 	var srcPos json.RawMessage
 	var pos positions
 	if cp := job.Resumed(); cp != nil {
