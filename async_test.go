@@ -23,8 +23,9 @@ import (
 
 // gatedSink is an output whose Sync waits until gate is closed: a slow
 // fsync, during which the job goes on. A Sync that the test cannot
-// release (it runs in the caller's goroutine) fails after a while
-// instead of hanging the test.
+// release (it runs in the caller's goroutine) fails after a minute
+// instead of hanging the test: a guard against a hang, long enough that
+// a loaded machine never reaches it while the test goes on.
 type gatedSink struct{ gate chan struct{} }
 
 func (s *gatedSink) Flush() (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
@@ -35,7 +36,7 @@ func (s *gatedSink) Sync(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		return errors.New("gatedSink: Sync was never released: it ran before the caller got control back")
 	}
 }

@@ -470,6 +470,7 @@ type positions struct {
 }
 
 func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cfg Config, open Opener[R], output SinkOpener[W], began time.Time) (*run[S, R, W], error) {
+	// began is set before the progress goroutine starts: it reads it.
 	r := &run[S, R, W]{job: job, cfg: cfg, began: began}
 	var srcPos json.RawMessage
 	var pos positions

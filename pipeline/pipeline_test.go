@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/pipeline"
@@ -276,6 +277,33 @@ func TestAtEndAndProgress(t *testing.T) {
 	defer mu.Unlock()
 	if !last.Done || last.Records != 4 || last.Consumed != 10 || last.Size != 10 {
 		t.Fatalf("last progress %+v, want done, 4 records, 10 of 10 bytes", last)
+	}
+}
+
+// Progress is reported from its own goroutine while records are
+// processed, from the first one on (under -race, a field of the run set
+// after that goroutine started shows as a race).
+func TestProgressWhileRecordsAreProcessed(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	writeFile(t, in, "a\nbb\n")
+	cfg := config(t, dir)
+	cfg.ProgressEvery = time.Nanosecond
+	reported := make(chan struct{})
+	var once sync.Once
+	cfg.Progress = func(p pipeline.Progress) {
+		if !p.Done {
+			once.Do(func() { close(reported) })
+		}
+	}
+	res, err := pipeline.Run(context.Background(), cfg, pipeline.Lines(in), pipeline.File(filepath.Join(dir, "out.txt")),
+		func(ctx context.Context, l *source.Line, n *int, w *sink.File) error {
+			<-reported // a report made while the run goes on
+			*n += len(l.Text)
+			return nil
+		})
+	if err != nil || res.Records != 2 {
+		t.Fatalf("run: %v, %d records; want 2", err, res.Records)
 	}
 }
 

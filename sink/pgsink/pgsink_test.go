@@ -36,6 +36,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	// Each fixture has its own schema: the tests that use one run side
+	// by side, their waits on the server overlapping.
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st, err := pgstore.Open(t.Context(), pg.URL, pgstore.Options{Logger: quiet})
 	if err != nil {

@@ -20,6 +20,9 @@ func TestConformance(t *testing.T) {
 // With tiny parts every object of the suite spans many rows: the
 // streaming paths are the ones checked.
 func TestConformanceSmallParts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: the whole suite again with tiny parts; TestConformance covers the store in -short")
+	}
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openStore(t, testenv.NewPostgres(t).URL, pgstore.Options{PartSize: 4099})
 	})

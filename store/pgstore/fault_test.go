@@ -73,6 +73,10 @@ func (s *seekablePausing) Seek(off int64, whence int) (int64, error) { return s.
 // A write whose connection dies midway leaves the previous state whole;
 // one whose input can be read again is started over and completes.
 func TestWriteWithTerminatedConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: fault test that terminates server connections")
+	}
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st, app := appStore(t, pg, pgstore.Options{})
 	defer st.Close()
@@ -148,6 +152,10 @@ func readAll(st store.Store, name string) ([]byte, error) {
 // A read whose connection dies midway resumes on another connection at
 // the part it had reached.
 func TestGetResumesAfterTerminatedConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: fault test that terminates server connections")
+	}
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
@@ -209,6 +217,7 @@ func leasePID(t *testing.T, pg *testenv.Postgres, lock string) uint32 {
 }
 
 func TestLeaseLostWithItsConnection(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st := openStore(t, pg.URL, pgstore.Options{})
 	defer st.Close()
@@ -304,6 +313,7 @@ func (f *faultyStore) Put(ctx context.Context, name string, r io.Reader) error {
 // previous checkpoint stays the newest valid one, and the job reopened
 // resumes from it and goes on.
 func TestJobCheckpointWithTerminatedConnection(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st, app := appStore(t, pg, pgstore.Options{})
 	defer st.Close()
@@ -363,6 +373,7 @@ func TestJobCheckpointWithTerminatedConnection(t *testing.T) {
 // the job over, and the first one's next commit is refused without
 // touching the second one's checkpoints.
 func TestJobFencedOutAfterLockConnectionDies(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	ctx := t.Context()
 	quiet := slog.New(slog.DiscardHandler)

@@ -79,6 +79,7 @@ func TestParseURL(t *testing.T) {
 // ckpt's own parameters work against the real server, which refuses
 // settings it does not know: a stripped URL is the only way this opens.
 func TestOpenWithCkptParams(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st := openStore(t, pg.WithParam("table", "some_output"), pgstore.Options{})
 	defer st.Close()
@@ -91,6 +92,7 @@ func TestOpenWithCkptParams(t *testing.T) {
 }
 
 func TestOpenErrorsSayWhatToCheck(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	base, err := url.Parse(pg.Base)
 	if err != nil {
@@ -140,6 +142,7 @@ func TestOpenErrorsSayWhatToCheck(t *testing.T) {
 
 // Many processes opening a new store at once create its tables once.
 func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	schema := pg.Schema + "_new" // not there yet: the openers create it
 	conn := pg.Conn(t)
@@ -202,6 +205,7 @@ func TestConcurrentOpensMigrateOnce(t *testing.T) {
 }
 
 func TestSchemaFromNewerVersionIsRefused(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st := openStore(t, pg.URL, pgstore.Options{})
 	st.Close()
@@ -222,6 +226,7 @@ func TestSchemaFromNewerVersionIsRefused(t *testing.T) {
 // List matches prefixes literally ('_' and '%' are LIKE's wildcards, not
 // ckpt's), and uses the primary key's index.
 func TestListPrefixIsLiteralAndIndexed(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	st := openStore(t, pg.URL, pgstore.Options{})
 	defer st.Close()
@@ -307,6 +312,10 @@ func heapPeak() (stop func() uint64) {
 // Objects stream through in parts: a write or read of 96 MiB holds a few
 // parts in memory, not the object.
 func TestMemoryIsBoundedByThePartSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: streams a large object")
+	}
+	// Not parallel: the heap it measures is the whole test binary's.
 	pg := testenv.NewPostgres(t)
 	st := openStore(t, pg.URL, pgstore.Options{})
 	defer st.Close()
@@ -339,6 +348,7 @@ func TestMemoryIsBoundedByThePartSize(t *testing.T) {
 // A user without the right to create schemas can use a schema it owns,
 // and is told what to grant when it owns none.
 func TestUserWithoutCreatePrivilege(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	conn := pg.Conn(t)
 	role := pg.Schema + "_user"
@@ -394,6 +404,7 @@ func TestUserWithoutCreatePrivilege(t *testing.T) {
 // database whose default is repeatable read must not break concurrent
 // opens or writes of one name.
 func TestReadCommittedWhateverTheRoleDefault(t *testing.T) {
+	t.Parallel()
 	pg := testenv.NewPostgres(t)
 	conn := pg.Conn(t)
 	role := pg.Schema + "_rr"

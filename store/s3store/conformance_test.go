@@ -18,6 +18,9 @@ func TestConformance(t *testing.T) {
 // Parts of the smallest size S3 allows, several in flight: the suite's
 // objects of 20 MiB go through multipart uploads.
 func TestConformanceMultipart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: the whole suite again with 20 MiB multipart objects; multipart uploads are also checked by TestWriteRetriesDroppedConnection")
+	}
 	storetest.Run(t, func(t *testing.T) store.Store {
 		o := options(testenv.S3(t), "multi")
 		o.PartSize = s3store.MinPartSize

@@ -108,6 +108,9 @@ func TestKilledHolderIsTakenOverAtOnce(t *testing.T) {
 // holder died there): Lock says once how long it waits, then takes the
 // lock over when the lease expires. With NoLockWait it is refused.
 func TestLockWaitsForAnUnrenewedLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: waits for a lease to expire")
+	}
 	t.Parallel()
 	b := testenv.S3(t)
 	const name = "jobs/w/LOCK"

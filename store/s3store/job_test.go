@@ -173,6 +173,9 @@ func TestJobLargeStateThroughDroppedConnections(t *testing.T) {
 // before the new holder's first checkpoint nor after it, and the new
 // holder's checkpoints stay the newest.
 func TestStaleWriterCannotCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: waits for a lease to expire")
+	}
 	t.Parallel()
 	b := testenv.S3(t)
 	o, proxy, _ := viaProxy(t, b, "stale")

@@ -80,7 +80,7 @@ func (s *Store) lockKey(name string) (string, error) {
 // renewing it (it died) is taken over once its TTL has passed. The lease
 // renews itself in the background until Release; it implements
 // store.FencedLease.
-func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store.Lease, error) {
+func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (_ store.Lease, err error) {
 	key, err := s.lockKey(name)
 	if err != nil {
 		return nil, err
@@ -102,6 +102,16 @@ func (s *Store) Lock(ctx context.Context, name string, owner store.Owner) (store
 		return nil, fmt.Errorf("s3store: lock %s: %w", name, err)
 	}
 	id := newID()
+	// The lease counts as this process's from before its record is
+	// written: another Lock of this process that reads the record before
+	// the lease starts then fails at once, instead of waiting for a
+	// renewal as it does for a holder it cannot check.
+	heldHere.Store(id, struct{}{})
+	defer func() {
+		if err != nil {
+			heldHere.Delete(id)
+		}
+	}()
 	var putStart time.Time
 	w := lockWait{s: s, name: name}
 	for round := 0; round < 16; round++ {

@@ -2,6 +2,7 @@ package s3store_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"runtime"
@@ -36,6 +37,9 @@ func wantLockedBy(t *testing.T, err error, holder store.Owner) {
 // then the first holder must already know it lost the lease, and a write
 // fenced by it must be refused.
 func TestLeaseExpiresAndIsTakenOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: waits for a lease to expire")
+	}
 	t.Parallel()
 	b := testenv.S3(t)
 	proxy := testenv.NewProxy(t, strings.TrimPrefix(b.Endpoint, "http://"))
@@ -250,4 +254,60 @@ func waitStacks(d time.Duration, ok func(string) bool) bool {
 		}
 	}
 	return false
+}
+
+// A Lock that finds the record of another Lock of this process, written
+// but not yet answered, fails at once with store.ErrLocked: it does not
+// wait for a renewal as it does for a holder it cannot check.
+func TestLockInFlightInThisProcessIsLocked(t *testing.T) {
+	t.Parallel()
+	b := testenv.S3(t)
+	const name = "jobs/f/LOCK"
+	oa, proxy, _ := viaProxy(t, b, "inflight")
+	oa.RequestTimeout = time.Minute // a late answer is no timeout here
+	a := open(t, oa)
+	// The probe of conditional writes runs first, at full speed.
+	if err := a.Create(t.Context(), "warm", opaque([]byte("w"))); err != nil {
+		t.Fatal(err)
+	}
+	ob := options(b, "inflight")
+	rec := newLogRecorder()
+	ob.Logger = rec.logger()
+	other := open(t, ob)
+	if err := other.Create(t.Context(), "warm2", opaque([]byte("w"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// a's answers come late: its lock record is on the server while a
+	// still waits for the answer to its write.
+	proxy.SetDelay(0, 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	locked := make(chan error, 1)
+	go func() {
+		l, err := a.Lock(t.Context(), name, owner(1))
+		cancel() // a waiting Lock of other would wait on: stop it
+		if err == nil {
+			defer l.Release(context.Background())
+		}
+		locked <- err
+	}()
+	key := aws.String("inflight/.ckpt-locks/" + name)
+	for {
+		_, err := b.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(b.Bucket), Key: key})
+		if err == nil {
+			break
+		}
+		if t.Context().Err() != nil {
+			t.Fatalf("the lock record never appeared: %v", err)
+		}
+	}
+	_, err := other.Lock(ctx, name, owner(2))
+	wantLockedBy(t, err, owner(1))
+	if n := rec.count("waiting"); n != 0 {
+		t.Errorf("Lock waited for a lease of this process:\n%s", rec)
+	}
+	if err := <-locked; err != nil {
+		t.Fatalf("Lock through the slow proxy: %v", err)
+	}
 }
