@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ckptdev/ckpt/asset"
@@ -196,15 +197,18 @@ func injected(c *asset.Context) error {
 }
 
 // writeOrders generates the raw orders file: the same bytes every time.
-// It writes a temporary file of its own and renames it into place, so
-// that runs at the same time neither write into each other's file nor
-// read a half-written one.
+// It writes a temporary file of its own, named after its process and
+// unique in it, and renames it into place, so that runs at the same time
+// neither write into each other's file nor read a half-written one. The
+// temporary files of runs that were killed are removed first: their
+// processes are gone, and a killed write is always computed again.
 func writeOrders(c *asset.Context) (_ OrdersFile, err error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return OrdersFile{}, err
 	}
 	path := filepath.Join(dataDir, "raw_orders.csv")
-	f, err := os.CreateTemp(dataDir, "raw_orders-*.csv.tmp")
+	removeOrphans(path)
+	f, err := os.CreateTemp(dataDir, fmt.Sprintf("raw_orders.csv.%d.*.tmp", os.Getpid()))
 	if err != nil {
 		return OrdersFile{}, err
 	}
@@ -241,6 +245,22 @@ func writeOrders(c *asset.Context) (_ OrdersFile, err error) {
 	c.SetRows(n)
 	c.AddMetadata("path", abs)
 	return OrdersFile{Path: abs, Rows: n}, nil
+}
+
+// removeOrphans removes the temporary files that writeOrders left beside
+// path in processes that no longer exist (killed before their rename).
+func removeOrphans(path string) {
+	olds, _ := filepath.Glob(path + ".*.*.tmp")
+	for _, old := range olds {
+		num, _, _ := strings.Cut(strings.TrimPrefix(old, path+"."), ".")
+		pid, err := strconv.Atoi(num)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.Remove(old)
+		}
+	}
 }
 
 // readOrders parses the raw file, dropping rows without a valid positive
