@@ -33,12 +33,12 @@ import (
 	"os"
 
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/eventlog"
+	"github.com/ckptdev/ckpt/internal/errtext"
 	"github.com/ckptdev/ckpt/internal/shutdown"
 )
 
@@ -303,20 +303,10 @@ func exitCode(err error) int {
 	return ExitError
 }
 
-// packages are the prefixes that errors of ckpt's packages carry.
-var packages = []string{"asset", "eventlog", "ckpt", "store", "filestore", "memstore", "s3store", "pgstore", "codec", "file codec"}
-
-// message renders err on one line, with its hint.
+// message renders err on one line, with its hint, without the package
+// prefixes of library errors: the program's name in front is enough.
 func message(err error) string {
-	// Library errors carry their package prefix at every level of
-	// wrapping; the program's name in front is enough.
-	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
-	for _, p := range packages {
-		msg = strings.TrimPrefix(msg, p+": ")
-		for _, sep := range []string{": ", "; ", "("} {
-			msg = strings.ReplaceAll(msg, sep+p+": ", sep)
-		}
-	}
+	msg := errtext.Plain(err.Error())
 	var h hinted
 	if errors.As(err, &h) && h.hint != "" {
 		msg += "; " + h.hint

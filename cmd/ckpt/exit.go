@@ -165,14 +165,8 @@ func errorLine(err error) string {
 		msg = libraryAdvice.ReplaceAllString(msg, "")
 		msg += "; " + h
 	}
-	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 	return "ckpt: " + msg
 }
-
-// packagePrefix matches the package names that library errors may carry
-// in front of their messages, at the start or after a colon: people are
-// told what happened, not in which package.
-var packagePrefix = regexp.MustCompile(`(^|: |\()(ckpt|pipeline|source|sink|convert|aggregate|store|filestore|memstore|s3store|pgstore|pgsink|asset|eventlog): `)
 
 // libraryAdvice matches the library's advice in a message, in terms of its
 // API ("restart the job", "the bad-record policy"), which a hint of

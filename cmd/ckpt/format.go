@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/internal/errtext"
 	"github.com/ckptdev/ckpt/internal/progress"
 )
 
@@ -120,19 +121,12 @@ func entryJSON(e ckpt.Entry) checkpointJSON {
 }
 
 // errorText renders an error for people, without the package prefixes
-// that library errors carry at every level of wrapping.
+// that library errors carry at every level of wrapping, on one line.
 func errorText(err error) string {
 	if err == nil {
 		return ""
 	}
-	msg := err.Error()
-	for {
-		m := packagePrefix.ReplaceAllString(msg, "$1")
-		if m == msg {
-			return msg
-		}
-		msg = m
-	}
+	return errtext.Plain(err.Error())
 }
 
 // entryProblem says why a manifest did not decode, for a table cell.
