@@ -112,7 +112,7 @@ const (
 	KindStepReused Kind = "step_reused"
 	// KindStepCanceled: the run was canceled before the step ended.
 	KindStepCanceled Kind = "step_canceled"
-	// Message: a free-form message of the run.
+	// KindMessage: a free-form message of the run.
 	KindMessage Kind = "message"
 )
 
