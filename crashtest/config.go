@@ -24,7 +24,8 @@
 // Each run is a real process in its own process group; a kill signals the
 // whole group, so children die with it. Kills that leave the operating
 // system running (every signal) keep the page cache: a missing fsync is not
-// caught this way. See docs/CRASHTEST.md.
+// caught this way, unless Config.PowerLoss turns every kill into a power
+// cut for the files ckpt writes. See docs/CRASHTEST.md.
 package crashtest
 
 import (
@@ -108,6 +109,13 @@ type Config struct {
 	// NoPhases turns off the kills at the commit protocol's phase
 	// boundaries that programs built with ckpt announce.
 	NoPhases bool
+	// PowerLoss makes every kill a power cut for the files ckpt writes:
+	// each run logs ckpt's file changes with what they replaced (through
+	// the CKPT_POWERLOSS_LOG environment variable), and after a run is
+	// killed everything no fsync had made durable is undone before the
+	// next run. Only Go programs built with ckpt log their changes; the
+	// program's other files keep what it wrote, as after any kill.
+	PowerLoss bool
 	// RecoveryKills is how many reruns of a trial may be killed in turn,
 	// during their recovery (default 2; negative: none).
 	RecoveryKills int

@@ -74,6 +74,8 @@ type Report struct {
 	// Phases counts, for each commit-protocol phase the program announced
 	// in its reference run, the trials killed exactly there.
 	Phases map[string]int `json:"phases,omitempty"`
+	// PowerLoss: every kill was also a power cut (Config.PowerLoss).
+	PowerLoss bool `json:"power_loss,omitempty"`
 	// MinFailingKill is the smallest kill time, from the start of a
 	// trial's first run, found to still fail (by bisecting the first
 	// failing timed kill); zero if none was searched.
@@ -107,6 +109,7 @@ type harness struct {
 	phases  map[string]int // announcements in the reference run
 	order   []string       // phases in order of first announcement
 	rep     *Report
+	runs    int // runs started, to name their power-loss logs
 }
 
 // Run runs the crash test cfg describes. The error is for a test that could
@@ -131,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if scratch, err = filepath.Abs(scratch); err != nil {
 		return nil, fmt.Errorf("crashtest: scratch directory: %w", err)
 	}
-	h := &harness{cfg: cfg, scratch: scratch, rep: &Report{Command: cfg.Command, Seed: cfg.Seed, Signal: cfg.Signal}}
+	h := &harness{cfg: cfg, scratch: scratch, rep: &Report{Command: cfg.Command, Seed: cfg.Seed, Signal: cfg.Signal, PowerLoss: cfg.PowerLoss}}
 	if cfg.Keep {
 		h.rep.Scratch = scratch
 	} else {
@@ -189,6 +192,9 @@ func (h *harness) reference(ctx context.Context) error {
 		}
 		if r.ExitCode != 0 {
 			return fmt.Errorf("crashtest: the uninterrupted run failed with exit status %d; fix the command first. Its output ends with:\n%s", r.ExitCode, r.Output)
+		}
+		if h.cfg.PowerLoss && r.Logged == 0 {
+			return fmt.Errorf("%w: power loss: the program changed no file through ckpt; power loss is simulated for the files of Go programs built with ckpt (file stores, file outputs), so this test would prove nothing more than plain kills", ErrConfig)
 		}
 		res, err := h.collect(ctx, dir)
 		if err != nil {

@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ckptdev/ckpt/internal/crashpoint"
+	"github.com/ckptdev/ckpt/internal/vfs"
 )
 
 // Execution is one run of the program within a trial.
@@ -40,6 +43,11 @@ type Execution struct {
 	Phases []string `json:"phases,omitempty"`
 	// Output is the end of the program's standard output and error.
 	Output string `json:"output,omitempty"`
+	// Logged is the number of file changes the run made through ckpt,
+	// and Undone how many of them the power cut after its kill undid,
+	// with Config.PowerLoss.
+	Logged int `json:"power_loss_logged,omitempty"`
+	Undone int `json:"power_loss_undone,omitempty"`
 }
 
 // runSpec says when to stop a run.
@@ -101,6 +109,18 @@ func (h *harness) execute(ctx context.Context, dir string, spec runSpec) (Execut
 	defer ackW.Close()
 	cmd.ExtraFiles = []*os.File{annW, ackR} // descriptors 3 and 4
 	cmd.Env = append(append(os.Environ(), h.cfg.Env...), crashpoint.Env+"="+crashpoint.Value(3, 4))
+	var plLog string
+	if h.cfg.PowerLoss {
+		h.runs++
+		plDir := filepath.Join(h.scratch, "power-loss")
+		if err := os.MkdirAll(plDir, 0o755); err != nil {
+			return Execution{}, fmt.Errorf("crashtest: %w", err)
+		}
+		plLog = filepath.Join(plDir, fmt.Sprintf("run-%d.log", h.runs))
+		cmd.Env = append(cmd.Env, vfs.PowerLossEnv+"="+plLog)
+		defer os.RemoveAll(plLog + ".keep")
+		defer os.Remove(plLog)
+	}
 
 	r := Execution{KillAfter: spec.killAfter, Phase: spec.phase, PhaseHit: spec.phaseHit}
 	start := time.Now()
@@ -225,6 +245,19 @@ func (h *harness) execute(ctx context.Context, dir string, spec runSpec) (Execut
 	}
 	if err := ctx.Err(); err != nil {
 		return r, err
+	}
+	if plLog != "" {
+		// The whole group is dead: cut the power on what it left.
+		var st vfs.PowerLossStats
+		if r.Interrupted && r.ExitCode != 0 {
+			st, err = vfs.ApplyPowerLoss(plLog)
+		} else {
+			st.Changes, err = vfs.PowerLossChanges(plLog)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return r, fmt.Errorf("crashtest: %w", err)
+		}
+		r.Logged, r.Undone = st.Changes, st.Undone
 	}
 	return r, nil
 }

@@ -15,6 +15,18 @@ func (r *Report) String() string {
 	if len(r.Reference) > 0 {
 		fmt.Fprintf(&b, "reference run: %s (seed %d, signal %s)\n", r.Reference[0].Duration.Round(time.Millisecond), r.Seed, r.Signal)
 	}
+	if r.PowerLoss {
+		undone, cuts := 0, 0
+		for _, t := range r.Trials {
+			for _, run := range t.Runs {
+				if run.Interrupted && run.ExitCode != 0 {
+					cuts++
+					undone += run.Undone
+				}
+			}
+		}
+		fmt.Fprintf(&b, "power loss: %d power cuts undid %d file changes that no fsync had made durable\n", cuts, undone)
+	}
 	if r.Nondeterministic != nil {
 		fmt.Fprintf(&b, "NONDETERMINISTIC: two uninterrupted runs produced different results, so crashes cannot be judged against them.\n%s\n", r.Nondeterministic)
 		b.WriteString("Make the output a function of the input (fixed order, no times or random values), or compare through a normalizer or a check command.\n")
@@ -84,6 +96,9 @@ func (t *Trial) Summary() string {
 		default:
 			fmt.Fprintf(&b, "ran to exit status %d", run.ExitCode)
 		}
+		if run.Undone > 0 {
+			fmt.Fprintf(&b, " (power cut: %d of %d file changes undone)", run.Undone, run.Logged)
+		}
 	}
 	switch t.Outcome {
 	case OutcomeMismatch:
@@ -141,7 +156,7 @@ type junitFailure struct {
 // for the reference runs and one per trial.
 func (r *Report) WriteJUnit(w io.Writer) error {
 	s := junitSuite{Name: "crashtest " + strings.Join(r.Command, " "),
-		Props: []junitProp{{"seed", fmt.Sprint(r.Seed)}, {"signal", string(r.Signal)}}}
+		Props: []junitProp{{"seed", fmt.Sprint(r.Seed)}, {"signal", string(r.Signal)}, {"power_loss", fmt.Sprint(r.PowerLoss)}}}
 	var total time.Duration
 	ref := junitCase{Name: "reference", ClassName: "crashtest"}
 	var refDur time.Duration

@@ -26,8 +26,10 @@ install versitygw github.com/versity/versitygw/cmd/versitygw v1.8.0
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
 	if [[ $(id -u) -eq 0 ]]; then
 		echo "installing chromium" >&2
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+		# Another apt-get (a second checkout's make, unattended upgrades)
+		# may hold dpkg's lock: wait for it rather than fail.
+		apt-get -o DPkg::Lock::Timeout=600 update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
 	else
 		echo "chromium is missing: the web UI's browser tests need it (apt-get install chromium, as root)" >&2
 	fi

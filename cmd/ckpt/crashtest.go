@@ -67,9 +67,13 @@ failure too. A program still running --grace after TERM or INT is killed.
 Signals go to the program's whole process group, so its children die with
 it.
 
-What it cannot catch: every signal leaves the operating system running, so
-data written but never fsynced survives; a missing fsync needs a machine
-crash (see docs/CRASHTEST.md). Kill times are reproducible with --seed, the
+Every signal leaves the operating system running, so data written but never
+fsynced survives a kill. --power-loss makes every kill a power cut for the
+files ckpt writes in Go programs built with ckpt (file stores, file
+outputs): each run logs those changes with what they replaced, and after a
+kill everything no fsync had made durable is undone before the next run. A
+missing fsync is then found. The program's other files, and programs not
+built with ckpt, are not covered (see docs/CRASHTEST.md). Kill times are reproducible with --seed, the
 program's own timing is not: a replay may need a few runs.
 
 Exit codes: 0 every trial matched, 1 a trial failed or the program is
@@ -79,7 +83,8 @@ nondeterministic (or the test could not run), 2 usage error.`,
   ckpt crashtest --kills 100 --signal mixed --compare results/ -- ./etl
   ckpt crashtest --compare out.csv --normalize 'sort' -- ./unordered-job
   ckpt crashtest --check 'sqlite3 db.sqlite "select count(*), sum(x) from t"' -- ./load
-  ckpt crashtest --json --junit crashtest.xml --compare out.txt -- ./job`,
+  ckpt crashtest --json --junit crashtest.xml --compare out.txt -- ./job
+  ckpt crashtest --power-loss --workdir data --compare out.jsonl -- ckpt convert in.csv out.jsonl`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 0 || len(args) == 0 {
 				return usageErrorf("give the command to test after --: ckpt crashtest [flags] -- COMMAND [ARGS...]")
@@ -174,6 +179,7 @@ nondeterministic (or the test could not run), 2 usage error.`,
 	fl.DurationVar(&timeout, "timeout", 0, "limit of each run (default: ten times the reference run, at least 1m)")
 	fl.DurationVar(&cfg.Grace, "grace", crashtest.DefaultGrace, "how long a program may take to stop after TERM or INT before it is killed")
 	fl.BoolVar(&cfg.NoPhases, "no-phases", false, "do not kill at the checkpoint phases that programs built with ckpt announce")
+	fl.BoolVar(&cfg.PowerLoss, "power-loss", false, "make every kill a power cut for the files ckpt writes: undo all it had not fsynced (Go programs built with ckpt)")
 	fl.BoolVar(&cfg.Keep, "keep", false, "keep the scratch directories (failing trials name theirs)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fl.StringVar(&junit, "junit", "", "also write the report as JUnit XML to `FILE`, for CI")

@@ -124,3 +124,12 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// --power-loss simulates power cuts for files changed through ckpt: a
+// program that changes none is a usage error, not a pass.
+func TestCrashtestPowerLossNeedsCkpt(t *testing.T) {
+	r := ckptRun(t, nil, "crashtest", "--power-loss", "--kills", "1", "--compare", "out.txt", "--", "sh", "-c", "echo x > out.txt").want(t, exitUsage)
+	if line := r.errLine(t); !strings.Contains(line, "changed no file through ckpt") {
+		t.Errorf("error line: %s", line)
+	}
+}

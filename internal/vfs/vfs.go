@@ -93,10 +93,6 @@ func SameFile(a, b fs.FileInfo) bool {
 	return ok && ma.n == mb.n
 }
 
-// Default returns the file system of the operating system, which code uses
-// when it is given no other.
-func Default() FS { return OS{} }
-
 // Or returns fsys, or Default() when fsys is nil: for options structs whose
 // zero value means the real file system.
 func Or(fsys FS) FS {
