@@ -26,6 +26,7 @@ const (
 	Auto  Format = iota // from the file extension
 	CSV                 // RFC 4180 CSV with a header line
 	JSONL               // JSON Lines, one object per line
+	TSV                 // CSV separated by tabs (.tsv, .tab)
 )
 
 // String returns the format's name.
@@ -35,36 +36,58 @@ func (f Format) String() string {
 		return "csv"
 	case JSONL:
 		return "jsonl"
+	case TSV:
+		return "tsv"
 	}
 	return "auto"
 }
 
-// ParseFormat reads a format name: csv, jsonl (or ndjson).
+// IsCSV reports whether f is CSV with a separator: CSV or TSV.
+func (f Format) IsCSV() bool { return f == CSV || f == TSV }
+
+// separator returns the field separator of a CSV-like format: d if set,
+// else the format's own.
+func (f Format) separator(d byte) byte {
+	switch {
+	case d != 0:
+		return d
+	case f == TSV:
+		return '\t'
+	}
+	return ','
+}
+
+// ParseFormat reads a format name: csv, tsv, jsonl (or ndjson).
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(s) {
 	case "csv":
 		return CSV, nil
+	case "tsv", "tab":
+		return TSV, nil
 	case "jsonl", "ndjson", "jsonlines":
 		return JSONL, nil
 	case "", "auto":
 		return Auto, nil
 	}
-	return 0, fmt.Errorf("unknown format %q (use csv or jsonl)", s)
+	return 0, fmt.Errorf("unknown format %q (use csv, tsv or jsonl)", s)
 }
 
-// FormatOf guesses a file's format from its extension (.csv; .jsonl,
-// .ndjson). For a directory or a glob, the extension of the pattern
-// decides. Compressed files are refused: ckpt reads and writes plain text.
+// FormatOf guesses a file's format from its extension (.csv; .tsv, .tab;
+// .jsonl, .ndjson). For a directory or a glob, the extension of the
+// pattern decides. Compressed files are refused: ckpt reads and writes
+// plain text.
 func FormatOf(path string) (Format, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv":
 		return CSV, nil
+	case ".tsv", ".tab":
+		return TSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
 	case ".gz", ".zst", ".bz2", ".xz", ".zip":
-		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain CSV and JSON Lines only (decompress an input first)", path, ext)
+		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain CSV, TSV and JSON Lines only (decompress an input first)", path, ext)
 	}
-	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .jsonl, .ndjson): name it with --from/--to", path)
+	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson): name it with --from/--to", path)
 }
 
 // Options configure a conversion.
@@ -76,6 +99,14 @@ type Options struct {
 	// InferTypes makes CSV to JSON write numbers, booleans and null (for
 	// empty fields) as JSON types; otherwise every value is a string.
 	InferTypes bool
+	// Delimiter is the field separator of CSV or TSV input, and
+	// OutDelimiter of CSV or TSV output; 0 is the format's own (a comma,
+	// or a tab for TSV).
+	Delimiter, OutDelimiter byte
+	// Columns names the columns of CSV or TSV input that has no header
+	// line: every line is a record. A CSV output gets a header line
+	// from these names.
+	Columns []string
 	// Pipeline names the job and sets store, triggers, bad-record policy
 	// and progress.
 	Pipeline pipeline.Config
@@ -100,10 +131,77 @@ func (o *Options) Resolve() error {
 			return fmt.Errorf("output: %w", err)
 		}
 	}
-	if o.From == o.To {
+	if err := o.checkCSVOptions(); err != nil {
+		return err
+	}
+	if o.To.IsCSV() && o.OutDelimiter != 0 {
+		if err := checkSeparator("output", o.OutDelimiter); err != nil {
+			return err
+		}
+	} else if o.OutDelimiter != 0 {
+		return fmt.Errorf("the output is %s: an output delimiter applies to CSV and TSV output only", o.To)
+	}
+	switch {
+	case o.From.IsCSV() && o.To.IsCSV():
+		if o.From.separator(o.Delimiter) == o.To.separator(o.OutDelimiter) && len(o.Columns) == 0 {
+			return fmt.Errorf("input and output are both %s separated by %q: nothing to convert", o.From, o.From.separator(o.Delimiter))
+		}
+	case o.From == o.To:
 		return fmt.Errorf("input and output are both %s: nothing to convert", o.From)
 	}
 	return nil
+}
+
+// checkCSVOptions refuses a delimiter or column names for input that is
+// not CSV, and a separator no CSV reader could use.
+func (o *Options) checkCSVOptions() error {
+	if !o.From.IsCSV() {
+		if o.Delimiter != 0 || len(o.Columns) > 0 {
+			return fmt.Errorf("the input is %s: a delimiter and column names apply to CSV and TSV input only", o.From)
+		}
+		return nil
+	}
+	if o.Delimiter != 0 {
+		if err := checkSeparator("input", o.Delimiter); err != nil {
+			return err
+		}
+	}
+	for i, c := range o.Columns {
+		if c == "" {
+			return fmt.Errorf("column %d has an empty name: name every column of the input", i+1)
+		}
+	}
+	return nil
+}
+
+// checkSeparator refuses a field separator that CSV cannot use.
+func checkSeparator(side string, d byte) error {
+	if d == '"' || d == '\n' || d == '\r' || d >= 0x80 {
+		return fmt.Errorf("%s delimiter %q: use one ASCII character other than a quote or a line end, such as ';', '|' or a tab", side, d)
+	}
+	return nil
+}
+
+// csvOptions are the source options of CSV or TSV input.
+func (o *Options) csvOptions() source.CSVOptions {
+	return source.CSVOptions{Comma: o.From.separator(o.Delimiter), Columns: o.Columns}
+}
+
+// params are what a resume must find unchanged: the formats, the type
+// inference, and the separators and column names where they are not the
+// defaults (so that jobs that never set them keep their parameters).
+func (o *Options) params() map[string]string {
+	p := map[string]string{"from": o.From.String(), "to": o.To.String(), "infer_types": strconv.FormatBool(o.InferTypes)}
+	if o.Delimiter != 0 {
+		p["delimiter"] = string(o.Delimiter)
+	}
+	if o.OutDelimiter != 0 {
+		p["out_delimiter"] = string(o.OutDelimiter)
+	}
+	if len(o.Columns) > 0 {
+		p["columns"] = strings.Join(o.Columns, ",")
+	}
+	return p
 }
 
 // Run converts Input to Output as the job o.Pipeline.Job. The formats
@@ -116,8 +214,11 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	if err := o.Resolve(); err != nil {
 		return pipeline.Result{}, err
 	}
-	o.Pipeline.Params = map[string]string{"from": o.From.String(), "to": o.To.String(), "infer_types": strconv.FormatBool(o.InferTypes)}
-	if o.From == CSV {
+	o.Pipeline.Params = o.params()
+	switch {
+	case o.From.IsCSV() && o.To.IsCSV():
+		return csvToCSV(ctx, o)
+	case o.From.IsCSV():
 		return csvToJSONL(ctx, o)
 	}
 	return jsonlToCSV(ctx, o)
@@ -129,7 +230,7 @@ type csvState struct{}
 func csvToJSONL(ctx context.Context, o Options) (pipeline.Result, error) {
 	var prefixes [][]byte // `{"name":` and `,"name":` per column
 	infer := o.InferTypes
-	return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output),
+	return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(o.csvOptions(), o.Input), pipeline.File(o.Output),
 		func(ctx context.Context, row *source.Row, _ *csvState, out *sink.File) error {
 			if prefixes == nil {
 				prefixes = jsonKeyPrefixes(row.Header)
@@ -197,7 +298,51 @@ type jsonlState struct {
 	Header []string `json:"header,omitempty"`
 }
 
+// csvToCSVState records whether the output's header line was written.
+type csvToCSVState struct {
+	Header bool `json:"header,omitempty"`
+}
+
+// csvToCSV rewrites CSV with another separator, or gives header-less
+// input its header line.
+func csvToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
+	comma := o.To.separator(o.OutDelimiter)
+	return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(o.csvOptions(), o.Input), pipeline.File(o.Output),
+		func(ctx context.Context, row *source.Row, st *csvToCSVState, out *sink.File) error {
+			b := out.Buffered()
+			if !st.Header {
+				st.Header = true
+				b = appendCSVRecord(b, stringsAsBytes(row.Header), comma)
+			}
+			return out.Commit(appendCSVRecord(b, row.Fields, comma))
+		})
+}
+
+// appendCSVRecord appends one CSV record and its line end. A lone empty
+// field is quoted: a blank line is no record to CSV readers.
+func appendCSVRecord(b []byte, fields [][]byte, comma byte) []byte {
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, comma)
+		}
+		b = records.AppendCSVField(b, f, comma)
+	}
+	if len(fields) == 1 && len(fields[0]) == 0 {
+		b = append(b, `""`...)
+	}
+	return append(b, '\n')
+}
+
+func stringsAsBytes(ss []string) [][]byte {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
 func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
+	comma := o.To.separator(o.OutDelimiter)
 	var row objectRow
 	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output),
 		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {
@@ -214,16 +359,7 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 				for _, k := range row.obj.Keys {
 					st.Header = append(st.Header, string(k))
 				}
-				for i, h := range st.Header {
-					if i > 0 {
-						b = append(b, ',')
-					}
-					b = records.AppendCSVField(b, []byte(h), ',')
-				}
-				if len(st.Header) == 1 && st.Header[0] == "" {
-					b = append(b, `""`...)
-				}
-				b = append(b, '\n')
+				b = appendCSVRecord(b, stringsAsBytes(st.Header), comma)
 			}
 			if row.cols == nil {
 				row.setColumns(st.Header) // also after a resume, from the state
@@ -231,18 +367,6 @@ func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 			if err := row.fill(line); err != nil {
 				return err
 			}
-			for c, v := range row.vals {
-				if c > 0 {
-					b = append(b, ',')
-				}
-				b = records.AppendCSVField(b, v, ',')
-			}
-			if len(row.vals) == 1 && len(row.vals[0]) == 0 {
-				// A lone empty field would make a blank line, which CSV
-				// readers skip: quote it so the record survives.
-				b = append(b, `""`...)
-			}
-			b = append(b, '\n')
-			return out.Commit(b)
+			return out.Commit(appendCSVRecord(b, row.vals, comma))
 		})
 }

@@ -76,6 +76,9 @@ func (o *Options) resolvePostgres() error {
 	if o.InferTypes {
 		return errors.New("the output is a PostgreSQL table of text columns: --infer-types does not apply")
 	}
+	if o.OutDelimiter != 0 {
+		return errors.New("the output is a PostgreSQL table: an output delimiter does not apply")
+	}
 	if _, _, _, err := PostgresTarget(o.Output); err != nil {
 		return fmt.Errorf("output: %w", err)
 	}
@@ -88,7 +91,7 @@ func (o *Options) resolvePostgres() error {
 			return fmt.Errorf("input: %w", err)
 		}
 	}
-	return nil
+	return o.checkCSVOptions()
 }
 
 // toPostgres loads Input into the table of Output.
@@ -101,6 +104,11 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, err
 	}
 	cfg := o.Pipeline
+	if o.Delimiter != 0 || len(o.Columns) > 0 {
+		// A resume must read the input as the first run did.
+		cfg.Params = o.params()
+		delete(cfg.Params, "to")
+	}
 	if cfg.Backend == nil {
 		if cfg.Store == "" {
 			cfg.Store = storeURL
@@ -117,31 +125,27 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, fmt.Errorf("convert: the job's store is a %T: a PostgreSQL table commits each checkpoint in the transaction of its rows, so the store must be PostgreSQL, in the same database (a postgres:// store URL)", cfg.Backend)
 	}
 	sc := pgsink.Config{URL: o.Output, RowColumn: pgsink.DefaultRowColumn, Store: pst, Logger: cfg.Logger}
-	if o.From == CSV {
+	if o.From.IsCSV() {
 		return csvToTable(ctx, o, cfg, sc)
 	}
 	return jsonlToTable(ctx, o, cfg, sc)
 }
 
 func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.Config) (pipeline.Result, error) {
-	src, err := pipeline.CSV(o.Input)(ctx, nil)
+	src, err := pipeline.CSVWith(o.csvOptions(), o.Input)(ctx, nil)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
 	header := src.(*source.CSV).Header()
 	src.Close()
 	sc.Columns = tableColumns(header, sc.RowColumn)
-	return pipeline.Run(ctx, cfg, pipeline.CSV(o.Input), pgsink.Output(sc),
+	comma := o.From.separator(o.Delimiter)
+	return pipeline.Run(ctx, cfg, pipeline.CSVWith(o.csvOptions(), o.Input), pgsink.Output(sc),
 		func(ctx context.Context, row *source.Row, _ *csvState, out *pgsink.Sink) error {
 			if err := out.WriteRow(row.Fields, nil); err != nil {
 				// The record as CSV again, for a dead-letter file.
-				var raw []byte
-				for i, f := range row.Fields {
-					if i > 0 {
-						raw = append(raw, ',')
-					}
-					raw = records.AppendCSVField(raw, f, ',')
-				}
+				raw := appendCSVRecord(nil, row.Fields, comma)
+				raw = raw[:len(raw)-1] // without its line end
 				return badValue(row.File, row.Line, row.Offset, raw, err)
 			}
 			return nil

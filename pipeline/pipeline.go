@@ -84,13 +84,22 @@ type InputFiles interface {
 type Opener[R any] func(ctx context.Context, pos json.RawMessage) (Source[R], error)
 
 // CSV opens CSV files (see source.Expand for the forms of each path).
-func CSV(paths ...string) Opener[*source.Row] {
+func CSV(paths ...string) Opener[*source.Row] { return CSVWith(source.CSVOptions{}, paths...) }
+
+// CSVWith opens CSV files with a separator or column names of their own:
+// a directory's .tsv and .tab files when the separator is a tab, its .csv
+// files otherwise.
+func CSVWith(opts source.CSVOptions, paths ...string) Opener[*source.Row] {
 	return func(_ context.Context, pos json.RawMessage) (Source[*source.Row], error) {
-		files, err := CSVFiles(paths...)
+		exts := []string{".csv"}
+		if opts.Comma == '\t' {
+			exts = []string{".tsv", ".tab"}
+		}
+		files, err := expand(paths, exts...)
 		if err != nil {
 			return nil, err
 		}
-		return source.OpenCSV(files, pos, source.CSVOptions{})
+		return source.OpenCSV(files, pos, opts)
 	}
 }
 

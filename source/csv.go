@@ -16,6 +16,9 @@ import (
 type CSVOptions struct {
 	// Comma is the field separator; 0 means ','.
 	Comma byte
+	// Columns, if set, names the columns of input that has no header
+	// line: every line of every file is a record.
+	Columns []string
 }
 
 // Row is one CSV record. Its slices are valid until the next call to Next.
@@ -42,6 +45,9 @@ type CSV struct {
 	rec    []byte // the current record's field bytes, unescaped
 	ends   []int  // ends of the fields in rec
 	raw    []byte // the current record's raw bytes (bad records only)
+	// headerless: the columns were named by CSVOptions.Columns, and no
+	// file has a header line.
+	headerless bool
 }
 
 // OpenCSV opens CSV input at the start, or at the position recorded in a
@@ -59,9 +65,25 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 	if c.comma == 0 {
 		c.comma = ','
 	}
-	if c.comma == '"' || c.comma == '\n' || c.comma == '\r' {
+	if c.comma == '"' || c.comma == '\n' || c.comma == '\r' || c.comma >= utf8.RuneSelf {
 		rd.close()
-		return nil, fmt.Errorf("invalid CSV separator %q", c.comma)
+		return nil, fmt.Errorf("invalid CSV separator %q: use one ASCII character other than a quote or a line end", c.comma)
+	}
+	if len(opts.Columns) > 0 {
+		for i, name := range opts.Columns {
+			if !utf8.ValidString(name) {
+				rd.close()
+				return nil, fmt.Errorf("%w: column %d's name %q", ErrNotUTF8, i+1, name)
+			}
+		}
+		c.header = slices.Clone(opts.Columns)
+		c.row.Header = c.header
+		c.headerless = true
+		if err := c.rd.start(); err != nil {
+			rd.close()
+			return nil, err
+		}
+		return c, nil
 	}
 	// The header of the first file that is not empty names the columns.
 	// When resuming past it, read it from that file's start: one short
@@ -142,6 +164,9 @@ func (c *CSV) readHeader() error {
 	}
 	if err := c.rd.start(); err != nil {
 		return err
+	}
+	if c.headerless {
+		return nil
 	}
 	path := c.rd.path()
 	err := c.parse()

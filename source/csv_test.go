@@ -409,3 +409,32 @@ func TestCSVBufferSplits(t *testing.T) {
 		restore()
 	}
 }
+
+// Header-less input: Columns names the columns, every line of every file
+// is a record (a BOM is still dropped), and a resume at any record reads
+// the rest exactly.
+func TestCSVColumnsWithoutHeader(t *testing.T) {
+	paths := writeFiles(t, "1\t\"a\tb\"\n2\tc\n", "", bom+"3\td\r\n4\te")
+	opts := source.CSVOptions{Comma: '\t', Columns: []string{"n", "s"}}
+	s := mustReadCSV(t, paths, opts)
+	want := [][]string{{"1", "a\tb"}, {"2", "c"}, {"3", "d"}, {"4", "e"}}
+	if got := goodRecords(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("records %q, want %q", got, want)
+	}
+	if s.events[0].Line != 1 || s.events[2].File != paths[2] || s.events[2].Line != 1 {
+		t.Errorf("records' places: %s", fmtEvents(s.events))
+	}
+	checkPlaces(t, s, paths)
+	checkResume(t, s, func(pos json.RawMessage) (stream, error) { return readCSV(paths, pos, opts) })
+	c, err := source.OpenCSV(paths, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !reflect.DeepEqual(c.Header(), []string{"n", "s"}) {
+		t.Errorf("header %q", c.Header())
+	}
+	if _, err := source.OpenCSV(paths, nil, source.CSVOptions{Comma: 0xe9}); err == nil {
+		t.Error("a separator that is not ASCII was accepted")
+	}
+}

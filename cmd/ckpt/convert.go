@@ -12,11 +12,13 @@ func newConvertCmd(a *app) *cobra.Command {
 		pf         pipelineFlags
 		from, to   string
 		inferTypes bool
+		csvf       csvFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
-		Short: "Convert CSV and JSON Lines, or load them into PostgreSQL, resumably",
-		Long: `Convert CSV to JSON Lines, or JSON Lines to CSV, as a resumable job.
+		Short: "Convert CSV, TSV and JSON Lines, or load them into PostgreSQL, resumably",
+		Long: `Convert CSV to JSON Lines, JSON Lines to CSV, or CSV to CSV with another
+separator, as a resumable job.
 
 Kill it at any moment (Ctrl-C, SIGTERM, kill -9, a crash, a reboot) and run
 the same command again: it resumes from its last checkpoint, and OUTPUT ends
@@ -27,8 +29,13 @@ nothing.
 
 INPUT is a file, a directory (its files with the input's extension, in name
 order; give --from) or a quoted glob pattern such as 'logs/*.csv'. Formats
-come from the extensions (.csv, .jsonl, .ndjson) or --from/--to; compressed
-files are refused. OUTPUT and --dead-letter must not be input files.
+come from the extensions (.csv; .tsv and .tab, separated by tabs; .jsonl,
+.ndjson) or --from/--to; compressed files are refused. OUTPUT and
+--dead-letter must not be input files.
+
+CSV input may use another separator (--delimiter ';', '|', tab) and may have
+no header line (--columns names the columns; every line is then a record).
+CSV output uses a comma, a tab for .tsv, or --out-delimiter.
 
 CSV to JSON Lines: the header names the keys; every value becomes a JSON
 string, losslessly (--infer-types writes numbers, true/false and null for
@@ -54,18 +61,23 @@ says so first, with the checkpoint and the records already done; --json
 prints a summary of the run for scripts.
 
 The input must not change while the job is unfinished: a resume on changed
-input is refused, as is a resume with other --from, --to or --infer-types,
-and a rerun of a finished job whose input changed since (pass --restart to
+input is refused, as is a resume with other --from, --to, --infer-types,
+--delimiter, --out-delimiter or --columns, and a rerun of a finished job whose input changed since (pass --restart to
 start over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
   ckpt convert --from jsonl --to csv data.txt data.out
+  ckpt convert --delimiter ';' --columns id,name,amount export.txt orders.jsonl
+  ckpt convert orders.tsv orders.csv
   ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes}
 			var err error
+			if o.Delimiter, o.OutDelimiter, o.Columns, err = csvf.parse(cmd); err != nil {
+				return err
+			}
 			if o.From, err = convert.ParseFormat(from); err != nil {
 				return usageErrorf("--from: %v", err)
 			}
@@ -106,8 +118,9 @@ start over).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "", "input format: csv or jsonl (default: from INPUT's extension)")
-	fl.StringVar(&to, "to", "", "output format: csv or jsonl (default: from OUTPUT's extension)")
+	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
+	csvf.add(cmd, true)
 	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types")
 	pf.add(cmd)
 	return cmd
