@@ -73,9 +73,6 @@ func (o *Options) resolvePostgres() error {
 	if o.To != Auto {
 		return errors.New("the output is a PostgreSQL table: --to does not apply")
 	}
-	if o.InferTypes {
-		return errors.New("the output is a PostgreSQL table of text columns: --infer-types does not apply")
-	}
 	if o.OutDelimiter != 0 {
 		return errors.New("the output is a PostgreSQL table: an output delimiter does not apply")
 	}
@@ -104,7 +101,7 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, err
 	}
 	cfg := o.Pipeline
-	if o.Delimiter != 0 || len(o.Columns) > 0 {
+	if o.Delimiter != 0 || len(o.Columns) > 0 || o.InferTypes {
 		// A resume must read the input as the first run did.
 		cfg.Params = o.params()
 		delete(cfg.Params, "to")
@@ -137,12 +134,30 @@ func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.C
 		return pipeline.Result{}, err
 	}
 	header := src.(*source.CSV).Header()
+	if o.InferTypes {
+		sc.Types, err = inferCSVTypes(src, len(header))
+	}
 	src.Close()
+	if err != nil {
+		return pipeline.Result{}, err
+	}
 	sc.Columns = tableColumns(header, sc.RowColumn)
+	recordTypes(&cfg, sc.Types)
 	comma := o.From.separator(o.Delimiter)
+	var null []bool
+	if o.InferTypes {
+		null = make([]bool, len(header))
+	}
 	return pipeline.Run(ctx, cfg, pipeline.CSVWith(o.csvOptions(), o.Input), pgsink.Output(sc),
 		func(ctx context.Context, row *source.Row, _ *csvState, out *pgsink.Sink) error {
-			if err := out.WriteRow(row.Fields, nil); err != nil {
+			if null != nil && len(row.Fields) == len(null) {
+				// With inferred types an empty field is NULL, as in
+				// JSON with --infer-types.
+				for i, f := range row.Fields {
+					null[i] = len(f) == 0
+				}
+			}
+			if err := out.WriteRow(row.Fields, null); err != nil {
 				// The record as CSV again, for a dead-letter file.
 				raw := appendCSVRecord(nil, row.Fields, comma)
 				raw = raw[:len(raw)-1] // without its line end
@@ -233,6 +248,12 @@ func jsonlToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink
 		return pipeline.Result{}, err
 	}
 	sc.Columns = tableColumns(keys, sc.RowColumn)
+	if o.InferTypes {
+		if sc.Types, err = inferJSONLTypes(ctx, o.Input, keys); err != nil {
+			return pipeline.Result{}, err
+		}
+	}
+	recordTypes(&cfg, sc.Types)
 	var row objectRow
 	row.setColumns(keys)
 	return pipeline.Run(ctx, cfg, pipeline.Lines(o.Input), pgsink.Output(sc),

@@ -56,7 +56,7 @@ func TestResolveTableOutput(t *testing.T) {
 		want string
 	}{
 		{convert.Options{Input: "in.csv", Output: out, To: convert.JSONL}, "--to does not apply"},
-		{convert.Options{Input: "in.csv", Output: out, InferTypes: true}, "--infer-types does not apply"},
+		{convert.Options{Input: "in.csv", Output: out, OutDelimiter: ';'}, "output delimiter does not apply"},
 		{convert.Options{Input: "in.txt", Output: out}, "cannot tell the format"},
 	} {
 		if err := tc.o.Resolve(); err == nil || !strings.Contains(err.Error(), tc.want) {

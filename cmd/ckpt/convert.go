@@ -49,7 +49,9 @@ are loaded exactly once, each checkpoint committed in the same transaction as
 the rows before it. The table is created if missing, with a bigint column
 ckpt_row (each row's place in the input) and a text column per CSV header
 name or per key of the first JSON object; JSON null and missing keys are
-NULL. A job that starts from the beginning empties the table. Checkpoints
+NULL. With --infer-types the columns are typed instead (bigint, numeric,
+double precision, boolean, timestamptz, or text), chosen from the first
+10,000 records; a later value its column cannot hold is a bad record. A job that starts from the beginning empties the table. Checkpoints
 then go to the same database (schema ckpt, or ?schema=NAME), which --store
 may name but not move elsewhere. Quote the address in the shell.
 
@@ -121,7 +123,7 @@ start over).`,
 	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
 	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
 	csvf.add(cmd, true)
-	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types")
+	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table: typed columns")
 	pf.add(cmd)
 	return cmd
 }

@@ -82,21 +82,31 @@ func TestPipelineCLIPostgresTable(t *testing.T) {
 		t.Fatalf("make the JSON Lines input: exit %d\n%s", code, out)
 	}
 	conn := pg.Conn(t)
-	for _, tc := range []struct{ name, input string }{{"csv", "in.csv"}, {"jsonl", "in.jsonl"}} {
+	for _, tc := range []struct {
+		name, input string
+		extra       []string
+	}{{"csv", "in.csv", nil}, {"jsonl", "in.jsonl", nil}, {"csv_typed", "in.csv", []string{"--infer-types"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &cli{t: t, bin: c.bin} // failures end this subtest
 			ref := pg.Schema + "." + tc.name + "_ref"
 			got := pg.Schema + "." + tc.name + "_crash"
-			if code, out := c.run(dir, "convert", tc.input, pg.WithParam("table", ref), "--no-progress"); code != 0 {
+			if code, out := c.run(dir, append([]string{"convert", tc.input, pg.WithParam("table", ref), "--no-progress"}, tc.extra...)...); code != 0 {
 				t.Fatalf("uninterrupted load: exit %d\n%s", code, out)
 			}
-			args := []string{"convert", tc.input, pg.WithParam("table", got), "--every", "3000", "--interval", "5ms", "--no-progress"}
+			args := append([]string{"convert", tc.input, pg.WithParam("table", got), "--every", "3000", "--interval", "5ms", "--no-progress"}, tc.extra...)
 			c.crashUntilKilled(dir, minKills, func() {}, args...)
 			sameTable(t, conn, got, ref, rows)
 
-			code, out := c.run(dir, "convert", tc.input, pg.WithParam("table", got))
+			code, out := c.run(dir, append([]string{"convert", tc.input, pg.WithParam("table", got)}, tc.extra...)...)
 			if code != 0 || !strings.Contains(out, "already finished") {
 				t.Fatalf("rerun of the finished load: exit %d\n%s", code, out)
+			}
+			if tc.extra != nil {
+				var typed int
+				if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0
+					AND format_type(atttypid, atttypmod) <> 'text'`, got).Scan(&typed); err != nil || typed < 3 {
+					t.Fatalf("%d columns of %s are typed (%v): want the sample's numbers typed", typed, got, err)
+				}
 			}
 		})
 	}

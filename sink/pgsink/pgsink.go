@@ -19,7 +19,6 @@
 package pgsink
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -30,7 +29,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -54,9 +52,12 @@ type Config struct {
 	// Table is the table, as NAME or SCHEMA.NAME (unquoted; letters,
 	// digits and '_'). Empty means the URL's table parameter.
 	Table string
-	// Columns are the table's text columns that rows fill, in the order
-	// of WriteRow's values.
+	// Columns are the table's columns that rows fill, in the order of
+	// WriteRow's values.
 	Columns []string
+	// Types are the columns' types, one per column; empty means text
+	// for every column.
+	Types []ColumnType
 	// RowColumn, if set, is a bigint column that gets each row's 1-based
 	// place in the output, so that the load order can be read back.
 	RowColumn string
@@ -75,8 +76,9 @@ type Position struct {
 	Table string `json:"table,omitempty"`
 }
 
-// InvalidValueError is a value PostgreSQL would refuse in a text column:
-// not UTF-8, or holding a NUL byte. WriteRow writes nothing of its row.
+// InvalidValueError is a value PostgreSQL would refuse in its column: not
+// UTF-8, or holding a NUL byte, for text; not of the column's type for
+// the others. WriteRow writes nothing of its row.
 type InvalidValueError struct {
 	Column string
 	Err    error
@@ -215,6 +217,9 @@ func connect(ctx context.Context, cfg Config) (*Sink, error) {
 	if len(cfg.Columns) == 0 {
 		return nil, errors.New("a table output needs columns")
 	}
+	if len(cfg.Types) != 0 && len(cfg.Types) != len(cfg.Columns) {
+		return nil, fmt.Errorf("%d column types for %d columns", len(cfg.Types), len(cfg.Columns))
+	}
 	s := &Sink{cfg: cfg, log: cfg.Logger, st: st, free: make(chan []byte, queued+2), ncols: int16(len(cfg.Columns))}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -332,8 +337,8 @@ func (s *Sink) prepare(ctx context.Context) error {
 	if s.cfg.RowColumn != "" {
 		defs = append(defs, pgx.Identifier{s.cfg.RowColumn}.Sanitize()+" bigint")
 	}
-	for _, c := range s.cfg.Columns {
-		defs = append(defs, pgx.Identifier{c}.Sanitize()+" text")
+	for i, c := range s.cfg.Columns {
+		defs = append(defs, pgx.Identifier{c}.Sanitize()+" "+s.typeOf(i).String())
 	}
 	if _, err := s.conns[0].Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)", s.table, strings.Join(defs, ", "))); err != nil {
 		return fmt.Errorf("create table %s: %w", s.table, err)
@@ -372,8 +377,8 @@ func (s *Sink) checkColumns(ctx context.Context) error {
 	if s.cfg.RowColumn != "" {
 		want(s.cfg.RowColumn, "bigint")
 	}
-	for _, c := range s.cfg.Columns {
-		want(c, "text")
+	for i, c := range s.cfg.Columns {
+		want(c, s.typeOf(i).formatType())
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("table %s has columns (%s) but needs (%s): drop it or name another table", s.table, strings.Join(list, ", "), strings.Join(bad, ", "))
@@ -412,24 +417,22 @@ func (s *Sink) resume(ctx context.Context, pos json.RawMessage) error {
 	return nil
 }
 
+// typeOf returns the type of column i.
+func (s *Sink) typeOf(i int) ColumnType {
+	if len(s.cfg.Types) == 0 {
+		return Text
+	}
+	return s.cfg.Types[i]
+}
+
 // WriteRow adds a row: vals[i] is the text of Columns[i], or NULL where
-// null is not nil and null[i] is true. A value that is not UTF-8 or holds
-// a NUL byte is an *InvalidValueError, and nothing of the row is written.
-// The values are copied: the caller may reuse them.
+// null is not nil and null[i] is true. A value its column cannot hold (for
+// text: not UTF-8, or with a NUL byte) is an *InvalidValueError, and
+// nothing of the row is written. The values are copied: the caller may
+// reuse them.
 func (s *Sink) WriteRow(vals [][]byte, null []bool) error {
 	if len(vals) != len(s.cfg.Columns) {
 		return fmt.Errorf("%d values for %d columns", len(vals), len(s.cfg.Columns))
-	}
-	for i, v := range vals {
-		if null != nil && null[i] {
-			continue
-		}
-		if !utf8.Valid(v) {
-			return &InvalidValueError{Column: s.cfg.Columns[i], Err: errNotUTF8}
-		}
-		if bytes.IndexByte(v, 0) >= 0 {
-			return &InvalidValueError{Column: s.cfg.Columns[i], Err: errNUL}
-		}
 	}
 	b := binary.BigEndian.AppendUint16(s.buf, uint16(s.ncols))
 	if s.cfg.RowColumn != "" {
@@ -441,8 +444,11 @@ func (s *Sink) WriteRow(vals [][]byte, null []bool) error {
 			b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 			continue
 		}
-		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-		b = append(b, v...)
+		var err error
+		if b, err = appendValue(b, s.typeOf(i), v); err != nil {
+			// s.buf keeps its length: the row's bytes so far are dropped.
+			return &InvalidValueError{Column: s.cfg.Columns[i], Err: err}
+		}
 	}
 	s.buf = b
 	s.rows++
