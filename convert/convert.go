@@ -15,6 +15,7 @@ import (
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
+	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
 )
 
@@ -107,6 +108,10 @@ type Options struct {
 	// line: every line is a record. A CSV output gets a header line
 	// from these names.
 	Columns []string
+	// Schema gives a table output's column types by input column name
+	// (see ParseSchema); a column it does not name is text, or inferred
+	// with InferTypes.
+	Schema map[string]pgsink.ColumnType
 	// Pipeline names the job and sets store, triggers, bad-record policy
 	// and progress.
 	Pipeline pipeline.Config
@@ -133,6 +138,9 @@ func (o *Options) Resolve() error {
 	}
 	if err := o.checkCSVOptions(); err != nil {
 		return err
+	}
+	if len(o.Schema) > 0 {
+		return errors.New("column types (a schema) apply to a PostgreSQL table output only")
 	}
 	if o.To.IsCSV() && o.OutDelimiter != 0 {
 		if err := checkSeparator("output", o.OutDelimiter); err != nil {

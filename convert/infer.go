@@ -1,9 +1,12 @@
 package convert
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -203,4 +206,86 @@ func recordTypes(cfg *pipeline.Config, types []pgsink.ColumnType) {
 		cfg.Params = map[string]string{}
 	}
 	cfg.Params["types"] = strings.Join(names, ",")
+}
+
+// ParseSchema reads column types for a table output, one column a line:
+// its input name, then its type (text, bigint, numeric, double precision,
+// boolean, timestamptz), as
+//
+//	id        bigint
+//	"unit price" numeric
+//	# comments and blank lines are skipped
+//
+// A name with spaces is quoted as a Go string.
+func ParseSchema(r io.Reader) (map[string]pgsink.ColumnType, error) {
+	out := map[string]pgsink.ColumnType{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		var name, rest string
+		if line[0] == '"' {
+			q, err := strconv.QuotedPrefix(line)
+			if err != nil {
+				return nil, fmt.Errorf("schema line %d: bad quoted name: %w", n, err)
+			}
+			name, _ = strconv.Unquote(q)
+			rest = line[len(q):]
+		} else {
+			name, rest, _ = strings.Cut(line, " ")
+			if i := strings.IndexAny(name, "\t"); i >= 0 {
+				name, rest = name[:i], name[i:]+" "+rest
+			}
+		}
+		rest = strings.TrimSpace(rest)
+		if name == "" || rest == "" {
+			return nil, fmt.Errorf("schema line %d: want a column name and its type, as \"id bigint\"", n)
+		}
+		t, err := pgsink.ParseColumnType(rest)
+		if err != nil {
+			return nil, fmt.Errorf("schema line %d: %w", n, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("schema line %d: column %q is given twice", n, name)
+		}
+		out[name] = t
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("schema: no column in it")
+	}
+	return out, nil
+}
+
+// applySchema sets the types the schema gives the input's columns (by
+// their names in the input) over types, which may be nil (all text).
+func applySchema(types []pgsink.ColumnType, names []string, schema map[string]pgsink.ColumnType) ([]pgsink.ColumnType, error) {
+	if len(schema) == 0 {
+		return types, nil
+	}
+	if types == nil {
+		types = make([]pgsink.ColumnType, len(names))
+	}
+	used := map[string]bool{}
+	for i, n := range names {
+		if t, ok := schema[n]; ok {
+			types[i] = t
+			used[n] = true
+		}
+	}
+	var unknown []string
+	for n := range schema {
+		if !used[n] {
+			unknown = append(unknown, strconv.Quote(n))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("the schema names columns the input does not have: %s (the input's: %s)", strings.Join(unknown, ", "), strings.Join(names, ", "))
+	}
+	return types, nil
 }

@@ -101,7 +101,7 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, err
 	}
 	cfg := o.Pipeline
-	if o.Delimiter != 0 || len(o.Columns) > 0 || o.InferTypes {
+	if o.Delimiter != 0 || len(o.Columns) > 0 || o.InferTypes || len(o.Schema) > 0 {
 		// A resume must read the input as the first run did.
 		cfg.Params = o.params()
 		delete(cfg.Params, "to")
@@ -141,18 +141,21 @@ func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.C
 	if err != nil {
 		return pipeline.Result{}, err
 	}
+	if sc.Types, err = applySchema(sc.Types, header, o.Schema); err != nil {
+		return pipeline.Result{}, err
+	}
 	sc.Columns = tableColumns(header, sc.RowColumn)
 	recordTypes(&cfg, sc.Types)
 	comma := o.From.separator(o.Delimiter)
 	var null []bool
-	if o.InferTypes {
+	if sc.Types != nil {
 		null = make([]bool, len(header))
 	}
 	return pipeline.Run(ctx, cfg, pipeline.CSVWith(o.csvOptions(), o.Input), pgsink.Output(sc),
 		func(ctx context.Context, row *source.Row, _ *csvState, out *pgsink.Sink) error {
 			if null != nil && len(row.Fields) == len(null) {
-				// With inferred types an empty field is NULL, as in
-				// JSON with --infer-types.
+				// In typed columns an empty field is NULL, as in JSON
+				// with --infer-types.
 				for i, f := range row.Fields {
 					null[i] = len(f) == 0
 				}
@@ -252,6 +255,9 @@ func jsonlToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink
 		if sc.Types, err = inferJSONLTypes(ctx, o.Input, keys); err != nil {
 			return pipeline.Result{}, err
 		}
+	}
+	if sc.Types, err = applySchema(sc.Types, keys, o.Schema); err != nil {
+		return pipeline.Result{}, err
 	}
 	recordTypes(&cfg, sc.Types)
 	var row objectRow

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/testenv"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
 )
 
@@ -81,5 +83,58 @@ func TestInferTypesIntoTable(t *testing.T) {
 	}
 	if n != rows || nulls != (rows+6)/7 || sum != fmt.Sprintf("%d.%02d", wantSum/100, wantSum%100) {
 		t.Fatalf("%d rows, %d NULL notes, sum %s; want %d, %d, %d.%02d", n, nulls, sum, rows, (rows+6)/7, wantSum/100, wantSum%100)
+	}
+}
+
+func TestParseSchema(t *testing.T) {
+	got, err := convert.ParseSchema(strings.NewReader("# types\nid bigint\n\"unit price\"  numeric\nat\ttimestamp with time zone\n\nok BOOL\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]pgsink.ColumnType{"id": pgsink.BigInt, "unit price": pgsink.Numeric, "at": pgsink.Timestamptz, "ok": pgsink.Boolean}
+	if !maps.Equal(got, want) {
+		t.Fatalf("schema %v, want %v", got, want)
+	}
+	for in, msg := range map[string]string{
+		"id\n":               "line 1",
+		"id integer32\n":     "unknown column type",
+		"a text\na bigint\n": "given twice",
+		"# nothing\n":        "no column",
+		"\"a text\n":         "quoted",
+	} {
+		if _, err := convert.ParseSchema(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseSchema(%q): %v, want an error saying %q", in, err, msg)
+		}
+	}
+}
+
+// --schema types a table's columns by name, over --infer-types where both
+// are given; a name the input lacks is an error that lists the input's.
+func TestSchemaIntoTable(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	if err := os.WriteFile(in, []byte("id,zip,price\n1,01234,1.5\n2,,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := convert.Options{Input: in, Output: pg.WithParam("table", pg.Schema+".s"), InferTypes: true,
+		Schema:   map[string]pgsink.ColumnType{"price": pgsink.Double},
+		Pipeline: pipeline.Config{Job: "s", Config: ckpt.Config{NoSignals: true, Logger: slog.New(slog.DiscardHandler)}}}
+	if _, err := convert.Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	conn := pg.Conn(t)
+	types, err := pgx.CollectRows(must(conn.Query(context.Background(), `SELECT attname || ' ' || format_type(atttypid, atttypmod) FROM pg_attribute
+		WHERE attrelid = $1::regclass AND attnum > 1 ORDER BY attnum`, pg.Schema+".s")), pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"id bigint", "zip text", "price double precision"}; !slices.Equal(types, want) {
+		t.Fatalf("columns %q, want %q", types, want)
+	}
+	o.Output, o.Pipeline.Job = pg.WithParam("table", pg.Schema+".s2"), "s2"
+	o.Schema = map[string]pgsink.ColumnType{"prize": pgsink.Double}
+	if _, err := convert.Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), `"prize"`) || !strings.Contains(err.Error(), "id, zip, price") {
+		t.Fatalf("a schema naming a missing column: %v", err)
 	}
 }

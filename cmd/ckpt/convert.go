@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ckptdev/ckpt/convert"
@@ -13,6 +15,7 @@ func newConvertCmd(a *app) *cobra.Command {
 		from, to   string
 		inferTypes bool
 		csvf       csvFlags
+		schemaFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
@@ -51,7 +54,9 @@ ckpt_row (each row's place in the input) and a text column per CSV header
 name or per key of the first JSON object; JSON null and missing keys are
 NULL. With --infer-types the columns are typed instead (bigint, numeric,
 double precision, boolean, timestamptz, or text), chosen from the first
-10,000 records; a later value its column cannot hold is a bad record. A job that starts from the beginning empties the table. Checkpoints
+10,000 records; --schema FILE gives types by hand, a line per column
+("id bigint", "price numeric"); a later value its column cannot hold is a
+bad record. A job that starts from the beginning empties the table. Checkpoints
 then go to the same database (schema ckpt, or ?schema=NAME), which --store
 may name but not move elsewhere. Quote the address in the shell.
 
@@ -64,7 +69,7 @@ prints a summary of the run for scripts.
 
 The input must not change while the job is unfinished: a resume on changed
 input is refused, as is a resume with other --from, --to, --infer-types,
---delimiter, --out-delimiter or --columns, and a rerun of a finished job whose input changed since (pass --restart to
+--schema, --delimiter, --out-delimiter or --columns, and a rerun of a finished job whose input changed since (pass --restart to
 start over).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
@@ -79,6 +84,17 @@ start over).`,
 			var err error
 			if o.Delimiter, o.OutDelimiter, o.Columns, err = csvf.parse(cmd); err != nil {
 				return err
+			}
+			if schemaFile != "" {
+				f, err := os.Open(schemaFile)
+				if err != nil {
+					return usageErrorf("--schema: %v", err)
+				}
+				o.Schema, err = convert.ParseSchema(f)
+				f.Close()
+				if err != nil {
+					return usageErrorf("--schema %s: %v", schemaFile, err)
+				}
 			}
 			if o.From, err = convert.ParseFormat(from); err != nil {
 				return usageErrorf("--from: %v", err)
@@ -123,6 +139,7 @@ start over).`,
 	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
 	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
 	csvf.add(cmd, true)
+	fl.StringVar(&schemaFile, "schema", "", "table output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
 	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table: typed columns")
 	pf.add(cmd)
 	return cmd
