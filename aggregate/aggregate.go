@@ -106,7 +106,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	}
 	var err error
 	if o.From == convert.Auto {
-		if o.From, err = convert.FormatOf(o.Input); err != nil {
+		if o.From, err = convert.InputFormatOf(o.Input); err != nil {
 			return pipeline.Result{}, fmt.Errorf("aggregate: input: %w", err)
 		}
 	}

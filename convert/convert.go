@@ -73,10 +73,23 @@ func ParseFormat(s string) (Format, error) {
 	return 0, fmt.Errorf("unknown format %q (use csv, tsv or jsonl)", s)
 }
 
+// InputFormatOf is FormatOf for an input, which may be compressed: the
+// extension before .gz, .zst or .zstd decides.
+func InputFormatOf(path string) (Format, error) {
+	if s := source.CompressionSuffix(path); s != "" {
+		f, err := FormatOf(path[:len(path)-len(s)])
+		if err != nil {
+			return 0, fmt.Errorf("%w (%s is compressed: the name before %s tells its format)", err, path, s)
+		}
+		return f, nil
+	}
+	return FormatOf(path)
+}
+
 // FormatOf guesses a file's format from its extension (.csv; .tsv, .tab;
 // .jsonl, .ndjson). For a directory or a glob, the extension of the
-// pattern decides. Compressed files are refused: ckpt reads and writes
-// plain text.
+// pattern decides. A compressed name is refused: outputs are written
+// plain (inputs: InputFormatOf).
 func FormatOf(path string) (Format, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv":
@@ -85,8 +98,10 @@ func FormatOf(path string) (Format, error) {
 		return TSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
-	case ".gz", ".zst", ".bz2", ".xz", ".zip":
-		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain CSV, TSV and JSON Lines only (decompress an input first)", path, ext)
+	case ".gz", ".zst", ".zstd":
+		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads gzip and zstd inputs, and writes plain CSV, TSV and JSON Lines (compress the output once the job has finished)", path, ext)
+	case ".bz2", ".xz", ".zip", ".lz4", ".br":
+		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads plain, gzip (.gz) and zstd (.zst) files only (recompress it, or decompress it first)", path, ext)
 	}
 	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson): name it with --from/--to", path)
 }
@@ -127,7 +142,7 @@ func (o *Options) Resolve() error {
 		if fi, serr := statDir(o.Input); serr == nil && fi {
 			return errors.New("the input is a directory: name its format with --from")
 		}
-		if o.From, err = FormatOf(o.Input); err != nil {
+		if o.From, err = InputFormatOf(o.Input); err != nil {
 			return fmt.Errorf("input: %w", err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/gen"
@@ -249,12 +251,75 @@ func TestUTF16IsRefused(t *testing.T) {
 }
 
 // Compressed input is refused by name, not read as text.
-func TestCompressedFilesAreRefused(t *testing.T) {
-	for _, tc := range []struct{ in, out string }{{"a.csv.gz", "b.jsonl"}, {"a.jsonl", "b.csv.gz"}, {"logs/*.jsonl.zst", "b.csv"}} {
+func TestCompressedNames(t *testing.T) {
+	// Outputs are written plain; inputs other than gzip and zstd are refused.
+	for _, tc := range []struct{ in, out string }{{"a.jsonl", "b.csv.gz"}, {"a.csv.bz2", "b.jsonl"}, {"a.csv.xz", "b.jsonl"}, {"a.gz", "b.csv"}} {
 		o := convert.Options{Input: tc.in, Output: tc.out}
-		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "compressed") {
-			t.Errorf("%s -> %s: %v, want an error saying it is compressed", tc.in, tc.out, err)
+		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "compress") {
+			t.Errorf("%s -> %s: %v, want an error about compression", tc.in, tc.out, err)
 		}
+	}
+	for _, tc := range []struct {
+		in   string
+		from convert.Format
+	}{{"a.csv.gz", convert.CSV}, {"logs/*.jsonl.zst", convert.JSONL}, {"a.tsv.zstd", convert.TSV}} {
+		o := convert.Options{Input: tc.in, Output: "out.parquetless.csv"}
+		if tc.from == convert.CSV || tc.from == convert.TSV {
+			o.Output = "out.jsonl"
+		}
+		if err := o.Resolve(); err != nil || o.From != tc.from {
+			t.Errorf("%s: %v, from %v; want %v", tc.in, err, o.From, tc.from)
+		}
+	}
+}
+
+// A gzip or zstd input converts to the same bytes as the plain file, also
+// when the job is stopped and resumed inside it.
+func TestCompressedInputConverts(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("n,s\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "%d,\"x, %d\"\n", i, i)
+	}
+	plain := b.String()
+	want, _, err := run(t, "in.csv", plain, "out.jsonl", false, pipeline.Fail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(plain))
+	zw.Close()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.csv.gz"), filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(in, gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stops := 0
+	for {
+		ctx, cancel := context.WithCancel(context.Background())
+		o := convert.Options{Input: in, Output: out, Pipeline: pipeline.Config{Job: "gz", Config: ckpt.Config{
+			Store: filepath.Join(dir, "store"), NoSignals: true, Every: ckpt.Every{Records: 700}, Logger: slog.New(slog.DiscardHandler)}}}
+		if stops < 2 {
+			o.Pipeline.OnStart = func(pipeline.Start) { cancel() } // stops at the first check, 1,024 records in
+		}
+		_, err := convert.Run(ctx, o)
+		cancel()
+		if errors.Is(err, context.Canceled) {
+			stops++
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stops != 2 || string(got) != want {
+		t.Fatalf("%d stops; output of %d bytes, want the plain file's %d", stops, len(got), len(want))
 	}
 }
 

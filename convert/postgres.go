@@ -84,7 +84,7 @@ func (o *Options) resolvePostgres() error {
 			return errors.New("the input is a directory: name its format with --from")
 		}
 		var err error
-		if o.From, err = FormatOf(o.Input); err != nil {
+		if o.From, err = InputFormatOf(o.Input); err != nil {
 			return fmt.Errorf("input: %w", err)
 		}
 	}

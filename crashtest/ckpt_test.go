@@ -1,11 +1,15 @@
 package crashtest_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/ckptdev/ckpt/crashtest"
 	"github.com/ckptdev/ckpt/internal/crashpoint"
@@ -40,6 +44,39 @@ func awkwardCSV(t *testing.T, path string, rows int) {
 	}
 }
 
+// compressInputs writes path.gz and path.zst beside path, each in two
+// members or frames, as concatenated parts are.
+func compressInputs(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(b) / 2
+	var gz, zs bytes.Buffer
+	for _, part := range [][]byte{b[:half], b[half:]} {
+		zw := gzip.NewWriter(&gz)
+		zw.Write(part)
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		sw, err := zstd.NewWriter(&zs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw.Write(part)
+		if err := sw.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path+".gz", gz.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".zst", zs.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func kills(short, long int) int {
 	if testing.Short() {
 		return short
@@ -56,6 +93,7 @@ func TestCkptCommandsSurviveKills(t *testing.T) {
 	ckpt := build(t, "../cmd/ckpt")
 	work := t.TempDir()
 	awkwardCSV(t, filepath.Join(work, "in.csv"), 40000)
+	compressInputs(t, filepath.Join(work, "in.csv"))
 	killedAt := map[string]int{}
 	for _, tc := range []struct {
 		name    string
@@ -64,6 +102,8 @@ func TestCkptCommandsSurviveKills(t *testing.T) {
 	}{
 		{"convert", []string{"convert", "in.csv", "out.jsonl", "--every", "2000"}, "out.jsonl"},
 		{"convert infer types", []string{"convert", "--infer-types", "in.csv", "{dir}/typed.jsonl", "--every", "1500", "--interval", "5ms"}, "typed.jsonl"},
+		{"convert gzip input", []string{"convert", "in.csv.gz", "out.jsonl", "--every", "2000"}, "out.jsonl"},
+		{"convert zstd input to tsv", []string{"convert", "in.csv.zst", "out.tsv", "--every", "2000"}, "out.tsv"},
 		{"aggregate", []string{"aggregate", "in.csv", "by_region.csv", "--group-by", "region", "--agg", "count,sum:amount,min:amount,max:amount,mean:amount", "--every", "2000"}, "by_region.csv"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

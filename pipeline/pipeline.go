@@ -95,7 +95,7 @@ func CSVWith(opts source.CSVOptions, paths ...string) Opener[*source.Row] {
 		if opts.Comma == '\t' {
 			exts = []string{".tsv", ".tab"}
 		}
-		files, err := expand(paths, exts...)
+		files, err := expand(paths, withCompressed(exts)...)
 		if err != nil {
 			return nil, err
 		}
@@ -115,13 +115,26 @@ func Lines(paths ...string) Opener[*source.Line] {
 }
 
 // CSVFiles returns the files that CSV(paths...) reads, in order: a
-// directory's .csv files.
-func CSVFiles(paths ...string) ([]string, error) { return expand(paths, ".csv") }
+// directory's .csv files, compressed or not (.csv.gz, .csv.zst).
+func CSVFiles(paths ...string) ([]string, error) {
+	return expand(paths, withCompressed([]string{".csv"})...)
+}
 
 // LinesFiles returns the files that Lines(paths...) reads, in order: a
-// directory's .jsonl, .ndjson and .txt files.
+// directory's .jsonl, .ndjson and .txt files, compressed or not.
 func LinesFiles(paths ...string) ([]string, error) {
-	return expand(paths, ".jsonl", ".ndjson", ".txt")
+	return expand(paths, withCompressed([]string{".jsonl", ".ndjson", ".txt"})...)
+}
+
+// withCompressed adds to each file ending its compressed forms.
+func withCompressed(exts []string) []string {
+	out := slices.Clone(exts)
+	for _, e := range exts {
+		for _, c := range source.CompressionSuffixes {
+			out = append(out, e+c)
+		}
+	}
+	return out
 }
 
 func expand(paths []string, exts ...string) ([]string, error) {

@@ -67,6 +67,7 @@ type reader struct {
 	paths []string      // the files to open, as given to this run
 	idx   int           // current file
 	f     *os.File      // open current file, nil before the first and after the last
+	dec   *decoder      // the current file's decompressor, if it is compressed
 	buf   []byte
 	r, w  int
 	base  int64 // file offset of buf[0]
@@ -120,7 +121,7 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 	}
 	rd.idx = idx
 	if idx < len(rd.files) {
-		if off > rd.files[idx].Size {
+		if off > rd.files[idx].Size && CompressionSuffix(rd.paths[idx]) == "" {
 			return nil, fmt.Errorf("%w: %s is shorter than the checkpoint's offset %d", ErrInputChanged, rd.files[idx].Path, off)
 		}
 		if err := rd.open(off, line); err != nil {
@@ -179,6 +180,9 @@ func (rd *reader) open(off, line int64) error {
 	if err != nil {
 		return err
 	}
+	if suffix := CompressionSuffix(rd.paths[rd.idx]); suffix != "" {
+		return rd.openCompressed(f, suffix, off, line)
+	}
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
 			f.Close()
@@ -190,15 +194,53 @@ func (rd *reader) open(off, line int64) error {
 	return nil
 }
 
+// openCompressed opens the decompressor of the current file, f, and reads
+// it up to the decompressed offset off. It reads no further than the
+// size the file had when fingerprinted, as fill does for plain files.
+func (rd *reader) openCompressed(f *os.File, suffix string, off, line int64) error {
+	fp := rd.files[rd.idx]
+	raw := &countingReader{r: io.LimitReader(f, fp.Size)}
+	dec, err := newDecoder(suffix, raw)
+	if err != nil {
+		f.Close()
+		return corruptInput(fp.Path, err)
+	}
+	if off > 0 {
+		n, err := io.CopyN(io.Discard, dec, off)
+		if err != nil {
+			dec.close()
+			f.Close()
+			if err == io.EOF {
+				return fmt.Errorf("%w: %s holds %d bytes once decompressed, fewer than the checkpoint's offset %d", ErrInputChanged, fp.Path, n, off)
+			}
+			return corruptInput(fp.Path, err)
+		}
+	}
+	rd.f, rd.dec, rd.base, rd.line, rd.r, rd.w, rd.eof = f, dec, off, line, 0, 0, false
+	rd.started, rd.changed = off != 0, nil
+	return nil
+}
+
+// closeFile closes the current file and its decompressor.
+func (rd *reader) closeFile() error {
+	if rd.dec != nil {
+		rd.dec.close()
+		rd.dec = nil
+	}
+	if rd.f == nil {
+		return nil
+	}
+	err := rd.f.Close()
+	rd.f = nil
+	return err
+}
+
 // nextFile moves to the start of the next file; false after the last.
 func (rd *reader) nextFile() (bool, error) {
 	if err := rd.endOfFile(); err != nil {
 		return false, err
 	}
-	if rd.f != nil {
-		rd.f.Close()
-		rd.f = nil
-	}
+	rd.closeFile()
 	if rd.idx >= len(rd.files) {
 		return false, nil
 	}
@@ -237,6 +279,9 @@ func (rd *reader) fill() error {
 		copy(nb, rd.buf[:rd.w])
 		rd.buf = nb
 	}
+	if rd.dec != nil {
+		return rd.fillCompressed()
+	}
 	for {
 		left := rd.files[rd.idx].Size - rd.base - int64(rd.w)
 		if left <= 0 {
@@ -251,6 +296,33 @@ func (rd *reader) fill() error {
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", rd.path(), err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}
+
+// fillCompressed is fill for a compressed file: its decompressor reads
+// no further than the fingerprinted size.
+func (rd *reader) fillCompressed() error {
+	for {
+		n, err := rd.dec.Read(rd.buf[rd.w:])
+		rd.w += n
+		if err == io.EOF {
+			rd.eof = true
+			return nil
+		}
+		if err != nil {
+			// Cut short: a file still being written has changed since
+			// it was fingerprinted, and is reported as such at its end
+			// (see changedAtEnd); one that did not change is damaged.
+			fp := rd.files[rd.idx]
+			if fi, serr := rd.f.Stat(); serr == nil && (fi.Size() != fp.Size || fi.ModTime().UnixNano() != fp.ModTime) {
+				rd.eof = true
+				return nil
+			}
+			return corruptInput(rd.path(), err)
 		}
 		if n > 0 {
 			return nil
@@ -312,6 +384,9 @@ func (rd *reader) changedAtEnd() (bool, error) {
 		return false, fmt.Errorf("read %s: %w", rd.path(), err)
 	}
 	end := rd.base + int64(rd.w)
+	if rd.dec != nil {
+		end = rd.dec.raw.n // compressed bytes read: all of them at the end
+	}
 	if fi.Size() == fp.Size && fi.ModTime().UnixNano() == fp.ModTime && end == fp.Size {
 		return false, nil
 	}
@@ -357,17 +432,15 @@ func (rd *reader) consumed() int64 {
 	if rd.idx >= len(rd.files) {
 		return rd.total
 	}
+	if rd.dec != nil {
+		// Compressed: the share of the file's compressed bytes read,
+		// which the sizes of the files add up with.
+		return rd.prior + rd.dec.raw.n
+	}
 	return rd.prior + rd.offset()
 }
 
-func (rd *reader) close() error {
-	if rd.f != nil {
-		err := rd.f.Close()
-		rd.f = nil
-		return err
-	}
-	return nil
-}
+func (rd *reader) close() error { return rd.closeFile() }
 
 // start checks the start of a file the first time a parser looks at
 // it: text that is not UTF-8 (a UTF-16 or UTF-32 byte order mark, or NUL

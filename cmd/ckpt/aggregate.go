@@ -67,7 +67,7 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 				return usageErrorf("--agg: %v", err)
 			}
 			if o.From == convert.Auto {
-				if o.From, err = convert.FormatOf(o.Input); err != nil {
+				if o.From, err = convert.InputFormatOf(o.Input); err != nil {
 					return usageErrorf("%v", err)
 				}
 			}

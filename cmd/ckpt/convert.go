@@ -33,8 +33,10 @@ nothing.
 INPUT is a file, a directory (its files with the input's extension, in name
 order; give --from) or a quoted glob pattern such as 'logs/*.csv'. Formats
 come from the extensions (.csv; .tsv and .tab, separated by tabs; .jsonl,
-.ndjson) or --from/--to; compressed files are refused. OUTPUT and
---dead-letter must not be input files.
+.ndjson) or --from/--to. Inputs may be compressed with gzip (.gz) or zstd
+(.zst), as orders.csv.gz; a resume decompresses the current file again up
+to its position. Outputs are written plain. OUTPUT and --dead-letter must
+not be input files.
 
 CSV input may use another separator (--delimiter ';', '|', tab) and may have
 no header line (--columns names the columns; every line is then a record).
