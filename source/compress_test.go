@@ -104,6 +104,18 @@ func TestCompressedDamage(t *testing.T) {
 		})
 	}
 	dir := t.TempDir()
+	// A compressed file of no bytes holds no records, as an empty plain
+	// file does.
+	empty, full := filepath.Join(dir, "a.csv.gz"), filepath.Join(dir, "b.csv.gz")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, gzipped(t, "x\n1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s := mustReadCSV(t, []string{empty, full}, source.CSVOptions{}); !reflect.DeepEqual(goodRecords(s), [][]string{{"1"}}) {
+		t.Fatalf("records %q", goodRecords(s))
+	}
 	p := filepath.Join(dir, "garbage.csv.gz")
 	if err := os.WriteFile(p, []byte("this is not gzip\n"), 0o644); err != nil {
 		t.Fatal(err)

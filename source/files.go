@@ -180,7 +180,9 @@ func (rd *reader) open(off, line int64) error {
 	if err != nil {
 		return err
 	}
-	if suffix := CompressionSuffix(rd.paths[rd.idx]); suffix != "" {
+	// A compressed file of no bytes is read as the empty file it is (an
+	// export of no rows), not as a damaged stream.
+	if suffix := CompressionSuffix(rd.paths[rd.idx]); suffix != "" && rd.files[rd.idx].Size > 0 {
 		return rd.openCompressed(f, suffix, off, line)
 	}
 	if off > 0 {
