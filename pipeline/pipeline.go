@@ -301,9 +301,11 @@ type Progress struct {
 	Done     bool          // the last call
 	// StartRecords is Records when this run started.
 	StartRecords int64
-	// Lag is how many records of a growing log the job has not read yet
-	// (see Lagging); -1 for a source that is not a log.
-	Lag int64
+	// Stream is set for a source over a log that grows (see Lagging),
+	// and Lag is then how many of its records the job has not read yet
+	// (-1 until the server has said).
+	Stream bool
+	Lag    int64
 }
 
 // Start describes how a run begins.
@@ -482,7 +484,7 @@ type run[S, R any, W Output] struct {
 	sized       Sized   // the source, if it is one
 	lagging     Lagging // the source, if it is one
 	flushedRecs int64   // job.Records() at the last checkpoint's capture
-	checkpoints int   // Flushes: checkpoints taken in this run
+	checkpoints int     // Flushes: checkpoints taken in this run
 	records     atomic.Int64
 	consumed    atomic.Int64
 	start       int64
@@ -807,12 +809,12 @@ func (r *run[S, R, W]) progress(done bool) Progress {
 	if r.sized != nil {
 		size = r.sized.Size()
 	}
-	lag := int64(-1)
+	var lag int64
 	if r.lagging != nil {
 		lag = r.lagging.Lag()
 	}
 	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: size, Start: r.start,
-		StartRecords: r.startRecs, Elapsed: time.Since(r.began), Done: done, Lag: lag}
+		StartRecords: r.startRecs, Elapsed: time.Since(r.began), Done: done, Stream: r.lagging != nil, Lag: lag}
 }
 
 func (r *run[S, R, W]) close() error {
