@@ -16,8 +16,8 @@ import (
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
 	"github.com/ckptdev/ckpt/store"
-	"github.com/ckptdev/ckpt/stream"
 	"github.com/ckptdev/ckpt/store/pgstore"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // A PostgreSQL output, postgres://user@host/db?table=NAME (or
