@@ -237,14 +237,38 @@ func (s *Sink) Flush() (json.RawMessage, error) {
 		select {
 		case ack := <-f.Ok():
 			s.pos.LastSeq = max(s.pos.LastSeq, ack.Sequence)
-		case err := <-f.Err():
-			s.futures = s.futures[:0]
-			return nil, fmt.Errorf("%s: publish: %w (%d of the messages since the last checkpoint acknowledged)", s.addr.Display, err, i)
+			continue
+		case <-f.Err():
 		}
+		// Not acknowledged (a timeout, a connection lost as the server
+		// restarted): publish it and those after it again, in order, each
+		// waiting for its acknowledgement. Their ids make the server drop
+		// those it had stored.
+		if err := s.republish(s.futures[i:]); err != nil {
+			clear(s.futures)
+			s.futures = s.futures[:0]
+			return nil, err
+		}
+		break
 	}
 	clear(s.futures)
 	s.futures = s.futures[:0]
 	return json.Marshal(s.pos)
+}
+
+// republish publishes the messages of fs again, one by one.
+func (s *Sink) republish(fs []jetstream.PubAckFuture) error {
+	for _, f := range fs {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ack, err := s.js.PublishMsg(ctx, f.Msg(), jetstream.WithExpectStream(s.addr.Stream),
+			jetstream.WithRetryAttempts(300), jetstream.WithRetryWait(200*time.Millisecond))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: publish message %s: %w", s.addr.Display, f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+		}
+		s.pos.LastSeq = max(s.pos.LastSeq, ack.Sequence)
+	}
+	return nil
 }
 
 // Sync does nothing: a message the server acknowledged is stored as the
