@@ -106,6 +106,10 @@ func TestStreamCLICrash(t *testing.T) {
 		if kills == 0 {
 			t.Error("no run was killed: the test proved nothing")
 		}
+		// The finished job read everything: its lag is 0.
+		if code, out := c.in(t).run(dir, "jobs", "--json"); code != 0 || !strings.Contains(out, `"lag": 0`) {
+			t.Errorf("ckpt jobs: exit %d, no lag 0:\n%s", code, out)
+		}
 	})
 
 	t.Run("table", func(t *testing.T) {
