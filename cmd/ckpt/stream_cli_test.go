@@ -270,3 +270,46 @@ func firstLines(b []byte, n int) string {
 	lines := strings.SplitN(string(b), "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
+
+// An unbounded run stops on SIGINT with a checkpoint (exit 75), also while
+// the stream is idle; run again with --until now it drains what came
+// since and finishes.
+func TestStreamCLISignal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the built ckpt binary: skipped with -short")
+	}
+	c := buildCLI(t)
+	nc := testenv.NewNATS(t)
+	s := nc.NewStream(t, 0)
+	for i := 1; i <= 100; i++ {
+		s.Publish(t, s.Subject+".x", fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(c.bin, "convert", s.Address(""), "out.jsonl", "--no-progress")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// The 100 messages are read and checkpointed (the interval trigger
+	// fires on the idle stream), then the stream is idle.
+	waitLines(t, filepath.Join(dir, "out.jsonl"), 100, done)
+	cmd.Process.Signal(os.Interrupt)
+	err := <-done
+	if cmd.ProcessState.ExitCode() != exitInterrupted {
+		t.Fatalf("SIGINT on an idle stream: %v, exit %d, want %d\n%s", err, cmd.ProcessState.ExitCode(), exitInterrupted, out.String())
+	}
+	for i := 101; i <= 150; i++ {
+		s.Publish(t, s.Subject+".x", fmt.Appendf(nil, `{"n":%d}`, i))
+	}
+	if code, out := c.run(dir, "convert", s.Address(""), "out.jsonl", "--until", "now", "--no-progress"); code != 0 {
+		t.Fatalf("drain: exit %d\n%s", code, out)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+	if !bytes.Equal(got, wantLines(150)) {
+		t.Fatalf("out.jsonl is not messages 1..150 once each:\n%s", got)
+	}
+}
