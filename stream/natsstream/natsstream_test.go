@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ckptdev/ckpt"
@@ -85,9 +84,20 @@ func TestBoundedFilteredResume(t *testing.T) {
 	if string(got) != want.String() {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want.String())
 	}
-	// Finished: a rerun says so.
+	// Finished: a rerun says so, also once the stream's retention has
+	// removed every message the job read or left out.
 	if _, err := toFile(t, cfg, src, out, 0); !errors.Is(err, pipeline.ErrAlreadyDone) {
 		t.Errorf("rerun: %v, want ErrAlreadyDone", err)
+	}
+	st, err := n.JS.Stream(context.Background(), s.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(context.Background(), jetstream.WithPurgeSequence(61)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := toFile(t, cfg, src, out, 0); !errors.Is(err, pipeline.ErrAlreadyDone) {
+		t.Errorf("rerun after a purge of what was read: %v, want ErrAlreadyDone", err)
 	}
 }
 
@@ -331,4 +341,3 @@ func TestSinkResumeAfterWindow(t *testing.T) {
 	checkCopy(t, dst, 30, probe)
 }
 
-var _ = nats.ErrTimeout

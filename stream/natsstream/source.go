@@ -218,7 +218,9 @@ func (s *Source) Next() (*Msg, error) {
 	}
 	seq := meta.Sequence.Stream
 	if (s.end > 0 && seq >= s.end) || (s.bound != nil && !s.bound.Time.IsZero() && meta.Timestamp.After(s.bound.Time)) {
-		// Past the bound: not read, so the position stays before it.
+		// Past the bound: not read; the position is this message, every
+		// one before it done with.
+		s.next = max(s.next, seq)
 		s.done = true
 		return nil, io.EOF
 	}
@@ -249,6 +251,14 @@ func (s *Source) idle() error {
 	}
 	if s.caughtUp {
 		if (s.end > 0 && s.upTo+1 >= s.end) || (!s.bound.Time.IsZero() && s.upToTime.After(s.bound.Time)) {
+			// Every message up to upTo was read or filtered out: the
+			// final position says so, so that messages the stream's
+			// retention removes later are not taken for unread ones.
+			next := s.upTo + 1
+			if s.end > 0 {
+				next = min(next, s.end)
+			}
+			s.next = max(s.next, next)
 			s.done = true
 			return io.EOF
 		}

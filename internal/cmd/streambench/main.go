@@ -19,10 +19,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,5 +355,3 @@ func group(n int64) string {
 	return b.String()
 }
 
-var _ = errors.New
-var _ = io.EOF
