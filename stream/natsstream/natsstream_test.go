@@ -340,4 +340,3 @@ func TestSinkResumeAfterWindow(t *testing.T) {
 	}
 	checkCopy(t, dst, 30, probe)
 }
-

@@ -354,4 +354,3 @@ func group(n int64) string {
 	}
 	return b.String()
 }
-
