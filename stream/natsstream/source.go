@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,12 +68,14 @@ type Source struct {
 	bound       *stream.Bound
 	end         uint64 // from bound: the first sequence not to read; 0 for none
 	done        bool
-	// caughtUp is set when a bounded run, idle, saw that the server had
-	// delivered every message of the stream up to upTo; a message read
-	// since clears it.
-	caughtUp bool
-	upTo     uint64
-	upToTime time.Time
+	// The watchdog cancels wake when Next returned no message (got)
+	// for a poll wait; mu guards cancelWake and closed against it.
+	wake       context.Context
+	mu         sync.Mutex
+	cancelWake context.CancelFunc
+	closed     bool
+	watchdog   *time.Timer
+	got        atomic.Bool
 
 	lag      atomic.Int64
 	consumed atomic.Int64
@@ -190,11 +193,19 @@ func (s *Source) start(ctx context.Context) error {
 	if s.it, err = s.cons.Messages(jetstream.PullMaxMessages(1024)); err != nil {
 		return fmt.Errorf("%s: read from sequence %d: %w", s.addr.Display, s.next, err)
 	}
+	s.rewake()
+	s.watchdog = time.AfterFunc(s.wait, s.tick)
 	return nil
 }
 
 // Next returns the next message, io.EOF at the bound of a bounded run,
 // or stream.ErrIdle when none arrived within the poll wait.
+//
+// Waiting costs no timer per message: Next waits on a context that a
+// watchdog, ticking every poll wait, cancels when no message was returned
+// during the last tick. Deciding that a bounded run has read everything
+// up to its bound (a rare path) waits with a timer of its own, so that a
+// message already queued is always returned first.
 func (s *Source) Next() (*Msg, error) {
 	if s.done || (s.end > 0 && s.next >= s.end) {
 		s.done = true
@@ -205,13 +216,17 @@ func (s *Source) Next() (*Msg, error) {
 			return nil, err
 		}
 	}
-	m, err := s.it.Next(jetstream.NextMaxWait(s.wait))
-	if errors.Is(err, nats.ErrTimeout) {
-		return nil, s.idle()
+	m, err := s.it.Next(jetstream.NextContext(s.wake))
+	if errors.Is(err, context.Canceled) {
+		s.rewake()
+		if m, err = s.idle(); m == nil {
+			return nil, err
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: read at sequence %d: %w", s.addr.Display, s.next, err)
 	}
+	s.got.Store(true)
 	meta, err := m.Metadata()
 	if err != nil {
 		return nil, fmt.Errorf("%s: read at sequence %d: %w", s.addr.Display, s.next, err)
@@ -224,7 +239,6 @@ func (s *Source) Next() (*Msg, error) {
 		s.done = true
 		return nil, io.EOF
 	}
-	s.caughtUp = false
 	s.next = seq + 1
 	s.lag.Store(int64(meta.NumPending))
 	data := m.Data()
@@ -240,49 +254,73 @@ func (s *Source) Next() (*Msg, error) {
 	return &s.msg, nil
 }
 
-// idle is Next with nothing delivered. A bounded run checks whether it has
-// read everything up to its bound: the stream's last sequence (and the
-// server's clock), then the consumer's pending count; when none is
-// pending, the messages the server delivered before it answered are
-// already queued here, so one more empty wait proves them all read.
-func (s *Source) idle() error {
+// idle is Next with nothing delivered for a tick: stream.ErrIdle for an
+// unbounded run. A bounded run checks whether it has read everything up
+// to its bound: it asks for the stream's last sequence (and the server's
+// clock), then for the consumer's pending count. When none is pending,
+// every message up to that sequence was delivered and is queued here
+// already, so a wait that returns none proves them all read: io.EOF if
+// that reaches the bound. A message that the wait returns is returned.
+func (s *Source) idle() (jetstream.Msg, error) {
 	if s.bound == nil {
-		return stream.ErrIdle
-	}
-	if s.caughtUp {
-		if (s.end > 0 && s.upTo+1 >= s.end) || (!s.bound.Time.IsZero() && s.upToTime.After(s.bound.Time)) {
-			// Every message up to upTo was read or filtered out: the
-			// final position says so, so that messages the stream's
-			// retention removes later are not taken for unread ones.
-			next := s.upTo + 1
-			if s.end > 0 {
-				next = min(next, s.end)
-			}
-			s.next = max(s.next, next)
-			s.done = true
-			return io.EOF
-		}
-		s.caughtUp = false
+		return nil, stream.ErrIdle
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	si, err := s.st.Info(ctx)
 	if err != nil {
-		return stream.ErrIdle // the server is away; the client reconnects
+		return nil, stream.ErrIdle // the server is away; the client reconnects
 	}
 	ci, err := s.cons.Info(ctx)
 	if err != nil {
-		return stream.ErrIdle
+		return nil, stream.ErrIdle
 	}
 	s.lag.Store(int64(ci.NumPending))
-	if ci.NumPending == 0 {
-		now := si.TimeStamp // the server's clock, which stamps messages
-		if now.IsZero() {
-			now = time.Now() // a server too old to say
-		}
-		s.caughtUp, s.upTo, s.upToTime = true, si.State.LastSeq, now
+	if ci.NumPending > 0 {
+		return nil, stream.ErrIdle
 	}
-	return stream.ErrIdle
+	upTo, now := si.State.LastSeq, si.TimeStamp // the server's clock, which stamps messages
+	if now.IsZero() {
+		now = time.Now() // a server too old to say
+	}
+	if !((s.end > 0 && upTo+1 >= s.end) || (!s.bound.Time.IsZero() && now.After(s.bound.Time))) {
+		return nil, stream.ErrIdle // the bound is still ahead
+	}
+	m, err := s.it.Next(jetstream.NextMaxWait(s.wait))
+	if errors.Is(err, nats.ErrTimeout) {
+		// Every message up to upTo was read or filtered out: the final
+		// position says so, so that messages the stream's retention
+		// removes later are not taken for unread ones.
+		next := upTo + 1
+		if s.end > 0 {
+			next = min(next, s.end)
+		}
+		s.next = max(s.next, next)
+		s.done = true
+		return nil, io.EOF
+	}
+	return m, err
+}
+
+// rewake gives Next a new context to wait on, the last one cancelled.
+func (s *Source) rewake() {
+	s.mu.Lock()
+	s.wake, s.cancelWake = context.WithCancel(context.Background())
+	s.mu.Unlock()
+}
+
+// tick is the watchdog: it cancels Next's wait if no message was
+// returned since the last tick, and runs again a poll wait later.
+func (s *Source) tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if !s.got.Swap(false) {
+		s.cancelWake()
+	}
+	s.watchdog.Reset(s.wait)
 }
 
 // Position returns the sequence of the next message to read, the bound
@@ -310,6 +348,13 @@ func (s *Source) Size() int64 { return -1 }
 
 // Close stops reading and closes the source's connection.
 func (s *Source) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	if s.watchdog != nil {
+		s.watchdog.Stop()
+		s.cancelWake()
+	}
+	s.mu.Unlock()
 	if s.it != nil {
 		s.it.Stop()
 	}
