@@ -239,6 +239,9 @@ func TestStreamCLIServerRestart(t *testing.T) {
 	for r := 0; r < rounds; r++ {
 		for i := r*perRound + 1; i <= (r+1)*perRound; i++ {
 			// Ids make a publish retried across the restart harmless.
+			if i%1000 == 0 {
+				<-nc.JS.PublishAsyncComplete() // at most 1000 in flight
+			}
 			if _, err := nc.JS.PublishAsync(src.Subject+".x", fmt.Appendf(nil, `{"n":%d}`, i), jetstream.WithMsgID("m"+strconv.Itoa(i))); err != nil {
 				t.Fatal(err)
 			}

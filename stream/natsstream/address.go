@@ -99,12 +99,12 @@ func redact(s string) string {
 
 // connect opens a connection that reconnects for as long as it takes:
 // a server restart pauses a job, it does not end it.
-func connect(server string) (*nats.Conn, error) {
-	nc, err := nats.Connect(server,
+func connect(server string, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(server, append([]nats.Option{
 		nats.Name("ckpt"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond),
-		nats.RetryOnFailedConnect(false))
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.RetryOnFailedConnect(false)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(server), err)
 	}

@@ -84,7 +84,10 @@ func OpenSink(ctx context.Context, cfg SinkConfig, pos json.RawMessage) (*Sink, 
 	}
 	s := &Sink{addr: addr, nc: cfg.Conn}
 	if s.nc == nil {
-		if s.nc, err = connect(addr.Server); err != nil {
+		// No buffer for publishes while reconnecting: they fail at once,
+		// so that what the server stored of the messages in flight when
+		// a connection dropped is always a prefix of them (see settle).
+		if s.nc, err = connect(addr.Server, nats.ReconnectBufSize(-1)); err != nil {
 			return nil, err
 		}
 		s.ownNC = true
@@ -98,7 +101,7 @@ func OpenSink(ctx context.Context, cfg SinkConfig, pos json.RawMessage) (*Sink, 
 
 func (s *Sink) open(ctx context.Context, job string, raw json.RawMessage) error {
 	var err error
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(30*time.Second)); err != nil {
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second)); err != nil {
 		return err
 	}
 	st, err := s.js.Stream(ctx, s.addr.Stream)
@@ -223,16 +226,31 @@ func (s *Sink) Publish(subject string, data []byte, h nats.Header) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("%s: publish message %d: %w", s.addr.Display, s.pos.Count, err)
+			// The connection is down: settle what is in flight, then
+			// publish this one when the server is back.
+			if err := s.settle(); err != nil {
+				return err
+			}
+			return s.publishSync(m)
 		}
 		s.futures = append(s.futures, f)
 		return nil
 	}
 }
 
-// Flush waits until the server has acknowledged (stored) every message
-// published so far, and returns the position after them.
-func (s *Sink) Flush() (json.RawMessage, error) {
+// settle waits for the server's answer to every message in flight, in
+// the order they were published. From the first one not acknowledged (a
+// timeout, a connection lost as the server restarted) on, it publishes
+// them again, one by one, each waiting for its acknowledgement, under
+// the same ids. What the server stored of them is a prefix (one
+// connection delivers in order, and publishes while it is down fail at
+// once instead of being buffered), so the republished ones keep the
+// output's order, and those it had stored are dropped as duplicates.
+func (s *Sink) settle() error {
+	defer func() {
+		clear(s.futures)
+		s.futures = s.futures[:0]
+	}()
 	for i, f := range s.futures {
 		select {
 		case ack := <-f.Ok():
@@ -240,35 +258,43 @@ func (s *Sink) Flush() (json.RawMessage, error) {
 			continue
 		case <-f.Err():
 		}
-		// Not acknowledged (a timeout, a connection lost as the server
-		// restarted): publish it and those after it again, in order, each
-		// waiting for its acknowledgement. Their ids make the server drop
-		// those it had stored.
-		if err := s.republish(s.futures[i:]); err != nil {
-			clear(s.futures)
-			s.futures = s.futures[:0]
-			return nil, err
+		for _, f := range s.futures[i:] {
+			if err := s.publishSync(f.Msg()); err != nil {
+				return err
+			}
 		}
 		break
 	}
-	clear(s.futures)
-	s.futures = s.futures[:0]
-	return json.Marshal(s.pos)
+	return nil
 }
 
-// republish publishes the messages of fs again, one by one.
-func (s *Sink) republish(fs []jetstream.PubAckFuture) error {
-	for _, f := range fs {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		ack, err := s.js.PublishMsg(ctx, f.Msg(), jetstream.WithExpectStream(s.addr.Stream),
-			jetstream.WithRetryAttempts(300), jetstream.WithRetryWait(200*time.Millisecond))
+// publishSync publishes m and waits for its acknowledgement, trying again
+// for up to two minutes while the server cannot be reached.
+func (s *Sink) publishSync(m *nats.Msg) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(s.addr.Stream))
 		cancel()
-		if err != nil {
-			return fmt.Errorf("%s: publish message %s: %w", s.addr.Display, f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+		if err == nil {
+			s.pos.LastSeq = max(s.pos.LastSeq, ack.Sequence)
+			return nil
 		}
-		s.pos.LastSeq = max(s.pos.LastSeq, ack.Sequence)
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) || time.Now().After(deadline) {
+			return fmt.Errorf("%s: publish message %s: %w", s.addr.Display, m.Header.Get(jetstream.MsgIDHeader), err)
+		}
+		time.Sleep(100 * time.Millisecond) // the client is reconnecting
 	}
-	return nil
+}
+
+// Flush waits until the server has acknowledged (stored) every message
+// published so far, and returns the position after them.
+func (s *Sink) Flush() (json.RawMessage, error) {
+	if err := s.settle(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s.pos)
 }
 
 // Sync does nothing: a message the server acknowledged is stored as the
