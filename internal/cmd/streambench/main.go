@@ -114,8 +114,13 @@ func run() error {
 
 	// Throughput: stream → JSON Lines file, whole stream, from exec to exit.
 	var withCk, plain, cli []time.Duration
+	var cpuCk, cpuPlain, cpuCLI []time.Duration
+	sides := []string{"ckpt", "plain", "cli"}
 	for r := 0; r < *runs; r++ {
-		for _, side := range []string{"ckpt", "plain", "cli"} {
+		// Each run starts with another side, so that none is always the
+		// one after a given other.
+		for k := range sides {
+			side := sides[(r+k)%len(sides)]
 			out := filepath.Join(*dir, side+".jsonl")
 			store := filepath.Join(*dir, side+"-store")
 			os.Remove(out)
@@ -135,13 +140,14 @@ func run() error {
 				return fmt.Errorf("%s: %w", side, err)
 			}
 			took := time.Since(start)
+			cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			switch side {
 			case "ckpt":
-				withCk = append(withCk, took)
+				withCk, cpuCk = append(withCk, took), append(cpuCk, cpu)
 			case "plain":
-				plain = append(plain, took)
+				plain, cpuPlain = append(plain, took), append(cpuPlain, cpu)
 			case "cli":
-				cli = append(cli, took)
+				cli, cpuCLI = append(cli, took), append(cpuCLI, cpu)
 			}
 		}
 		if err := sameFiles(filepath.Join(*dir, "ckpt.jsonl"), filepath.Join(*dir, "plain.jsonl"), filepath.Join(*dir, "cli.jsonl")); err != nil {
@@ -154,8 +160,13 @@ func run() error {
 	}
 	fmt.Printf("| stream → JSONL file, checkpoint every 1 s / 100,000 messages vs plain consumer loop, no checkpoints: wall time | %s (%s) | %s (%s) | %+.1f%% | at most +10%% |\n",
 		secs(mc), rate(mc), secs(mp), rate(mp), 100*(mc.Seconds()/mp.Seconds()-1))
+	cc, cp, cl := median(cpuCk), median(cpuPlain), median(cpuCLI)
+	fmt.Printf("| the same runs: CPU time (user + system) | %s | %s | %+.1f%% | |\n",
+		secs(cc), secs(cp), 100*(cc.Seconds()/cp.Seconds()-1))
 	fmt.Printf("| `ckpt convert` (validates each payload as JSON) vs the same plain loop: wall time | %s (%s) | %s (%s) | %+.1f%% | |\n",
 		secs(ml), rate(ml), secs(mp), rate(mp), 100*(ml.Seconds()/mp.Seconds()-1))
+	fmt.Printf("| the same runs: CPU time (user + system) | %s | %s | %+.1f%% | |\n",
+		secs(cl), secs(cp), 100*(cl.Seconds()/cp.Seconds()-1))
 
 	// Resume latency: a ckpt child reading the stream is killed halfway,
 	// then started again: exec to its first new message. The baseline is
