@@ -22,6 +22,7 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // Op is an aggregation.
@@ -90,6 +91,9 @@ type Options struct {
 	To      convert.Format // Auto: from Output's extension
 	GroupBy []string
 	Aggs    []Spec
+	// Until bounds a stream input (required for one: the groups are
+	// written when the input ends).
+	Until stream.Until
 	// Pipeline names the job and sets store, triggers, bad-record policy
 	// and progress. Its codec is set to gob: the groups encode themselves
 	// compactly.
@@ -105,6 +109,17 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, errors.New("aggregate: no aggregation")
 	}
 	var err error
+	if convert.IsStream(o.Input) {
+		if o.From != convert.Auto && o.From != convert.JSONL {
+			return pipeline.Result{}, errors.New("aggregate: the input is a stream of JSON messages: --from does not apply")
+		}
+		if o.Until.IsZero() {
+			return pipeline.Result{}, errors.New("aggregate: a stream input needs a bound (--until now, a sequence or a time): the groups are written when the input ends")
+		}
+		o.From = convert.JSONL
+	} else if !o.Until.IsZero() {
+		return pipeline.Result{}, errors.New("aggregate: --until applies to a stream input only")
+	}
 	if o.From == convert.Auto {
 		if o.From, err = convert.InputFormatOf(o.Input); err != nil {
 			return pipeline.Result{}, fmt.Errorf("aggregate: input: %w", err)
@@ -140,7 +155,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	if o.From == convert.CSV {
 		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end)
 	}
-	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output), a.jsonLine, end)
+	return pipeline.Run(ctx, o.Pipeline, convert.LinesInput(o.Input, o.Until), pipeline.File(o.Output), a.jsonLine, end)
 }
 
 // columns returns the output's column names: the group-by columns, then

@@ -17,6 +17,7 @@ import (
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // Format is a record file format.
@@ -127,6 +128,12 @@ type Options struct {
 	// (see ParseSchema); a column it does not name is text, or inferred
 	// with InferTypes.
 	Schema map[string]pgsink.ColumnType
+	// Until bounds a run over a stream (see stream.ParseUntil); the zero
+	// value reads until stopped.
+	Until stream.Until
+	// WithMeta makes a stream into JSON Lines write every message as
+	// {"subject","seq","time","headers","data"}, data its JSON payload.
+	WithMeta bool
 	// Pipeline names the job and sets store, triggers, bad-record policy
 	// and progress.
 	Pipeline pipeline.Config
@@ -134,6 +141,15 @@ type Options struct {
 
 // Resolve fills in the formats from the file names.
 func (o *Options) Resolve() error {
+	if IsStream(o.Input) {
+		return o.resolveStream()
+	}
+	if IsStream(o.Output) {
+		return errors.New("the output is a stream: the input must be a stream too (nats://HOST:PORT/STREAM)")
+	}
+	if o.WithMeta || !o.Until.IsZero() {
+		return errors.New("--with-meta and --until apply to a stream input only")
+	}
 	if IsPostgres(o.Output) {
 		return o.resolvePostgres()
 	}
@@ -231,6 +247,9 @@ func (o *Options) params() map[string]string {
 // and InferTypes are the job's pipeline.Params: a resume with others is
 // refused, as it would mix two kinds of output in one file.
 func Run(ctx context.Context, o Options) (pipeline.Result, error) {
+	if IsStream(o.Input) {
+		return fromStream(ctx, o)
+	}
 	if IsPostgres(o.Output) {
 		return toPostgres(ctx, o)
 	}
@@ -367,7 +386,7 @@ func stringsAsBytes(ss []string) [][]byte {
 func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
 	comma := o.To.separator(o.OutDelimiter)
 	var row objectRow
-	return pipeline.Run(ctx, o.Pipeline, pipeline.Lines(o.Input), pipeline.File(o.Output),
+	return pipeline.Run(ctx, o.Pipeline, LinesInput(o.Input, o.Until), pipeline.File(o.Output),
 		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {
 			if ok, err := row.scan(line); !ok {
 				return err // nil for a blank line, which holds no record

@@ -17,6 +17,7 @@ import (
 	"github.com/ckptdev/ckpt/source"
 	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/store/pgstore"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // A PostgreSQL output, postgres://user@host/db?table=NAME (or
@@ -78,6 +79,9 @@ func (o *Options) resolvePostgres() error {
 	}
 	if _, _, _, err := PostgresTarget(o.Output); err != nil {
 		return fmt.Errorf("output: %w", err)
+	}
+	if IsStream(o.Input) {
+		return nil
 	}
 	if o.From == Auto {
 		if fi, serr := statDir(o.Input); serr == nil && fi {
@@ -214,13 +218,20 @@ func cut(s string, n int) string {
 // firstObjectKeys returns the keys of the first JSON object of the input:
 // the table's columns.
 func firstObjectKeys(ctx context.Context, input string) ([]string, error) {
-	src, err := pipeline.Lines(input)(ctx, nil)
+	src, err := LinesInput(input, stream.Until{})(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
 	for {
 		line, err := src.Next()
+		if errors.Is(err, stream.ErrIdle) {
+			// A stream with no message yet: wait for the first.
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
 		if err == io.EOF {
 			return nil, fmt.Errorf("%s holds no JSON object to take the columns from", input)
 		}
@@ -262,7 +273,7 @@ func jsonlToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink
 	recordTypes(&cfg, sc.Types)
 	var row objectRow
 	row.setColumns(keys)
-	return pipeline.Run(ctx, cfg, pipeline.Lines(o.Input), pgsink.Output(sc),
+	return pipeline.Run(ctx, cfg, LinesInput(o.Input, o.Until), pgsink.Output(sc),
 		func(ctx context.Context, line *source.Line, _ *csvState, out *pgsink.Sink) error {
 			if ok, err := row.scan(line); !ok {
 				return err // nil for a blank line, which holds no record

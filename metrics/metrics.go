@@ -11,6 +11,7 @@
 //	ckpt_restore_duration_seconds{job}           histogram: reading and verifying the checkpoint resumed from
 //	ckpt_records_processed_total{job}            records read by this process
 //	ckpt_bytes_processed_total{job}              input bytes read by this process
+//	ckpt_source_lag_records{job}                 records of a stream the job has not read yet
 //	ckpt_asset_materializations_total{asset,outcome}  steps of asset runs, by outcome
 //	ckpt_asset_step_duration_seconds{asset}      histogram: duration of computed steps
 //
@@ -54,6 +55,7 @@ type Jobs struct {
 	restore      *prometheus.HistogramVec
 	records      *prometheus.CounterVec
 	bytes        *prometheus.CounterVec
+	lag          *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	seen map[string]*jobSeen
@@ -93,12 +95,14 @@ func NewJobs() *Jobs {
 			Help: "Records read by the jobs of this process (work redone after a resume counts again)."}, job),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ckpt_bytes_processed_total",
 			Help: "Input bytes read by the jobs of this process."}, job),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ckpt_source_lag_records",
+			Help: "Records of the stream a job reads that it has not read yet, as the server last said."}, job),
 		seen: map[string]*jobSeen{},
 	}
 }
 
 func (m *Jobs) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.completed, m.failed, m.duration, m.lastSize, m.lastFullSize, m.lastTime, m.lastRecords, m.restore, m.records, m.bytes}
+	return []prometheus.Collector{m.completed, m.failed, m.duration, m.lastSize, m.lastFullSize, m.lastTime, m.lastRecords, m.restore, m.records, m.bytes, m.lag}
 }
 
 // Describe implements prometheus.Collector.
@@ -192,6 +196,15 @@ func (m *Jobs) Progress(job string, records, bytes int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.progress(job, m.job(job), records, bytes)
+}
+
+// Lag reports how many records of the stream job reads it has not read
+// yet (pipeline.Progress's Lag); a negative lag (a source that is not a
+// stream) is not reported.
+func (m *Jobs) Lag(job string, lag int64) {
+	if lag >= 0 {
+		m.lag.WithLabelValues(job).Set(float64(lag))
+	}
 }
 
 func (m *Jobs) progress(job string, s *jobSeen, records, bytes int64) {

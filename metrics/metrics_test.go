@@ -240,3 +240,20 @@ func TestListen(t *testing.T) {
 		t.Error("still serving after Close")
 	}
 }
+
+// The lag of a job reading a stream is a gauge; a negative lag (unknown)
+// leaves it as it was.
+func TestJobsLag(t *testing.T) {
+	m := metrics.NewJobs()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	if _, ok := value(t, reg, "ckpt_source_lag_records", "tail"); ok {
+		t.Fatal("a lag before any was reported")
+	}
+	m.Lag("tail", 42)
+	want(t, reg, "ckpt_source_lag_records", "tail", 42)
+	m.Lag("tail", -1)
+	want(t, reg, "ckpt_source_lag_records", "tail", 42)
+	m.Lag("tail", 0)
+	want(t, reg, "ckpt_source_lag_records", "tail", 0)
+}

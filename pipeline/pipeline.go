@@ -32,6 +32,7 @@ import (
 	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 var (
@@ -71,6 +72,27 @@ type Source[R any] interface {
 type Sized interface {
 	Consumed() int64
 	Size() int64
+}
+
+// Lagging is a Source over a log that grows while it is read (a
+// JetStream stream, a Kafka topic): Lag returns how many records of the
+// log it has not read yet, or -1 if unknown. Progress reports it.
+//
+// Such a source may be unbounded: its Next returns stream.ErrIdle when no
+// record arrived within a short wait, and Run then lets the triggers fire
+// (an interval checkpoint of what was read, a shutdown checkpoint after a
+// signal) and checks its context before calling Next again.
+type Lagging interface {
+	Lag() int64
+}
+
+// CheckpointFirst is an Output that chose, when opened fresh, something
+// every later write depends on and that a crash must not lose, such as
+// the JetStream sink's epoch, part of every message id: when it returns
+// true, Run takes a checkpoint before the first record, so that a run
+// resumed after a crash writes with the same choice.
+type CheckpointFirst interface {
+	CheckpointFirst() bool
 }
 
 // InputFiles is a Source that reads files: Paths returns them as opened.
@@ -299,6 +321,13 @@ type Progress struct {
 	Start    int64         // Consumed when this run started (its resume point)
 	Elapsed  time.Duration // since this run started
 	Done     bool          // the last call
+	// StartRecords is Records when this run started.
+	StartRecords int64
+	// Stream is set for a source over a log that grows (see Lagging),
+	// and Lag is then how many of its records the job has not read yet
+	// (-1 until the server has said).
+	Stream bool
+	Lag    int64
 }
 
 // Start describes how a run begins.
@@ -474,8 +503,10 @@ type run[S, R any, W Output] struct {
 	dlPos  json.RawMessage
 	closed bool
 
-	sized       Sized // the source, if it is one
-	checkpoints int   // Flushes: checkpoints taken in this run
+	sized       Sized   // the source, if it is one
+	lagging     Lagging // the source, if it is one
+	flushedRecs int64   // job.Records() at the last checkpoint's capture
+	checkpoints int     // Flushes: checkpoints taken in this run
 	records     atomic.Int64
 	consumed    atomic.Int64
 	start       int64
@@ -534,8 +565,12 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 	if sz, ok := src.(Sized); ok {
 		r.sized = sz
 	}
+	if lg, ok := src.(Lagging); ok {
+		r.lagging = lg
+	}
 	r.start = r.consumedNow()
 	r.startRecs = job.Records()
+	r.flushedRecs = r.startRecs
 	r.records.Store(job.Records())
 	r.consumed.Store(r.start)
 	if cfg.Progress != nil {
@@ -624,6 +659,7 @@ func restartHint(err error) error {
 // dead-letter file together.
 func (r *run[S, R, W]) Flush() (json.RawMessage, error) {
 	r.checkpoints++
+	r.flushedRecs = r.job.Records()
 	var pos positions
 	var err error
 	if pos.Output, err = r.out.Flush(); err != nil {
@@ -665,11 +701,22 @@ func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(co
 	job := r.job
 	st := &job.State
 	last := r.consumedNow()
+	if cf, ok := any(r.out).(CheckpointFirst); ok && cf.CheckpointFirst() && job.Resumed() == nil {
+		if _, err := job.Checkpoint(ctx); err != nil {
+			return err
+		}
+	}
 	var n int
 	for {
 		rec, err := r.src.Next()
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, stream.ErrIdle) {
+			if err := r.idle(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		if err == nil {
 			err = fn(ctx, rec, &st.User, r.out)
@@ -697,6 +744,23 @@ func (r *run[S, R, W]) loop(ctx context.Context, fn Func[S, R, W], atEnd func(co
 	r.consumed.Store(r.consumedNow())
 	if atEnd != nil {
 		return atEnd(ctx, &st.User, r.out)
+	}
+	return nil
+}
+
+// idle runs while an unbounded source waits for records: the progress
+// counters are brought up to date, a cancelled context stops the run, and
+// a trigger that fired (the interval, a shutdown signal) takes its
+// checkpoint, but only if records were read since the last one: an idle
+// stream is not checkpointed over and over.
+func (r *run[S, R, W]) idle(ctx context.Context) error {
+	r.records.Store(r.job.Records())
+	r.consumed.Store(r.consumedNow())
+	if ctx.Err() != nil {
+		return r.stop(ctx)
+	}
+	if r.job.Stopping() || r.job.Records() != r.flushedRecs {
+		return r.job.Advance(ctx, 0, 0)
 	}
 	return nil
 }
@@ -767,7 +831,12 @@ func (r *run[S, R, W]) progress(done bool) Progress {
 	if r.sized != nil {
 		size = r.sized.Size()
 	}
-	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: size, Start: r.start, Elapsed: time.Since(r.began), Done: done}
+	var lag int64
+	if r.lagging != nil {
+		lag = r.lagging.Lag()
+	}
+	return Progress{Records: r.records.Load(), Consumed: r.consumed.Load(), Size: size, Start: r.start,
+		StartRecords: r.startRecs, Elapsed: time.Since(r.began), Done: done, Stream: r.lagging != nil, Lag: lag}
 }
 
 func (r *run[S, R, W]) close() error {

@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3)
+SECTIONS=(engine pipeline postgres s3 stream)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -98,6 +98,20 @@ bench_s3() {
 	gobench ./store/s3store '^BenchmarkS3SmallCheckpoint$' 3s | table -base store=local
 	echo
 	gobench ./store/s3store '^BenchmarkS3LargeState$' 3x | table -base way=raw
+}
+
+# JetStream: a stream of a million messages into a JSON Lines file through
+# a ckpt pipeline checkpointing every second vs a plain consumer loop
+# writing the same bytes, and the resume latency after a SIGKILL. Needs
+# the NATS server of CKPT_NATS_URL (default: the local one, with
+# JetStream); a few minutes.
+bench_stream() {
+	echo "## Streams"
+	echo
+	mkdir -p .bin
+	go build -o .bin/ckpt ./cmd/ckpt
+	go build -o .bin/streambench ./internal/cmd/streambench
+	.bin/streambench -ckpt .bin/ckpt -runs "${RUNS:-5}" -nats "${CKPT_NATS_URL:-nats://127.0.0.1:4222}" -dir "${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-streambench}"
 }
 
 main() {

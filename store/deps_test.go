@@ -8,8 +8,8 @@ import (
 )
 
 // remoteModules are the dependencies that only the S3 and PostgreSQL
-// backends need.
-var remoteModules = []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go", "github.com/jackc/pgx"}
+// backends and the JetStream source and sink need.
+var remoteModules = []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go", "github.com/jackc/pgx", "github.com/nats-io/"}
 
 // deps lists the packages that pkg links, with go list -deps.
 func deps(t *testing.T, pkg string) []string {
@@ -28,7 +28,7 @@ func deps(t *testing.T, pkg string) []string {
 func linked(pkgs []string, module string) []string {
 	var found []string
 	for _, p := range pkgs {
-		if p == module || strings.HasPrefix(p, module+"/") {
+		if p == module || strings.HasPrefix(p, strings.TrimSuffix(module, "/")+"/") {
 			found = append(found, p)
 		}
 	}
@@ -54,12 +54,13 @@ func TestLocalProgramsLinkNoRemoteBackend(t *testing.T) {
 		})
 	}
 	// The check sees a remote backend where one is imported: the CLI
-	// serves s3:// and postgres:// stores.
+	// serves s3:// and postgres:// stores, and reads and writes nats://
+	// streams.
 	t.Run("cmd/ckpt", func(t *testing.T) {
 		pkgs := deps(t, "github.com/ckptdev/ckpt/cmd/ckpt")
 		for _, m := range remoteModules {
 			if len(linked(pkgs, m)) == 0 {
-				t.Errorf("cmd/ckpt does not link %s: it must serve s3:// and postgres:// stores", m)
+				t.Errorf("cmd/ckpt does not link %s: it must serve s3:// and postgres:// stores and nats:// streams", m)
 			}
 		}
 	})

@@ -37,13 +37,26 @@ count, rounded once to the nearest float64.
 
 INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 --from, --group-by and --agg are the job's: a resume with others is refused
-(pass --restart to start over).`,
+(pass --restart to start over). INPUT may be a NATS JetStream stream of JSON
+objects, 'nats://HOST:PORT/STREAM?subject=FILTER', with --until (now, a
+sequence or a time): the groups are written when the bound is reached.`,
 		Example: `  ckpt aggregate sales.csv by_region.csv --group-by region --agg count,sum:amount,mean:amount
-  ckpt aggregate events.jsonl per_day.jsonl --group-by day,kind --agg count,max:latency_ms`,
+  ckpt aggregate events.jsonl per_day.jsonl --group-by day,kind --agg count,max:latency_ms
+  ckpt aggregate --until now 'nats://127.0.0.1:4222/ORDERS' by_region.csv --group-by region --agg count,sum:amount`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := aggregate.Options{Input: args[0], Output: args[1]}
 			var err error
+			if o.Until, err = pf.parseUntil(); err != nil {
+				return err
+			}
+			isStream := convert.IsStream(o.Input)
+			if isStream && o.Until.IsZero() {
+				return usageErrorf("a stream input needs --until (now, a sequence or a time): the groups are written when the input ends")
+			}
+			if !isStream && !o.Until.IsZero() {
+				return usageErrorf("--until applies to a stream input only")
+			}
 			if o.From, err = convert.ParseFormat(from); err != nil {
 				return usageErrorf("--from: %v", err)
 			}
@@ -66,6 +79,12 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			if o.Aggs, err = aggregate.ParseSpecs(strings.Join(aggs, ",")); err != nil {
 				return usageErrorf("--agg: %v", err)
 			}
+			if isStream {
+				if o.From != convert.Auto && o.From != convert.JSONL {
+					return usageErrorf("the input is a stream of JSON messages: --from does not apply")
+				}
+				o.From = convert.JSONL
+			}
 			if o.From == convert.Auto {
 				if o.From, err = convert.InputFormatOf(o.Input); err != nil {
 					return usageErrorf("%v", err)
@@ -85,6 +104,9 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			}
 			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
+			}
+			if isStream {
+				streamDefaults(cmd, &o.Pipeline)
 			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return aggregate.Run(cmd.Context(), o)

@@ -16,6 +16,7 @@ func newConvertCmd(a *app) *cobra.Command {
 		inferTypes bool
 		csvf       csvFlags
 		schemaFile string
+		withMeta   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
@@ -71,9 +72,28 @@ prints a summary of the run for scripts.
 
 The input must not change while the job is unfinished: a resume on changed
 input is refused, as is a resume with other --from, --to, --infer-types,
---schema, --delimiter, --out-delimiter or --columns, and a rerun of a finished job whose input changed since (pass --restart to
-start over).`,
+--schema, --delimiter, --out-delimiter or --columns, and a rerun of a
+finished job whose input changed since (pass --restart to start over).
+
+INPUT may be a NATS JetStream stream, 'nats://HOST:PORT/STREAM' (with
+?subject=FILTER, repeatable, to read some subjects only): each message is a
+record whose payload is a JSON value, read from the stream sequence of the
+job's checkpoint, so that OUTPUT holds every message once, in stream order.
+Into JSON Lines each payload is one line (--with-meta wraps it with its
+subject, sequence, time and headers); into CSV or a table an object's keys
+are the columns, as for JSON Lines. Without --until the job runs until
+stopped (Ctrl-C or SIGTERM: a checkpoint, exit 75), and the next run goes on
+from there; --until now stops at what the stream held when the job started,
+--until SEQ after that sequence, --until TIME after the messages stored by
+then. A stream input checkpoints every second and every 100,000 messages
+by default; progress shows messages per second and the lag behind the
+stream's end. OUTPUT may be another stream, 'nats://HOST:PORT/STREAM?subject=S'
+(or ?prefix=P to keep each subject behind P): every message is published
+once, with a message id the server deduplicates (see docs/STREAMS.md).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
+  ckpt convert 'nats://127.0.0.1:4222/ORDERS?subject=orders.>' orders.jsonl
+  ckpt convert --until now 'nats://127.0.0.1:4222/ORDERS' 'postgres://app@db/shop?table=orders'
+  ckpt convert 'nats://127.0.0.1:4222/ORDERS' 'nats://127.0.0.1:4222/COPY?prefix=copy.' 
   ckpt convert --infer-types --on-error dead-letter orders.csv orders.jsonl
   ckpt convert 'exports/*.jsonl' all.csv --store s3://bucket/ckpt
   ckpt convert --from jsonl --to csv data.txt data.out
@@ -82,7 +102,7 @@ start over).`,
   ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes}
+			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes, WithMeta: withMeta}
 			var err error
 			if o.Delimiter, o.OutDelimiter, o.Columns, err = csvf.parse(cmd); err != nil {
 				return err
@@ -98,6 +118,9 @@ start over).`,
 					return usageErrorf("--schema %s: %v", schemaFile, err)
 				}
 			}
+			if o.Until, err = pf.parseUntil(); err != nil {
+				return err
+			}
 			if o.From, err = convert.ParseFormat(from); err != nil {
 				return usageErrorf("--from: %v", err)
 			}
@@ -111,7 +134,11 @@ start over).`,
 			// the table, the store defaults to the table's database, and
 			// messages show the address without its password.
 			t := target{verb: "convert", output: o.Output, display: o.Output, isFile: true}
-			if convert.IsPostgres(o.Output) {
+			if convert.IsStream(o.Output) {
+				if t, err = streamTarget("convert", o.Output, &pf); err != nil {
+					return err
+				}
+			} else if convert.IsPostgres(o.Output) {
 				var storeURL string
 				t.isFile = false
 				if t.output, storeURL, t.display, err = convert.PostgresTarget(o.Output); err != nil {
@@ -132,6 +159,9 @@ start over).`,
 			if o.Pipeline, err = pf.config(a, cmd, t); err != nil {
 				return err
 			}
+			if convert.IsStream(o.Input) {
+				streamDefaults(cmd, &o.Pipeline)
+			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return convert.Run(cmd.Context(), o)
 			})
@@ -143,6 +173,7 @@ start over).`,
 	csvf.add(cmd, true)
 	fl.StringVar(&schemaFile, "schema", "", "table output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
 	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table: typed columns")
+	fl.BoolVar(&withMeta, "with-meta", false, `a stream into JSON Lines: write each message as {"subject","seq","time","headers","data"}`)
 	pf.add(cmd)
 	return cmd
 }

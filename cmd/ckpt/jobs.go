@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -16,6 +17,22 @@ type jobJSON struct {
 	Checkpoints int            `json:"checkpoints"`
 	Savepoints  int            `json:"savepoints"`
 	Newest      checkpointJSON `json:"newest"`
+	// Lag is, for a job reading a stream, how many messages of the
+	// stream it had not read when its newest checkpoint was taken.
+	Lag *int64 `json:"lag,omitempty"`
+}
+
+// sourceLag reads the lag a stream source records in its position
+// (stream.Position), or nil for a source that records none.
+func sourceLag(pos json.RawMessage) *int64 {
+	var p struct {
+		Offsets []json.RawMessage `json:"offsets"`
+		Lag     *int64            `json:"lag"`
+	}
+	if json.Unmarshal(pos, &p) != nil || p.Offsets == nil || p.Lag == nil || *p.Lag < 0 {
+		return nil
+	}
+	return p.Lag
 }
 
 func newJobsCmd(a *app) *cobra.Command {
@@ -28,8 +45,9 @@ func newJobsCmd(a *app) *cobra.Command {
 		Short: "List the jobs in a store with their newest checkpoint",
 		Long: `List the jobs that have checkpoints in a store, one line each: how many
 checkpoints it keeps and what its newest one is (sequence number, time,
-trigger, records read, and flags: savepoint, final, or corrupt when the
-newest manifest does not decode).
+trigger, records read, for a job reading a stream its lag (the messages
+of the stream it had not read when the checkpoint was taken), and flags:
+savepoint, final, or corrupt when the newest manifest does not decode).
 
 Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state blobs too.`,
 		Example: `  ckpt jobs
@@ -57,6 +75,7 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 					continue // deleted since Jobs listed it
 				}
 				j := jobJSON{Job: job, Checkpoints: len(entries), Newest: entryJSON(entries[len(entries)-1])}
+				j.Lag = sourceLag(j.Newest.Source)
 				for _, e := range entries {
 					if e.Checkpoint != nil && e.Checkpoint.Savepoint {
 						j.Savepoints++
@@ -72,7 +91,7 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "JOB\tCHECKPOINTS\tNEWEST\tTIME\tTRIGGER\tRECORDS\tFLAGS")
+			fmt.Fprintln(tw, "JOB\tCHECKPOINTS\tNEWEST\tTIME\tTRIGGER\tRECORDS\tLAG\tFLAGS")
 			for _, j := range out {
 				n := j.Newest
 				count := strconv.Itoa(j.Checkpoints)
@@ -83,7 +102,7 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 					count += fmt.Sprintf(" (%d savepoints)", j.Savepoints)
 				}
 				if n.Error != "" {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t%s\n", j.Job, count, n.Seq, a.color(colorRed, "corrupt"))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t-\t-\t%s\n", j.Job, count, n.Seq, a.color(colorRed, "corrupt"))
 					continue
 				}
 				flags := "-"
@@ -93,7 +112,11 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 				case n.Savepoint:
 					flags = "savepoint"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", j.Job, count, n.Seq, formatTime(n.Time), n.Trigger, n.Records, flags)
+				lag := "-"
+				if j.Lag != nil {
+					lag = strconv.FormatInt(*j.Lag, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", j.Job, count, n.Seq, formatTime(n.Time), n.Trigger, n.Records, lag, flags)
 			}
 			return tw.Flush()
 		},

@@ -13,13 +13,13 @@ func TestJobsTable(t *testing.T) {
 	events := writeJob(t, dir, "events", 10, stepCheckpoint, stepCheckpoint)
 
 	r := ckptRun(t, nil, "jobs", "--store", dir).want(t, exitOK)
-	rows := parseTable(t, r.stdout, "JOB", "CHECKPOINTS", "NEWEST", "TIME", "TRIGGER", "RECORDS", "FLAGS")
+	rows := parseTable(t, r.stdout, "JOB", "CHECKPOINTS", "NEWEST", "TIME", "TRIGGER", "RECORDS", "LAG", "FLAGS")
 	if len(rows) != 2 {
 		t.Fatalf("want 2 jobs, sorted:\n%s", r.stdout)
 	}
 	want := []map[string]string{
-		{"JOB": "events", "CHECKPOINTS": "2", "NEWEST": "2", "TRIGGER": "manual", "RECORDS": strconv.Itoa(2 * recordsPerStep), "FLAGS": "-"},
-		{"JOB": "orders", "CHECKPOINTS": "5 (1 savepoint)", "NEWEST": "5", "TRIGGER": "final", "RECORDS": strconv.Itoa(5 * recordsPerStep), "FLAGS": "final"},
+		{"JOB": "events", "CHECKPOINTS": "2", "NEWEST": "2", "TRIGGER": "manual", "RECORDS": strconv.Itoa(2 * recordsPerStep), "LAG": "-", "FLAGS": "-"},
+		{"JOB": "orders", "CHECKPOINTS": "5 (1 savepoint)", "NEWEST": "5", "TRIGGER": "final", "RECORDS": strconv.Itoa(5 * recordsPerStep), "LAG": "-", "FLAGS": "final"},
 	}
 	newest := []time.Time{events[1].Time, orders[4].Time}
 	for i, row := range rows {
@@ -64,7 +64,7 @@ func TestJobsShowsACorruptNewestCheckpoint(t *testing.T) {
 	dir, _ := ordersStore(t)
 	flipByte(t, dir, manifestObject("orders", 5), 40)
 	r := ckptRun(t, nil, "jobs", "--store", dir).want(t, exitOK)
-	rows := parseTable(t, r.stdout, "JOB", "CHECKPOINTS", "NEWEST", "TIME", "TRIGGER", "RECORDS", "FLAGS")
+	rows := parseTable(t, r.stdout, "JOB", "CHECKPOINTS", "NEWEST", "TIME", "TRIGGER", "RECORDS", "LAG", "FLAGS")
 	if len(rows) != 1 || rows[0]["NEWEST"] != "5" || rows[0]["FLAGS"] != "corrupt" {
 		t.Errorf("jobs with a corrupt newest manifest: %v", rows)
 	}

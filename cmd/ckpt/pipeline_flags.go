@@ -41,6 +41,7 @@ type pipelineFlags struct {
 	noProgress bool
 	json       bool
 	metrics    string
+	until      string
 }
 
 func (f *pipelineFlags) add(cmd *cobra.Command) {
@@ -56,6 +57,7 @@ func (f *pipelineFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&f.restart, "restart", false, "discard the job's checkpoints and start over from the beginning")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	fl.BoolVar(&f.json, "json", false, "print a summary of the run as one JSON object on stdout, for scripts")
+	fl.StringVar(&f.until, "until", "", "a stream input's bound: now (what the stream holds when the job starts), a sequence number (the last to read) or a time (RFC 3339); default: read until stopped")
 	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics of the run at http://ADDR/metrics while it runs (as 127.0.0.1:9464; port 0 picks one)")
 }
 

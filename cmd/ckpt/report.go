@@ -79,6 +79,9 @@ func (a *app) serveMetrics(addr string, cfg *pipeline.Config) (func(), error) {
 	bar := cfg.Progress
 	cfg.Progress = func(p pipeline.Progress) {
 		jobs.Progress(cfg.Job, p.Records, p.Consumed)
+		if p.Stream {
+			jobs.Lag(cfg.Job, p.Lag)
+		}
 		if bar != nil {
 			bar(p)
 		}

@@ -119,7 +119,15 @@ func (b *Bar) parts(p pipeline.Progress, cells int) []part {
 		noun = " record"
 	}
 	ps = append(ps, part{Count(p.Records) + noun, "  ", 3})
-	if secs > 0 {
+	if p.Stream {
+		// A stream: messages per second and how far behind its end.
+		if secs > 0 {
+			ps = append(ps, part{Count(int64(float64(p.Records-p.StartRecords)/secs)) + " msg/s", "  ", 6})
+		}
+		if p.Lag >= 0 {
+			ps = append(ps, part{"lag " + Count(p.Lag), "  ", 5})
+		}
+	} else if secs > 0 {
 		ps = append(ps, part{Bytes(int64(rate)) + "/s", "  ", 6})
 	}
 	if p.Size > 0 && rate > 0 && !p.Done {

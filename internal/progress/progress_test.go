@@ -133,3 +133,22 @@ func TestLogLinesDoNotOverwriteTheBar(t *testing.T) {
 		t.Fatalf("after the last update: %q", w.String())
 	}
 }
+
+// A stream's line shows messages per second in this run and the lag.
+func TestBarStream(t *testing.T) {
+	b := &Bar{}
+	p := pipeline.Progress{Records: 5000, StartRecords: 1000, Consumed: 1 << 20, Size: -1, Elapsed: 2 * time.Second, Stream: true, Lag: 12345}
+	line := b.Line(p)
+	for _, want := range []string{"5,000 records", "2,000 msg/s", "lag 12,345"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	if strings.Contains(line, "MiB/s") {
+		t.Errorf("a stream's line shows bytes per second: %q", line)
+	}
+	p.Lag = -1 // the server has not said yet
+	if line := b.Line(p); strings.Contains(line, "lag") {
+		t.Errorf("unknown lag shown: %q", line)
+	}
+}
