@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 
 	"github.com/ckptdev/ckpt/codec"
 )
@@ -66,17 +67,101 @@ func encodeBlob(dst, raw []byte, comp codec.Compression) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := dst[:blobHeaderSize]
-	copy(h[0:3], blobMagic[:])
-	h[3] = blobVersion
-	h[4] = byte(comp)
-	binary.LittleEndian.PutUint64(h[8:16], uint64(len(raw)))
-	binary.LittleEndian.PutUint32(h[16:20], crc32.Checksum(dst[blobHeaderSize:], castagnoli))
-	binary.LittleEndian.PutUint32(h[20:24], crc32.Checksum(h[:20], castagnoli))
+	putBlobHeader(dst[:blobHeaderSize], comp, len(raw), dst[blobHeaderSize:])
 	return dst, nil
 }
 
-// decodeBlob verifies blob and appends its raw bytes to dst. If id is not
+// putBlobHeader writes into h the header of a blob of rawLen raw bytes
+// stored as payload with comp. An uncompressed chunk is stored as a
+// header and the chunk's own bytes, never copied behind it.
+func putBlobHeader(h []byte, comp codec.Compression, rawLen int, payload []byte) {
+	clear(h[:blobHeaderSize])
+	copy(h[0:3], blobMagic[:])
+	h[3] = blobVersion
+	h[4] = byte(comp)
+	binary.LittleEndian.PutUint64(h[8:16], uint64(rawLen))
+	binary.LittleEndian.PutUint32(h[16:20], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint32(h[20:24], crc32.Checksum(h[:20], castagnoli))
+}
+
+// blobReader yields a blob as its header and then its payload, held apart
+// so that an uncompressed chunk goes to the store without a copy. Like a
+// bytes.Reader it tells its length (Len), hands its bytes over (WriteTo)
+// and seeks (a store retrying a write reads it again), so that every
+// backend treats it as the in-memory reader it is.
+type blobReader struct {
+	head, body []byte
+	off        int64
+}
+
+func (r *blobReader) size() int64 { return int64(len(r.head) + len(r.body)) }
+
+// part returns the unread bytes of the part at the offset.
+func (r *blobReader) part() []byte {
+	if r.off < int64(len(r.head)) {
+		return r.head[r.off:]
+	}
+	return r.body[r.off-int64(len(r.head)):]
+}
+
+// Len returns the number of bytes not yet read.
+func (r *blobReader) Len() int { return int(max(r.size()-r.off, 0)) }
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.off >= r.size() {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && r.off < r.size() {
+		k := copy(p[n:], r.part())
+		n += k
+		r.off += int64(k)
+	}
+	return n, nil
+}
+
+// WriteTo writes the unread bytes to w, each part in one Write.
+func (r *blobReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.off < r.size() {
+		b := r.part()
+		k, err := w.Write(b)
+		total += int64(k)
+		r.off += int64(k)
+		if err != nil {
+			return total, err
+		}
+		if k < len(b) {
+			return total, io.ErrShortWrite
+		}
+	}
+	return total, nil
+}
+
+// Seek sets the offset of the next Read, as bytes.Reader's does.
+func (r *blobReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.size()
+	default:
+		return 0, errors.New("ckpt: blob reader: invalid whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("ckpt: blob reader: negative position")
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// decodeBlob verifies blob and returns its raw bytes: the payload itself,
+// in place, when it is stored uncompressed, else the payload decompressed
+// into dst's capacity (or a new buffer if that is short). If id is not
 // empty, the raw bytes must hash to it.
 func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) {
 	if len(blob) < blobHeaderSize {
@@ -104,12 +189,19 @@ func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) 
 	if got, want := crc32.Checksum(payload, castagnoli), binary.LittleEndian.Uint32(h[16:20]); got != want {
 		return nil, 0, fmt.Errorf("%w: payload checksum mismatch (torn or altered)", errBlob)
 	}
-	start := len(dst)
-	out, err := comp.Decompress(dst, payload, int(rawLen))
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", errBlob, err)
+	var out []byte
+	if comp == codec.None {
+		if uint64(len(payload)) != rawLen {
+			return nil, 0, fmt.Errorf("%w: %v: %d bytes stored, header says %d", errBlob, codec.ErrCorrupt, len(payload), rawLen)
+		}
+		out = payload
+	} else {
+		var err error
+		if out, err = comp.Decompress(dst[:0], payload, int(rawLen)); err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", errBlob, err)
+		}
 	}
-	if id != "" && chunkID(out[start:]) != id {
+	if id != "" && chunkID(out) != id {
 		return nil, 0, fmt.Errorf("%w: content does not match its id", errBlob)
 	}
 	return out, comp, nil
