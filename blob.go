@@ -14,7 +14,7 @@ import (
 
 // A blob holds one chunk of serialized state. Layout (docs/FORMAT.md):
 //
-//	0  4  magic "CKB" and format version 1
+//	0  4  magic "CKB" and format version: 1, or 2 for compression s2
 //	4  1  compression (codec.Compression)
 //	5  3  reserved, zero
 //	8  8  raw (uncompressed) length, little endian
@@ -29,8 +29,22 @@ import (
 // ones that were saved.
 const (
 	blobHeaderSize = 24
-	blobVersion    = 1
+	// blobVersion is the newest blob format this ckpt reads. It writes
+	// the oldest that describes a blob (blobVersionOf), so that a ckpt
+	// that reads only version 1 still reads every blob it could before,
+	// and refuses one compressed with s2 as of a newer format rather than
+	// as damaged.
+	blobVersion = 2
 )
+
+// blobVersionOf returns the format version of a blob stored with comp:
+// 2 for codec.S2, which version 1 does not have, else 1.
+func blobVersionOf(comp codec.Compression) byte {
+	if comp == codec.S2 {
+		return 2
+	}
+	return 1
+}
 
 var (
 	blobMagic  = [3]byte{'C', 'K', 'B'}
@@ -77,7 +91,7 @@ func encodeBlob(dst, raw []byte, comp codec.Compression) ([]byte, error) {
 func putBlobHeader(h []byte, comp codec.Compression, rawLen int, payload []byte) {
 	clear(h[:blobHeaderSize])
 	copy(h[0:3], blobMagic[:])
-	h[3] = blobVersion
+	h[3] = blobVersionOf(comp)
 	h[4] = byte(comp)
 	binary.LittleEndian.PutUint64(h[8:16], uint64(rawLen))
 	binary.LittleEndian.PutUint32(h[16:20], crc32.Checksum(payload, castagnoli))
@@ -174,13 +188,16 @@ func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) 
 	if got, want := crc32.Checksum(h[:20], castagnoli), binary.LittleEndian.Uint32(h[20:24]); got != want {
 		return nil, 0, fmt.Errorf("%w: header checksum mismatch", errBlob)
 	}
-	if h[3] != blobVersion {
-		return nil, 0, fmt.Errorf("%w: blob format version %d was written by a newer ckpt; this ckpt reads version %d: upgrade ckpt to read it", ErrFormat, h[3], blobVersion)
+	if h[3] < 1 || h[3] > blobVersion {
+		return nil, 0, fmt.Errorf("%w: blob format version %d was written by a newer ckpt; this ckpt reads versions 1 to %d: upgrade ckpt to read it", ErrFormat, h[3], blobVersion)
 	}
 	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
 		return nil, 0, fmt.Errorf("%w: reserved header bytes are not zero", errBlob)
 	}
 	comp := codec.Compression(h[4])
+	if h[3] < blobVersionOf(comp) {
+		return nil, 0, fmt.Errorf("%w: compression %s in a blob of format version %d, which does not have it", errBlob, comp, h[3])
+	}
 	rawLen := binary.LittleEndian.Uint64(h[8:16])
 	if rawLen > codec.MaxBlock {
 		return nil, 0, fmt.Errorf("%w: raw length %d exceeds the %d-byte limit", errBlob, rawLen, codec.MaxBlock)

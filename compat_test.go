@@ -377,19 +377,19 @@ func TestNewerFormatIsRefusedNotMisread(t *testing.T) {
 		future  func(t *testing.T, dir string, cp *ckpt.Checkpoint)
 		upgrade bool // the message says to upgrade
 	}{
-		{"manifest format 2", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
+		{"manifest format 3", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			path := objectPath(dir, manifestObject(job, cp.Seq))
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, body := splitManifest(t, b)
-			writeManifestFile(t, path, 2, body)
+			writeManifestFile(t, path, ckpt.ManifestVersion+1, body)
 		}, true},
 		{"manifest format 99 with a body this ckpt cannot parse", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			writeManifestFile(t, objectPath(dir, manifestObject(job, cp.Seq)), 99, []byte("\x00binary manifest\x00"))
 		}, true},
-		{"blob format 2", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
+		{"blob format 3", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			var id string
 			for _, c := range cp.State[0].Chunks {
 				if c.Data == nil {
@@ -401,7 +401,7 @@ func TestNewerFormatIsRefusedNotMisread(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b[3] = 2
+			b[3] = 3
 			binary.LittleEndian.PutUint32(b[20:24], crc32.Checksum(b[:20], castagnoli))
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)

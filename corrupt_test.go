@@ -584,7 +584,7 @@ func TestNewerManifestFormatIsRefused(t *testing.T) {
 	}
 	_, body := splitManifest(t, b)
 	body = append(body[:len(body)-1:len(body)-1], []byte(`,"incremental_base":1}`)...)
-	writeManifestFile(t, path, 2, body)
+	writeManifestFile(t, path, ckpt.ManifestVersion+1, body)
 	before := snapshotJob(t, dir, job)
 
 	j, err := ckpt.Open[payloadState](ctx, job, ckpt.Config{Store: dir, NoSignals: true, Logger: quietLogger()})

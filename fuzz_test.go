@@ -136,7 +136,7 @@ func FuzzDecodeManifest(f *testing.F) {
 		flipped := bytes.Clone(m)
 		flipped[len(m)*2/3] ^= 4
 		f.Add(flipped, false)
-		f.Add(bytes.Replace(m, []byte("ckpt-manifest 1 "), []byte("ckpt-manifest 2 "), 1), false)
+		f.Add(bytes.Replace(m, []byte("ckpt-manifest 1 "), []byte("ckpt-manifest 3 "), 1), false)
 	}
 	f.Add([]byte{}, false)
 	f.Add([]byte("ckpt-manifest\n"), false)
@@ -209,7 +209,7 @@ func seedBlobs(tb testing.TB) [][]byte {
 	}
 	var out [][]byte
 	for _, raw := range raws {
-		for _, comp := range []codec.Compression{codec.None, codec.Zstd} {
+		for _, comp := range []codec.Compression{codec.None, codec.Zstd, codec.S2} {
 			b, err := encodeBlob(nil, raw, comp)
 			if err != nil {
 				tb.Fatal(err)

@@ -50,7 +50,12 @@ type Config struct {
 	Retain int
 	// Codec encodes the state. Nil means codec.JSON.
 	Codec codec.Codec
-	// Uncompressed turns zstd compression of state off.
+	// Compression compresses the state's chunks: codec.Zstd or codec.S2.
+	// The zero value (codec.None) means the default, DefaultCompression;
+	// Uncompressed, not this field, stores state uncompressed.
+	Compression codec.Compression
+	// Uncompressed turns compression of state off, whatever Compression
+	// says.
 	Uncompressed bool
 	// NoSignals leaves SIGINT and SIGTERM alone. By default the first one
 	// makes the next Advance take a shutdown checkpoint and return
@@ -76,9 +81,16 @@ type Config struct {
 	Observer Observer
 }
 
+// DefaultCompression is the compression of state when Config.Compression
+// is zero.
+const DefaultCompression = codec.Zstd
+
 func (c *Config) validate() error {
 	if c.Every.Records < 0 || c.Every.Bytes < 0 || c.Every.Interval < 0 {
 		return errors.New("ckpt: Every fields must not be negative")
+	}
+	if _, err := codec.ParseCompression(c.Compression.String()); err != nil {
+		return fmt.Errorf("ckpt: Config.Compression: %w", err)
 	}
 	return nil
 }
@@ -180,7 +192,10 @@ func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) 
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	j := &Job[S]{name: name, cfg: cfg, codec: cfg.Codec, comp: codec.Zstd, log: cfg.Logger}
+	j := &Job[S]{name: name, cfg: cfg, codec: cfg.Codec, comp: cfg.Compression, log: cfg.Logger}
+	if j.comp == codec.None {
+		j.comp = DefaultCompression
+	}
 	if j.codec == nil {
 		j.codec = codec.JSON{}
 	}
