@@ -173,53 +173,79 @@ func (r *blobReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// decodeBlob verifies blob and returns its raw bytes: the payload itself,
-// in place, when it is stored uncompressed, else the payload decompressed
-// into dst's capacity (or a new buffer if that is short). If id is not
-// empty, the raw bytes must hash to it.
-func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) {
-	if len(blob) < blobHeaderSize {
-		return nil, 0, fmt.Errorf("%w: %d bytes is shorter than a blob header", errBlob, len(blob))
+// blobHeader is what a verified blob header says.
+type blobHeader struct {
+	comp       codec.Compression
+	rawLen     int64
+	payloadCRC uint32
+}
+
+// parseBlobHeader verifies the header h (blobHeaderSize bytes): its
+// checksum, version, reserved bytes and raw length limit.
+func parseBlobHeader(h []byte) (blobHeader, error) {
+	if len(h) < blobHeaderSize {
+		return blobHeader{}, fmt.Errorf("%w: %d bytes is shorter than a blob header", errBlob, len(h))
 	}
-	h := blob[:blobHeaderSize]
 	if [3]byte(h[0:3]) != blobMagic {
-		return nil, 0, fmt.Errorf("%w: not a ckpt blob (bad magic)", errBlob)
+		return blobHeader{}, fmt.Errorf("%w: not a ckpt blob (bad magic)", errBlob)
 	}
 	if got, want := crc32.Checksum(h[:20], castagnoli), binary.LittleEndian.Uint32(h[20:24]); got != want {
-		return nil, 0, fmt.Errorf("%w: header checksum mismatch", errBlob)
+		return blobHeader{}, fmt.Errorf("%w: header checksum mismatch", errBlob)
 	}
 	if h[3] < 1 || h[3] > blobVersion {
-		return nil, 0, fmt.Errorf("%w: blob format version %d was written by a newer ckpt; this ckpt reads versions 1 to %d: upgrade ckpt to read it", ErrFormat, h[3], blobVersion)
+		return blobHeader{}, fmt.Errorf("%w: blob format version %d was written by a newer ckpt; this ckpt reads versions 1 to %d: upgrade ckpt to read it", ErrFormat, h[3], blobVersion)
 	}
 	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
-		return nil, 0, fmt.Errorf("%w: reserved header bytes are not zero", errBlob)
+		return blobHeader{}, fmt.Errorf("%w: reserved header bytes are not zero", errBlob)
 	}
 	comp := codec.Compression(h[4])
 	if h[3] < blobVersionOf(comp) {
-		return nil, 0, fmt.Errorf("%w: compression %s in a blob of format version %d, which does not have it", errBlob, comp, h[3])
+		return blobHeader{}, fmt.Errorf("%w: compression %s in a blob of format version %d, which does not have it", errBlob, comp, h[3])
 	}
 	rawLen := binary.LittleEndian.Uint64(h[8:16])
 	if rawLen > codec.MaxBlock {
-		return nil, 0, fmt.Errorf("%w: raw length %d exceeds the %d-byte limit", errBlob, rawLen, codec.MaxBlock)
+		return blobHeader{}, fmt.Errorf("%w: raw length %d exceeds the %d-byte limit", errBlob, rawLen, codec.MaxBlock)
 	}
-	payload := blob[blobHeaderSize:]
-	if got, want := crc32.Checksum(payload, castagnoli), binary.LittleEndian.Uint32(h[16:20]); got != want {
-		return nil, 0, fmt.Errorf("%w: payload checksum mismatch (torn or altered)", errBlob)
+	return blobHeader{comp: comp, rawLen: int64(rawLen), payloadCRC: binary.LittleEndian.Uint32(h[16:20])}, nil
+}
+
+// decodePayload verifies the payload of a blob with header h and returns
+// its raw bytes: the payload itself, in place, when it is stored
+// uncompressed, else the payload decompressed into dst's capacity (or a
+// new buffer if that is short). If id is not empty, the raw bytes must
+// hash to it.
+func decodePayload(h blobHeader, payload, dst []byte, id string) ([]byte, error) {
+	if crc32.Checksum(payload, castagnoli) != h.payloadCRC {
+		return nil, fmt.Errorf("%w: payload checksum mismatch (torn or altered)", errBlob)
 	}
 	var out []byte
-	if comp == codec.None {
-		if uint64(len(payload)) != rawLen {
-			return nil, 0, fmt.Errorf("%w: %v: %d bytes stored, header says %d", errBlob, codec.ErrCorrupt, len(payload), rawLen)
+	if h.comp == codec.None {
+		if int64(len(payload)) != h.rawLen {
+			return nil, fmt.Errorf("%w: %v: %d bytes stored, header says %d", errBlob, codec.ErrCorrupt, len(payload), h.rawLen)
 		}
 		out = payload
 	} else {
 		var err error
-		if out, err = comp.Decompress(dst[:0], payload, int(rawLen)); err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", errBlob, err)
+		if out, err = h.comp.Decompress(dst[:0], payload, int(h.rawLen)); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBlob, err)
 		}
 	}
 	if id != "" && chunkID(out) != id {
-		return nil, 0, fmt.Errorf("%w: content does not match its id", errBlob)
+		return nil, fmt.Errorf("%w: content does not match its id", errBlob)
 	}
-	return out, comp, nil
+	return out, nil
+}
+
+// decodeBlob verifies blob and returns its raw bytes as decodePayload
+// does, and its compression.
+func decodeBlob(dst, blob []byte, id string) ([]byte, codec.Compression, error) {
+	h, err := parseBlobHeader(blob)
+	if err != nil {
+		return nil, 0, err
+	}
+	out, err := decodePayload(h, blob[blobHeaderSize:], dst, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, h.comp, nil
 }

@@ -261,17 +261,25 @@ func writeState(ctx context.Context, st store.Store, prefix, name string, c code
 
 // chunkReader streams the verified raw bytes of a state. Goroutines read
 // and verify the next chunks while the codec decodes the current one.
-// Any verification failure is returned as a *CorruptError.
+// A first Read into a buffer that holds the whole state (codec.Binary's,
+// sized with Size) is served without streaming: every chunk is read and
+// verified in place, in its part of that buffer. Any verification
+// failure is returned as a *CorruptError.
 type chunkReader struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-	ch     chan chunkResult
-	wg     sync.WaitGroup // every goroutine of the reader; Close waits for them
-	cur    []byte
-	curBuf []byte // the buffer holding cur, reused once cur is consumed
-	err    error
-	size   int64
-	left   int // chunks not yet handed to Read
+	ctx     context.Context
+	cancel  context.CancelFunc
+	st      store.Store
+	loc     chunkLoc
+	ref     *StateRef
+	readers int // chunks fetched and verified at once, besides the codec
+	started bool
+	ch      chan chunkResult // nil until streaming starts
+	wg      sync.WaitGroup   // every goroutine of the reader; Close waits for them
+	cur     []byte
+	curBuf  []byte // the buffer holding cur, reused once cur is consumed
+	err     error
+	size    int64
+	left    int // chunks not yet handed to Read
 
 	// free holds buffers whose chunk the codec has consumed, for the
 	// next reads: a load allocates a few chunk buffers, not one per chunk.
@@ -300,10 +308,18 @@ func checkpointLoc(cp *Checkpoint) chunkLoc {
 func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *StateRef) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
 	readers := min(runtime.GOMAXPROCS(0), 4)
-	r := &chunkReader{ctx: ctx, cancel: cancel, ch: make(chan chunkResult, 1), left: len(ref.Chunks), free: make(chan []byte, readers+4)}
+	r := &chunkReader{ctx: ctx, cancel: cancel, st: st, loc: loc, ref: ref, readers: readers, left: len(ref.Chunks), free: make(chan []byte, readers+4)}
 	for _, c := range ref.Chunks {
 		r.size += c.Raw
 	}
+	return r
+}
+
+// stream starts the goroutines that fetch and verify the chunks in turn.
+func (r *chunkReader) stream() {
+	r.started = true
+	ctx, cancel, st, loc, ref, readers := r.ctx, r.cancel, r.st, r.loc, r.ref, r.readers
+	r.ch = make(chan chunkResult, 1)
 	// Chunks are fetched and verified (CRC, decompression, SHA-256) on up
 	// to readers+1 goroutines at once, which is where loading spends its
 	// time, and handed to the codec in order. Besides the chunk the codec
@@ -345,7 +361,141 @@ func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *Stat
 			}
 		}
 	})
-	return r
+}
+
+// readAll fills p, which holds the whole state, with the chunks read and
+// verified in place on r.readers+1 goroutines: an uncompressed chunk is
+// read from the store straight into its part of p, a compressed one
+// decompressed into it. Nothing is copied after the read.
+func (r *chunkReader) readAll(p []byte) error {
+	r.started = true
+	ctx := r.ctx
+	chunks := r.ref.Chunks
+	errs := make([]error, len(chunks))
+	sem := make(chan struct{}, r.readers+1)
+	var off int64
+	for i, c := range chunks {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = context.Cause(ctx)
+		}
+		if errs[i] != nil {
+			break
+		}
+		dst := p[off : off+c.Raw : off+c.Raw]
+		off += c.Raw
+		r.wg.Go(func() {
+			defer func() { <-sem }()
+			if errs[i] = r.readChunkInto(ctx, c, dst); errs[i] != nil {
+				r.cancel()
+			}
+		})
+	}
+	r.wg.Wait()
+	// The first failure that is not the cancellation it caused.
+	var first error
+	for _, err := range errs {
+		if err != nil && first == nil {
+			first = err
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return first
+}
+
+// readChunkInto reads and verifies chunk c into dst, which is c.Raw bytes
+// long (and no longer: a blob that decodes to more cannot overwrite the
+// next chunk's part).
+func (r *chunkReader) readChunkInto(ctx context.Context, c ChunkRef, dst []byte) (err error) {
+	if c.Data != nil {
+		raw, buf, err := r.readChunk(ctx, r.st, r.loc, c)
+		if err != nil {
+			return err
+		}
+		if int64(len(raw)) != c.Raw {
+			return &CorruptError{Job: r.loc.job, Seq: r.loc.seq, Object: r.loc.manifest + " (inline chunk)", Err: fmt.Errorf("chunk holds %d raw bytes, manifest says %d", len(raw), c.Raw)}
+		}
+		copy(dst, raw)
+		r.putBuf(buf)
+		return nil
+	}
+	object := r.loc.prefix + c.ID
+	corrupt := func(err error) error { return &CorruptError{Job: r.loc.job, Seq: r.loc.seq, Object: object, Err: err} }
+	rc, err := r.st.Get(ctx, object)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return corrupt(errors.New("blob is missing"))
+		}
+		return fmt.Errorf("read %s: %w", object, err)
+	}
+	defer rc.Close()
+	// read fills b from the blob; a backend's own failed checksum is
+	// corruption, a short blob is reported by the caller.
+	read := func(b []byte) (int, error) {
+		n, err := io.ReadFull(rc, b)
+		if errors.Is(err, store.ErrCorrupt) {
+			return n, corrupt(err)
+		}
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return n, fmt.Errorf("read %s: %w", object, err)
+		}
+		return n, nil
+	}
+	short := func(n int64) error {
+		return corrupt(fmt.Errorf("blob is %d bytes, manifest says %d (truncated?)", n, c.Stored))
+	}
+	var head [blobHeaderSize]byte
+	n, err := read(head[:])
+	if err != nil {
+		return err
+	}
+	if n < blobHeaderSize {
+		return short(int64(n))
+	}
+	h, err := parseBlobHeader(head[:])
+	if err != nil {
+		if errors.Is(err, ErrFormat) {
+			return fmt.Errorf("%s: %w", object, err)
+		}
+		return corrupt(err)
+	}
+	if h.rawLen != c.Raw {
+		return corrupt(fmt.Errorf("blob holds %d raw bytes, manifest says %d", h.rawLen, c.Raw))
+	}
+	payloadLen := c.Stored - blobHeaderSize
+	var payload, buf []byte
+	if h.comp == codec.None && payloadLen == c.Raw {
+		payload = dst // read in place
+	} else {
+		if payloadLen > codec.MaxBlock+(1<<20) {
+			return corrupt(fmt.Errorf("blob of %d bytes is over the limit", c.Stored))
+		}
+		buf = r.getBuf(payloadLen)
+		defer func() { r.putBuf(buf) }()
+		payload = buf
+	}
+	if n, err := read(payload); err != nil {
+		return err
+	} else if int64(n) < payloadLen {
+		return short(blobHeaderSize + int64(n))
+	}
+	var one [1]byte
+	if n, err := read(one[:]); err != nil {
+		return err
+	} else if n > 0 {
+		return corrupt(fmt.Errorf("blob is longer than the %d bytes the manifest says", c.Stored))
+	}
+	raw, err := decodePayload(h, payload, dst, c.ID)
+	if err != nil {
+		return corrupt(err)
+	}
+	if len(raw) > 0 && &raw[0] != &dst[0] {
+		copy(dst, raw) // decoded elsewhere: not expected, but harmless
+	}
+	return nil
 }
 
 // Size returns the number of raw bytes the reader yields in all, so that
@@ -353,6 +503,17 @@ func newChunkReader(ctx context.Context, st store.Store, loc chunkLoc, ref *Stat
 func (r *chunkReader) Size() int64 { return r.size }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
+	if !r.started {
+		if int64(len(p)) >= r.size && r.size > 0 {
+			if err := r.readAll(p[:r.size]); err != nil {
+				r.err = err
+				return 0, err
+			}
+			r.left, r.err = 0, io.EOF
+			return int(r.size), nil
+		}
+		r.stream()
+	}
 	if err := r.next(); err != nil {
 		return 0, err
 	}
@@ -364,6 +525,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // WriteTo hands each chunk to w in one Write, without copying it through
 // a buffer first: io.Copy from the reader (a verification) uses it.
 func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
+	if !r.started {
+		r.stream()
+	}
 	var total int64
 	for {
 		if err := r.next(); err != nil {
@@ -389,6 +553,9 @@ func (r *chunkReader) next() error {
 		r.curBuf = nil
 		if r.err != nil {
 			return r.err
+		}
+		if r.ch == nil {
+			r.stream()
 		}
 		res, ok := <-r.ch
 		if !ok {
@@ -443,7 +610,9 @@ func (r *chunkReader) putBuf(b []byte) {
 // uses the store after the read that created the reader returns.
 func (r *chunkReader) Close() error {
 	r.cancel()
-	for range r.ch {
+	if r.ch != nil {
+		for range r.ch {
+		}
 	}
 	r.wg.Wait()
 	return nil
