@@ -33,7 +33,7 @@ func TestCompressions(t *testing.T) {
 		comp     string
 		manifest string
 	}{
-		{"default", ckpt.Config{}, ckpt.DefaultCompression.String(), "ckpt-manifest 1 "},
+		{"default", ckpt.Config{}, "s2", "ckpt-manifest 2 "},
 		{"s2", ckpt.Config{Compression: codec.S2}, "s2", "ckpt-manifest 2 "},
 		{"zstd", ckpt.Config{Compression: codec.Zstd}, "zstd", "ckpt-manifest 1 "},
 		{"none", ckpt.Config{Compression: codec.S2, Uncompressed: true}, "none", "ckpt-manifest 1 "},

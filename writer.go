@@ -326,7 +326,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 	if err := w.lease.Check(context.WithoutCancel(ctx)); err != nil {
 		return nil, fmt.Errorf("ckpt: checkpoint %d of job %q was written as the job's lease was lost; another writer may be running, so this one stops (check the output before trusting it): %w", cp.Seq, w.job, err)
 	}
-	if err := w.retention(context.WithoutCancel(ctx)); err != nil {
+	if err := w.retention(context.WithoutCancel(ctx), false); err != nil {
 		// The checkpoint is committed; an old one left behind is harmless
 		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
@@ -349,11 +349,14 @@ func (w *writer) prune(ctx context.Context) error {
 	if err := w.lease.Check(ctx); err != nil {
 		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
 	}
-	return w.retention(ctx)
+	// Asked for by hand (Prune): durable when it returns.
+	return w.retention(ctx, true)
 }
 
-// retention is prune once the lease is known held.
-func (w *writer) retention(ctx context.Context) error {
+// retention is prune once the lease is known held. Unless durable is set,
+// the deletion of checkpoints whose blobs all stay is left for a later
+// Sync to make durable (see deleteCheckpoints).
+func (w *writer) retention(ctx context.Context, durable bool) error {
 	if w.retain <= 0 {
 		return nil
 	}
@@ -386,7 +389,10 @@ func (w *writer) retention(ctx context.Context) error {
 	w.kept = keep
 	// Oldest first, so that a crash midway leaves the newest ones.
 	slices.Reverse(drop)
-	return w.deleteCheckpoints(ctx, drop, false)
+	if len(drop) == 0 {
+		return nil
+	}
+	return w.deleteCheckpoints(ctx, drop, durable)
 }
 
 // deleteCheckpoints removes the manifests of drop, then the blobs that
