@@ -99,7 +99,7 @@ func BenchmarkEngineLoad(b *testing.B) {
 // file, write, fsync, rename, fsync the directory.
 func BenchmarkEngineSmallCheckpoint(b *testing.B) {
 	b.Run("codec=raw", benchRawSmallWrite)
-	b.Run("codec=json+zstd", benchSmallCheckpoint)
+	b.Run("codec=json+"+ckpt.DefaultCompression.String(), benchSmallCheckpoint)
 }
 
 // benchBlob is state that is one byte slice, saved with codec.Binary, so
@@ -600,7 +600,7 @@ func benchMap() (map[string]benchAgg, []string) {
 func benchSaveJSON(b *testing.B) {
 	m, keys := benchMap()
 	st, dir := benchStore(b)
-	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Retain: 1})
+	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Retain: 1, Compression: codec.Zstd})
 	j.State = m
 	ctx := context.Background()
 	heap := startHeapPeak()
@@ -638,7 +638,7 @@ func benchSaveJSON(b *testing.B) {
 func benchLoadJSON(b *testing.B) {
 	m, _ := benchMap()
 	st, dir := benchStore(b)
-	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{})
+	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Compression: codec.Zstd})
 	j.State = m
 	ctx := context.Background()
 	cp, err := j.Checkpoint(ctx)
