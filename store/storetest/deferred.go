@@ -242,7 +242,7 @@ func testDeferredConcurrent(t *testing.T, open func(t *testing.T) store.Store) {
 			prefix := []string{"conc/", ""}[s]
 			for {
 				if err := store.Sync(ctx, st, prefix); err != nil {
-					errs <- fmt.Errorf("Sync %q: %w", prefix, err)
+					errs <- fmt.Errorf("store.Sync %q: %w", prefix, err)
 					return
 				}
 				select {
