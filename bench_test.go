@@ -64,8 +64,9 @@ func BenchmarkEngineSave(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run("size="+size.name, func(b *testing.B) {
 			b.Run("codec=raw", func(b *testing.B) { benchRawWrite(b, benchCSV(size.n)) })
-			b.Run("codec=binary", func(b *testing.B) { benchSaveBinary(b, benchCSV(size.n), true) })
-			b.Run("codec=binary+zstd", func(b *testing.B) { benchSaveBinary(b, benchCSV(size.n), false) })
+			b.Run("codec=binary", func(b *testing.B) { benchSaveBinary(b, benchCSV(size.n), codec.None) })
+			b.Run("codec=binary+s2", func(b *testing.B) { benchSaveBinary(b, benchCSV(size.n), codec.S2) })
+			b.Run("codec=binary+zstd", func(b *testing.B) { benchSaveBinary(b, benchCSV(size.n), codec.Zstd) })
 			if size.n == jsonSize {
 				b.Run("codec=json+zstd", benchSaveJSON)
 			}
@@ -81,8 +82,9 @@ func BenchmarkEngineLoad(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run("size="+size.name, func(b *testing.B) {
 			b.Run("codec=raw", func(b *testing.B) { benchRawRead(b, benchCSV(size.n)) })
-			b.Run("codec=binary", func(b *testing.B) { benchLoadBinary(b, benchCSV(size.n), true) })
-			b.Run("codec=binary+zstd", func(b *testing.B) { benchLoadBinary(b, benchCSV(size.n), false) })
+			b.Run("codec=binary", func(b *testing.B) { benchLoadBinary(b, benchCSV(size.n), codec.None) })
+			b.Run("codec=binary+s2", func(b *testing.B) { benchLoadBinary(b, benchCSV(size.n), codec.S2) })
+			b.Run("codec=binary+zstd", func(b *testing.B) { benchLoadBinary(b, benchCSV(size.n), codec.Zstd) })
 			if size.n == jsonSize {
 				b.Run("codec=json+zstd", benchLoadJSON)
 			}
@@ -97,7 +99,7 @@ func BenchmarkEngineLoad(b *testing.B) {
 // file, write, fsync, rename, fsync the directory.
 func BenchmarkEngineSmallCheckpoint(b *testing.B) {
 	b.Run("codec=raw", benchRawSmallWrite)
-	b.Run("codec=json+zstd", benchSmallCheckpoint)
+	b.Run("codec=json+"+ckpt.DefaultCompression.String(), benchSmallCheckpoint)
 }
 
 // benchBlob is state that is one byte slice, saved with codec.Binary, so
@@ -185,14 +187,54 @@ func benchMutate(data []byte, marks []int, i int) {
 func benchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func benchStore(b *testing.B) (*filestore.Store, string) {
+	st, dir, _ := benchCountingStore(b)
+	return st, dir
+}
+
+// benchCountingStore is benchStore on the operating system's file
+// system, counting the fsyncs of files and directories made through it.
+func benchCountingStore(b *testing.B) (*filestore.Store, string, *syncCounter) {
 	b.Helper()
 	dir := b.TempDir()
-	st, err := filestore.Open(dir, filestore.Options{Logger: benchLogger()})
+	fsys := &syncCounter{}
+	st, err := filestore.Open(dir, filestore.Options{Logger: benchLogger(), FS: fsys})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	return st, dir
+	return st, dir, fsys
+}
+
+// syncCounter is the operating system's file system, counting fsyncs:
+// of directories (SyncDir) and of the files CreateTemp opens, which are
+// all the files a store writes objects through. Files opened otherwise
+// (lock files) are the operating system's own, so that flock works.
+type syncCounter struct {
+	vfs.OS
+	n atomic.Int64
+}
+
+func (c *syncCounter) CreateTemp(dir, pattern string) (vfs.File, error) {
+	f, err := c.OS.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return countedFile{f, &c.n}, nil
+}
+
+func (c *syncCounter) SyncDir(dir string) error {
+	c.n.Add(1)
+	return c.OS.SyncDir(dir)
+}
+
+type countedFile struct {
+	vfs.File
+	n *atomic.Int64
+}
+
+func (f countedFile) Sync() error {
+	f.n.Add(1)
+	return f.File.Sync()
 }
 
 func benchOpen[S any](b *testing.B, st store.Store, cfg ckpt.Config) *ckpt.Job[S] {
@@ -209,24 +251,25 @@ func benchOpen[S any](b *testing.B, st store.Store, cfg ckpt.Config) *ckpt.Job[S
 }
 
 // writeDurable is the raw baseline of a large write: create, write,
-// fsync, close, fsync the directory.
-func writeDurable(dir, name string, data []byte) error {
-	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// fsync, close, fsync the directory. It returns the file's path, a new
+// name starting with prefix.
+func writeDurable(fsys vfs.FS, dir, prefix string, data []byte) (string, error) {
+	f, err := fsys.CreateTemp(dir, prefix+"*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return err
+		return "", err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return "", err
 	}
-	return durable.SyncDir(vfs.OS{}, dir)
+	return f.Name(), durable.SyncDir(fsys, dir)
 }
 
 // evict drops every file below dir from the page cache, so that the next
@@ -345,19 +388,23 @@ func cpuTime() time.Duration {
 
 func benchRawWrite(b *testing.B, data []byte) {
 	dir := b.TempDir()
+	fsys := &syncCounter{}
 	b.SetBytes(int64(len(data)))
 	prev := ""
+	var syncs int64
 	clk := startClock(b)
-	for i := 0; b.Loop(); i++ {
-		name := fmt.Sprintf("raw-%d", i)
-		if err := writeDurable(dir, name, data); err != nil {
+	for b.Loop() {
+		before := fsys.n.Load()
+		name, err := writeDurable(fsys, dir, "raw-", data)
+		if err != nil {
 			b.Fatal(err)
 		}
+		syncs = fsys.n.Load() - before
 		// Like a checkpoint's retention, the previous copy goes, but
 		// untimed: the baseline is the write alone.
 		clk.stop()
 		if prev != "" {
-			if err := os.Remove(filepath.Join(dir, prev)); err != nil {
+			if err := os.Remove(prev); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -365,20 +412,29 @@ func benchRawWrite(b *testing.B, data []byte) {
 		clk.start()
 	}
 	clk.end()
-	if fi, err := os.Stat(filepath.Join(dir, prev)); err != nil || fi.Size() != int64(len(data)) {
+	b.ReportMetric(float64(syncs), "fsyncs/ckpt")
+	if fi, err := os.Stat(prev); err != nil || fi.Size() != int64(len(data)) {
 		b.Fatalf("raw file: %v, %v; want %d bytes", fi, err, len(data))
 	}
 }
 
-func benchSaveBinary(b *testing.B, data []byte, uncompressed bool) {
-	st, dir := benchStore(b)
-	j := benchOpen[benchBlob](b, st, ckpt.Config{Codec: codec.Binary{}, Uncompressed: uncompressed, Retain: 1})
+// benchConfig is the configuration of a job saving state with comp.
+func benchConfig(comp codec.Compression) ckpt.Config {
+	return ckpt.Config{Codec: codec.Binary{}, Compression: comp, Uncompressed: comp == codec.None}
+}
+
+func benchSaveBinary(b *testing.B, data []byte, comp codec.Compression) {
+	st, dir, fsys := benchCountingStore(b)
+	cfg := benchConfig(comp)
+	cfg.Retain = 1
+	j := benchOpen[benchBlob](b, st, cfg)
 	j.State.data = data
 	marks := benchMarks(data)
 	ctx := context.Background()
 	b.SetBytes(int64(len(data)))
 	heap := startHeapPeak()
 	var prev, cp *ckpt.Checkpoint
+	var syncs int64
 	clk := startClock(b)
 	for i := 0; b.Loop(); i++ {
 		clk.stop()
@@ -386,9 +442,11 @@ func benchSaveBinary(b *testing.B, data []byte, uncompressed bool) {
 		heap.rebase()
 		clk.start()
 		var err error
+		before := fsys.n.Load()
 		if cp, err = j.Checkpoint(ctx); err != nil {
 			b.Fatal(err)
 		}
+		syncs = fsys.n.Load() - before
 		clk.stop()
 		if prev != nil {
 			checkRewritten(b, prev, cp)
@@ -398,6 +456,9 @@ func benchSaveBinary(b *testing.B, data []byte, uncompressed bool) {
 	}
 	clk.end()
 	b.ReportMetric(heap.end(), "extra-heap-MiB")
+	// Those of the last checkpoint, which removed the one before it: the
+	// steady state (the first has no retention to apply).
+	b.ReportMetric(float64(syncs), "fsyncs/ckpt")
 	checkSaved(b, cp, len(data), dir)
 }
 
@@ -451,7 +512,8 @@ func checkSaved(b *testing.B, cp *ckpt.Checkpoint, n int, dir string) {
 
 func benchRawRead(b *testing.B, data []byte) {
 	dir := b.TempDir()
-	if err := writeDurable(dir, "raw", data); err != nil {
+	path, err := writeDurable(vfs.OS{}, dir, "raw-", data)
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(data)))
@@ -462,7 +524,7 @@ func benchRawRead(b *testing.B, data []byte) {
 		evict(b, dir)
 		clk.start()
 		var err error
-		if got, err = os.ReadFile(filepath.Join(dir, "raw")); err != nil {
+		if got, err = os.ReadFile(path); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -472,9 +534,9 @@ func benchRawRead(b *testing.B, data []byte) {
 	}
 }
 
-func benchLoadBinary(b *testing.B, data []byte, uncompressed bool) {
+func benchLoadBinary(b *testing.B, data []byte, comp codec.Compression) {
 	st, dir := benchStore(b)
-	j := benchOpen[benchBlob](b, st, ckpt.Config{Codec: codec.Binary{}, Uncompressed: uncompressed})
+	j := benchOpen[benchBlob](b, st, benchConfig(comp))
 	j.State.data = data
 	ctx := context.Background()
 	cp, err := j.Checkpoint(ctx)
@@ -538,7 +600,7 @@ func benchMap() (map[string]benchAgg, []string) {
 func benchSaveJSON(b *testing.B) {
 	m, keys := benchMap()
 	st, dir := benchStore(b)
-	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Retain: 1})
+	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Retain: 1, Compression: codec.Zstd})
 	j.State = m
 	ctx := context.Background()
 	heap := startHeapPeak()
@@ -576,7 +638,7 @@ func benchSaveJSON(b *testing.B) {
 func benchLoadJSON(b *testing.B) {
 	m, _ := benchMap()
 	st, dir := benchStore(b)
-	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{})
+	j := benchOpen[map[string]benchAgg](b, st, ckpt.Config{Compression: codec.Zstd})
 	j.State = m
 	ctx := context.Background()
 	cp, err := j.Checkpoint(ctx)
@@ -622,16 +684,18 @@ func (s *benchOffset) Position() (json.RawMessage, error) {
 // smallPipeline takes the checkpoints of a record pipeline that keeps
 // little state, in its own store.
 type smallPipeline struct {
-	j   *ckpt.Job[benchCounters]
-	src benchOffset
-	dir string
-	n   int
+	j     *ckpt.Job[benchCounters]
+	src   benchOffset
+	dir   string
+	n     int
+	fsys  *syncCounter
+	syncs int64 // fsyncs of the last checkpoint
 }
 
 func newSmallPipeline(b *testing.B) *smallPipeline {
 	b.Helper()
-	st, dir := benchStore(b)
-	p := &smallPipeline{j: benchOpen[benchCounters](b, st, ckpt.Config{}), dir: dir}
+	st, dir, fsys := benchCountingStore(b)
+	p := &smallPipeline{j: benchOpen[benchCounters](b, st, ckpt.Config{}), dir: dir, fsys: fsys}
 	p.j.Bind(&p.src, nil)
 	return p
 }
@@ -645,10 +709,12 @@ func (p *smallPipeline) checkpoint(b *testing.B) *ckpt.Checkpoint {
 	s.Malformed += int64(p.n % 2)
 	s.Sum += 123_456
 	s.MaxValue = max(s.MaxValue, int64(p.n*7%1000))
+	before := p.fsys.n.Load()
 	cp, err := p.j.Checkpoint(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
+	p.syncs = p.fsys.n.Load() - before
 	return cp
 }
 
@@ -684,6 +750,7 @@ func benchSmallCheckpoint(b *testing.B) {
 		b.Fatalf("%d blobs on disk (%v): want none", len(blobs), err)
 	}
 	b.ReportMetric(float64(len(p.manifest(b, cp.Seq))), "manifest-B")
+	b.ReportMetric(float64(p.syncs), "fsyncs/ckpt")
 }
 
 func benchRawSmallWrite(b *testing.B) {
@@ -691,13 +758,18 @@ func benchRawSmallWrite(b *testing.B) {
 	p := newSmallPipeline(b)
 	body := p.manifest(b, p.checkpoint(b).Seq)
 	dir := b.TempDir()
+	fsys := &syncCounter{}
+	var syncs int64
 	clk := startClock(b)
 	for b.Loop() {
-		if err := writeAtomic(dir, "manifest", body); err != nil {
+		before := fsys.n.Load()
+		if err := writeAtomic(fsys, dir, "manifest", body); err != nil {
 			b.Fatal(err)
 		}
+		syncs = fsys.n.Load() - before
 	}
 	clk.end()
+	b.ReportMetric(float64(syncs), "fsyncs/ckpt")
 	if got, err := os.ReadFile(filepath.Join(dir, "manifest")); err != nil || !bytes.Equal(got, body) {
 		b.Fatalf("read back %d bytes, %v; want %d bytes", len(got), err, len(body))
 	}
@@ -706,8 +778,8 @@ func benchRawSmallWrite(b *testing.B) {
 
 // writeAtomic is the raw baseline of a small durable write: temp file,
 // write, fsync, close, rename, fsync the directory.
-func writeAtomic(dir, name string, body []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-*")
+func writeAtomic(fsys vfs.FS, dir, name string, body []byte) error {
+	f, err := fsys.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -722,8 +794,8 @@ func writeAtomic(dir, name string, body []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
+	if err := fsys.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	return durable.SyncDir(vfs.OS{}, dir)
+	return durable.SyncDir(fsys, dir)
 }

@@ -14,10 +14,23 @@ import (
 	"github.com/ckptdev/ckpt/store"
 )
 
-// ManifestVersion is the manifest format this ckpt writes and reads.
-// Checkpoints written by every earlier version are kept as fixtures in
-// testdata and must stay readable; see docs/FORMAT.md.
-const ManifestVersion = 1
+// ManifestVersion is the newest manifest format this ckpt reads. It
+// writes the oldest format that describes a checkpoint: 1, unless a state
+// is compressed with s2, which format 2 adds (docs/FORMAT.md), so that a
+// ckpt that reads only format 1 reads what it could before and refuses
+// the rest as of a newer format. Checkpoints written by every earlier
+// version are kept as fixtures in testdata and must stay readable.
+const ManifestVersion = 2
+
+// manifestVersionOf returns the format a manifest of c is written in.
+func manifestVersionOf(c *Checkpoint) int {
+	for _, s := range c.State {
+		if s.Compression == codec.S2.String() {
+			return 2
+		}
+	}
+	return 1
+}
 
 // Checkpoint is one committed, immutable checkpoint of a job: its manifest.
 type Checkpoint struct {
@@ -170,7 +183,7 @@ func encodeManifest(c *Checkpoint) ([]byte, error) {
 		return nil, fmt.Errorf("ckpt: encode manifest: %w", err)
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s %d %d %08x\n", manifestMagic, ManifestVersion, len(body), crc32.Checksum(body, castagnoli))
+	fmt.Fprintf(&b, "%s %d %d %08x\n", manifestMagic, manifestVersionOf(c), len(body), crc32.Checksum(body, castagnoli))
 	b.Write(body)
 	return b.Bytes(), nil
 }
@@ -191,7 +204,7 @@ func decodeManifest(b []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad manifest version %q", fields[1])
 	}
-	if version != ManifestVersion {
+	if version < 1 || version > ManifestVersion {
 		if version > ManifestVersion {
 			return nil, fmt.Errorf("%w: manifest format %d was written by a newer ckpt; this ckpt reads format %d: upgrade ckpt to read it", ErrFormat, version, ManifestVersion)
 		}
@@ -221,6 +234,9 @@ func decodeManifest(b []byte) (*Checkpoint, error) {
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if version < manifestVersionOf(&c) {
+		return nil, fmt.Errorf("a format %d manifest names s2 compression, which format %d does not have", version, version)
 	}
 	return &c, nil
 }

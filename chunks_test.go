@@ -1,9 +1,12 @@
 package ckpt_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -206,6 +209,136 @@ func TestValuesRoundTripAndDamagedReferencesFail(t *testing.T) {
 			err := value.Load(ctx, st, prefix, bad, nil, &got)
 			if !errors.Is(err, ckpt.ErrCorrupt) || !strings.Contains(err.Error(), `value "v"`) {
 				t.Fatalf("LoadValue of a damaged reference: %v, want ErrCorrupt naming the value", err)
+			}
+		})
+	}
+}
+
+// binState is state that codec.Binary saves as its bytes, so that Load
+// reads it into one buffer of the state's size: the path that reads every
+// chunk in place, straight into its part of that buffer.
+type binState struct{ b []byte }
+
+func (s *binState) MarshalBinary() ([]byte, error) { return s.b, nil }
+func (s *binState) UnmarshalBinary(b []byte) error {
+	s.b = append(s.b[:0], b...)
+	return nil
+}
+
+// binaryCheckpoint commits a checkpoint of job in dir whose state is n
+// bytes of text in 64 KiB chunks, compressed with comp, and returns it
+// with the state.
+func binaryCheckpoint(t *testing.T, dir, job string, n int, comp codec.Compression) (*ckpt.Checkpoint, []byte) {
+	t.Helper()
+	j, err := ckpt.Open[binState](context.Background(), job, ckpt.Config{Store: dir, NoSignals: true, Logger: quietLogger(), Codec: codec.Binary{}, Compression: comp, Uncompressed: comp == codec.None})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ckpt.SetChunkSize(j, 64<<10)
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		b = fmt.Appendf(b, "%d,order-%d,%x\n", i, i*7, i*i)
+	}
+	j.State.b = b[:n]
+	cp, err := j.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := len(cp.State[0].Chunks); k < 4 {
+		t.Fatalf("the checkpoint has %d chunks; the test needs several", k)
+	}
+	return cp, j.State.b
+}
+
+// Load of a state read in place: whole and equal when the blobs are
+// sound, whatever their compression; a damaged blob, whichever way it is
+// damaged, fails as corruption naming it, never as a state restored
+// wrong.
+func TestLoadInPlace(t *testing.T) {
+	ctx := context.Background()
+	for _, comp := range []codec.Compression{codec.None, codec.Zstd, codec.S2} {
+		t.Run(comp.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			job := "inplace-" + comp.String()
+			cp, want := binaryCheckpoint(t, dir, job, 300<<10+17, comp)
+			st := openFileStore(t, dir)
+			var got binState
+			if err := ckpt.Load(ctx, st, cp, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.b, want) {
+				t.Fatalf("loaded %d bytes, not the %d saved", len(got.b), len(want))
+			}
+			chunks := cp.State[0].Chunks
+			third := blobObject(job, chunks[2].ID)
+			path := objectPath(dir, third)
+			sound, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other, err := os.ReadFile(objectPath(dir, blobObject(job, chunks[1].ID)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			damages := []struct {
+				name string
+				blob []byte // nil: missing
+			}{
+				{"payload byte flipped", func() []byte { b := bytes.Clone(sound); b[len(b)-3] ^= 1; return b }()},
+				{"header byte flipped", func() []byte { b := bytes.Clone(sound); b[9] ^= 1; return b }()},
+				{"truncated", sound[:len(sound)-5]},
+				{"header only", sound[:24]},
+				{"half a header", sound[:10]},
+				{"empty", []byte{}},
+				{"appended to", append(bytes.Clone(sound), 'x')},
+				{"another chunk's blob", other},
+				{"missing", nil},
+			}
+			for _, d := range damages {
+				if d.blob == nil {
+					err = os.Remove(path)
+				} else {
+					err = os.WriteFile(path, d.blob, 0o644)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range 5 {
+					got := binState{b: []byte("before")}
+					err := ckpt.Load(ctx, st, cp, &got)
+					if !errors.Is(err, ckpt.ErrCorrupt) || !strings.Contains(err.Error(), third) {
+						t.Fatalf("%s: Load: %v, want ErrCorrupt naming %s", d.name, err, third)
+					}
+					if string(got.b) != "before" {
+						t.Fatalf("%s: Load failed but changed the state", d.name)
+					}
+				}
+			}
+			if err := os.WriteFile(path, sound, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if err := ckpt.Load(cctx, st, cp, &got); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Load with a cancelled context: %v, want context.Canceled", err)
+			}
+			// A failed chunk stops the others before Load returns. The
+			// first one fails, so that it is read whatever the number
+			// of chunks read at once.
+			first := blobObject(job, chunks[0].ID)
+			slow := &slowStore{Store: st, fast: first}
+			if err := os.Remove(objectPath(dir, first)); err != nil {
+				t.Fatal(err)
+			}
+			if err := ckpt.Load(ctx, slow, cp, &got); !errors.Is(err, ckpt.ErrCorrupt) {
+				t.Fatalf("Load with a blob missing and the others slow: %v, want ErrCorrupt", err)
+			}
+			if n := slow.inFlight.Load(); n != 0 {
+				t.Fatalf("Load returned with %d reads of the store still running", n)
+			}
+			if slow.started.Load() == 0 {
+				t.Fatal("no read of another chunk was in flight when the missing one failed: the test tested nothing")
 			}
 		})
 	}

@@ -25,15 +25,34 @@ import (
 
 // Format compatibility. testdata/v1 holds a store written by the first
 // format version (manifest format 1, blob format 1) and golden.json, the
-// values it must decode to. Both are kept forever: every later ckpt must
-// read them exactly. They were made by
+// values it must decode to; testdata/v2 the same for format 2 (s2
+// compression). They are kept forever: every later ckpt must read them
+// exactly. They were made by
 //
 //	CKPT_WRITE_FIXTURES=1 go test -run TestWriteFixtures .
 //
-// which refuses to overwrite them. A new format version gets fixtures of
-// its own (testdata/v2, ...) beside these, never instead of them.
+// which writes only the versions whose directory is missing. A new format
+// version gets fixtures of its own beside these, never instead of them.
 
+// fixtureDir holds the fixtures of format 1, which the tests of damaged
+// and newer formats start from.
 const fixtureDir = "testdata/v1"
+
+// fixtureVersions are the format versions that have fixtures, and the
+// jobs each holds. A version's jobs are never changed once written.
+var fixtureVersions = []struct {
+	version int
+	dir     string
+	jobs    []fixtureJob
+}{
+	{1, "testdata/v1", []fixtureJob{
+		{"json-zstd", codec.JSON{}, codec.Zstd, []string{"inline", "chunks", "savepoint", "final"}},
+		{"gob-none", codec.Gob{}, codec.None, []string{"chunks", "inline", "chunks"}},
+	}},
+	{2, "testdata/v2", []fixtureJob{
+		{"json-s2", codec.JSON{}, codec.S2, []string{"inline", "chunks", "savepoint", "chunks"}},
+	}},
+}
 
 // fixtureState is the state of the fixture jobs. Its field names are part
 // of the fixtures (the JSON and gob encodings name them): never rename.
@@ -105,15 +124,12 @@ func goldenOf(cp *ckpt.Checkpoint, state fixtureState) goldenCheckpoint {
 	return g
 }
 
-// fixtureJobs are the fixture jobs and the checkpoints each takes.
-var fixtureJobs = []struct {
-	name         string
-	codec        codec.Codec
-	uncompressed bool
-	steps        []string // "inline", "chunks": a checkpoint with such a state; "savepoint", "final"
-}{
-	{"json-zstd", codec.JSON{}, false, []string{"inline", "chunks", "savepoint", "final"}},
-	{"gob-none", codec.Gob{}, true, []string{"chunks", "inline", "chunks"}},
+// fixtureJob is a fixture job and the checkpoints it takes.
+type fixtureJob struct {
+	name  string
+	codec codec.Codec
+	comp  codec.Compression
+	steps []string // "inline", "chunks": a checkpoint with such a state; "savepoint", "final"
 }
 
 // fixturePosition is a source and sink whose positions are recorded.
@@ -151,17 +167,29 @@ func TestWriteFixtures(t *testing.T) {
 	if os.Getenv("CKPT_WRITE_FIXTURES") != "1" {
 		t.Skip("writes the format fixtures in testdata; set CKPT_WRITE_FIXTURES=1 to run")
 	}
-	if _, err := os.Stat(fixtureDir); err == nil {
-		t.Fatalf("%s exists: fixtures of a released format are kept forever, not rewritten; write a new version's fixtures beside them", fixtureDir)
+	wrote := 0
+	for _, fv := range fixtureVersions {
+		if _, err := os.Stat(fv.dir); err == nil {
+			t.Logf("%s exists: fixtures of a released format are kept forever, not rewritten", fv.dir)
+			continue
+		}
+		writeFixtures(t, fv.version, fv.dir, fv.jobs)
+		wrote++
 	}
+	if wrote == 0 {
+		t.Fatal("every version's fixtures exist; a new format version needs an entry in fixtureVersions")
+	}
+}
+
+func writeFixtures(t *testing.T, version int, fixtureDir string, jobs []fixtureJob) {
 	ctx := context.Background()
 	dir := filepath.Join(fixtureDir, "store")
-	g := golden{ManifestVersion: ckpt.ManifestVersion}
+	g := golden{ManifestVersion: version}
 	owner := store.Owner{ID: "fixture-writer", PID: 4242, Host: "fixture-host", Since: time.Now().UTC().Truncate(time.Second)}
-	for _, fj := range fixtureJobs {
+	for _, fj := range jobs {
 		j, err := ckpt.Open[fixtureState](ctx, fj.name, ckpt.Config{
-			Store: dir, Codec: fj.codec, Uncompressed: fj.uncompressed, Retain: -1, NoSignals: true,
-			Owner: owner, Logger: quietLogger(), Metadata: map[string]string{"fixture": fj.name, "format": "1"},
+			Store: dir, Codec: fj.codec, Compression: fj.comp, Uncompressed: fj.comp == codec.None, Retain: -1, NoSignals: true,
+			Owner: owner, Logger: quietLogger(), Metadata: map[string]string{"fixture": fj.name, "format": fmt.Sprint(version)},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -169,10 +197,7 @@ func TestWriteFixtures(t *testing.T) {
 		ckpt.SetChunkSize(j, 4<<10)
 		pos := &fixturePosition{}
 		j.Bind(pos, pos)
-		gj := goldenJob{Name: fj.name, Codec: fj.codec.Name(), Compression: "zstd"}
-		if fj.uncompressed {
-			gj.Compression = "none"
-		}
+		gj := goldenJob{Name: fj.name, Codec: fj.codec.Name(), Compression: fj.comp.String()}
 		for i, kind := range fj.steps {
 			pos.offset += int64(100 * (i + 1))
 			if err := j.Advance(ctx, int64(i+1), int64(100*(i+1))); err != nil {
@@ -186,7 +211,7 @@ func TestWriteFixtures(t *testing.T) {
 			var cp *ckpt.Checkpoint
 			switch kind {
 			case "savepoint":
-				cp, err = j.Savepoint(ctx, "v1 savepoint")
+				cp, err = j.Savepoint(ctx, fmt.Sprintf("v%d savepoint", version))
 			case "final":
 				cp, err = j.Finish(ctx)
 			default:
@@ -220,9 +245,14 @@ func TestWriteFixtures(t *testing.T) {
 // a job takes its lock, and checkpointing on top may prune.
 func copyFixtures(t *testing.T) (string, golden) {
 	t.Helper()
+	return copyFixturesOf(t, fixtureDir)
+}
+
+func copyFixturesOf(t *testing.T, fixtureDir string) (string, golden) {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtureDir, "golden.json"))
 	if err != nil {
-		t.Fatalf("%v (the v1 fixtures are missing)", err)
+		t.Fatalf("%v (the fixtures are missing)", err)
 	}
 	var g golden
 	if err := json.Unmarshal(b, &g); err != nil {
@@ -235,12 +265,20 @@ func copyFixtures(t *testing.T) (string, golden) {
 	return dir, g
 }
 
-func TestFormatV1FixturesAreRead(t *testing.T) {
-	ctx := context.Background()
-	dir, g := copyFixtures(t)
-	if g.ManifestVersion != 1 || len(g.Jobs) != len(fixtureJobs) {
-		t.Fatalf("golden.json describes format %d with %d jobs", g.ManifestVersion, len(g.Jobs))
+func TestFormatFixturesAreRead(t *testing.T) {
+	for _, fv := range fixtureVersions {
+		t.Run(fmt.Sprintf("v%d", fv.version), func(t *testing.T) {
+			dir, g := copyFixturesOf(t, fv.dir)
+			if g.ManifestVersion != fv.version || len(g.Jobs) != len(fv.jobs) {
+				t.Fatalf("golden.json describes format %d with %d jobs", g.ManifestVersion, len(g.Jobs))
+			}
+			testFixturesAreRead(t, dir, g)
+		})
 	}
+}
+
+func testFixturesAreRead(t *testing.T, dir string, g golden) {
+	ctx := context.Background()
 	st := openFileStore(t, dir)
 
 	jobs, err := ckpt.Jobs(ctx, st)
@@ -326,19 +364,30 @@ func TestFormatV1FixturesAreRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := ckpt.Verify(ctx, st, next); err != nil || next.Seq != newest.Seq+1 {
-				t.Fatalf("checkpoint on top of v1: seq %d, %v; want %d", next.Seq, err, newest.Seq+1)
+				t.Fatalf("checkpoint on top of v%d: seq %d, %v; want %d", g.ManifestVersion, next.Seq, err, newest.Seq+1)
 			}
 			var state fixtureState
 			if err := ckpt.Load(ctx, st, next, &state); err != nil || state.Count != newest.State.Count+1 {
-				t.Fatalf("checkpoint on top of v1 holds %+v, %v", state, err)
+				t.Fatalf("checkpoint on top of v%d holds %+v, %v", g.ManifestVersion, state, err)
 			}
 		})
 	}
 }
 
-// TestFormatV1FixturesAreVersion1 pins the fixtures themselves: had they
-// been regenerated by a later ckpt, the test above would prove nothing.
-func TestFormatV1FixturesAreVersion1(t *testing.T) {
+// TestFormatFixturesAreOfTheirVersion pins the fixtures themselves: had
+// they been regenerated by a later ckpt, the test above would prove
+// nothing. Format 2 differs from 1 only with s2, so its fixtures are all
+// of format 2, and format 1's all of format 1.
+func TestFormatFixturesAreOfTheirVersion(t *testing.T) {
+	for _, fv := range fixtureVersions {
+		t.Run(fmt.Sprintf("v%d", fv.version), func(t *testing.T) {
+			min := map[int][2]int{1: {7, 6}, 2: {4, 3}}[fv.version]
+			testFixturesAreOfVersion(t, fv.dir, fv.version, min[0], min[1])
+		})
+	}
+}
+
+func testFixturesAreOfVersion(t *testing.T, fixtureDir string, version, minManifests, minBlobs int) {
 	manifests, blobs := 0, 0
 	err := filepath.WalkDir(filepath.Join(fixtureDir, "store"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -351,13 +400,13 @@ func TestFormatV1FixturesAreVersion1(t *testing.T) {
 		switch filepath.Base(filepath.Dir(p)) {
 		case "checkpoints":
 			manifests++
-			if !bytes.HasPrefix(b, []byte("ckpt-manifest 1 ")) {
-				t.Errorf("%s is not a format 1 manifest: %.20q", p, b)
+			if !bytes.HasPrefix(b, fmt.Appendf(nil, "ckpt-manifest %d ", version)) {
+				t.Errorf("%s is not a format %d manifest: %.20q", p, version, b)
 			}
 		case "blobs":
 			blobs++
-			if !bytes.HasPrefix(b, []byte("CKB\x01")) {
-				t.Errorf("%s is not a format 1 blob: %.8q", p, b)
+			if !bytes.HasPrefix(b, []byte{'C', 'K', 'B', byte(version)}) {
+				t.Errorf("%s is not a format %d blob: %.8q", p, version, b)
 			}
 		}
 		return nil
@@ -365,8 +414,8 @@ func TestFormatV1FixturesAreVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if manifests < 7 || blobs < 6 {
-		t.Fatalf("%d manifests and %d blobs in the fixtures; want the 7 checkpoints and their blobs", manifests, blobs)
+	if manifests < minManifests || blobs < minBlobs {
+		t.Fatalf("%d manifests and %d blobs in the fixtures; want at least %d and %d", manifests, blobs, minManifests, minBlobs)
 	}
 }
 
@@ -377,19 +426,19 @@ func TestNewerFormatIsRefusedNotMisread(t *testing.T) {
 		future  func(t *testing.T, dir string, cp *ckpt.Checkpoint)
 		upgrade bool // the message says to upgrade
 	}{
-		{"manifest format 2", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
+		{"manifest format 3", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			path := objectPath(dir, manifestObject(job, cp.Seq))
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, body := splitManifest(t, b)
-			writeManifestFile(t, path, 2, body)
+			writeManifestFile(t, path, ckpt.ManifestVersion+1, body)
 		}, true},
 		{"manifest format 99 with a body this ckpt cannot parse", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			writeManifestFile(t, objectPath(dir, manifestObject(job, cp.Seq)), 99, []byte("\x00binary manifest\x00"))
 		}, true},
-		{"blob format 2", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
+		{"blob format 3", func(t *testing.T, dir string, cp *ckpt.Checkpoint) {
 			var id string
 			for _, c := range cp.State[0].Chunks {
 				if c.Data == nil {
@@ -401,7 +450,7 @@ func TestNewerFormatIsRefusedNotMisread(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b[3] = 2
+			b[3] = 3
 			binary.LittleEndian.PutUint32(b[20:24], crc32.Checksum(b[:20], castagnoli))
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -243,7 +244,11 @@ func rewriteManifest(t *testing.T, path string, edit func(cp *ckpt.Checkpoint)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, body := splitManifest(t, b)
+	header, body := splitManifest(t, b)
+	version, err := strconv.Atoi(header[1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cp ckpt.Checkpoint
 	if err := json.Unmarshal(body, &cp); err != nil {
 		t.Fatal(err)
@@ -253,7 +258,7 @@ func rewriteManifest(t *testing.T, path string, edit func(cp *ckpt.Checkpoint)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeManifestFile(t, path, 1, body)
+	writeManifestFile(t, path, version, body)
 }
 
 // snapshotJob returns the content hash of every checkpoint and blob file of
@@ -584,7 +589,7 @@ func TestNewerManifestFormatIsRefused(t *testing.T) {
 	}
 	_, body := splitManifest(t, b)
 	body = append(body[:len(body)-1:len(body)-1], []byte(`,"incremental_base":1}`)...)
-	writeManifestFile(t, path, 2, body)
+	writeManifestFile(t, path, ckpt.ManifestVersion+1, body)
 	before := snapshotJob(t, dir, job)
 
 	j, err := ckpt.Open[payloadState](ctx, job, ckpt.Config{Store: dir, NoSignals: true, Logger: quietLogger()})

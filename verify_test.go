@@ -44,7 +44,7 @@ func TestVerifyEntriesClassifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, body := splitManifest(t, b)
-	writeManifestFile(t, path, 2, body)
+	writeManifestFile(t, path, ckpt.ManifestVersion+1, body)
 
 	st := openFileStore(t, dir)
 	entries, err := ckpt.List(ctx, st, job)

@@ -47,7 +47,19 @@ import (
 //   - A writer whose lease is lost commits nothing and deletes nothing.
 //   - The sink position, the source position and the state are captured
 //     together, with no record processed between them.
-//   - A manifest is deleted before the blobs only it references.
+//   - A manifest is deleted before the blobs only it references, and that
+//     deletion is durable (store.Sync of the manifests) before the first
+//     of those blobs is deleted.
+//   - The blobs of a state are durable (written with store.PutDeferred,
+//     then one store.Sync in writeState) before capture returns, so
+//     before the manifest that names them is written.
+//   - Deleting a blob need not be durable (store.DeleteDeferred): a
+//     deletion undone by a crash leaves a blob no manifest names, which
+//     collect removes. Deleting a manifest whose blobs all stay need not
+//     be either: undone, it brings back an older checkpoint that is still
+//     whole (its blobs are referenced by kept ones, and are deleted only
+//     after a Sync of the manifests, which makes this deletion durable
+//     too), and retention removes it again.
 //   - refs counts, for every blob id, the kept manifests that name it; a
 //     commit reuses a blob without writing it only if it is in w.size (see
 //     trustOnly).
@@ -59,8 +71,9 @@ import (
 //     checkpoint is the newest.
 //   - During step 5: the manifest exists whole or not at all (the store's
 //     Create, or the sink's transaction, is atomic).
-//   - During step 6: an old checkpoint left in place (the next retention
-//     removes it) or blobs no manifest names (collect removes them).
+//   - During step 6: an old checkpoint left in place or back (the next
+//     retention removes it) or blobs no manifest names (collect removes
+//     them).
 //
 // Resume reads the other way: the newest checkpoint whose manifest and
 // blobs verify (newestValid, in catalog.go), older ones tried while newer
@@ -191,7 +204,9 @@ func (w *writer) collect(ctx context.Context) error {
 		if _, ok := w.refs[id]; ok {
 			continue
 		}
-		if err := w.st.Delete(ctx, n); err != nil {
+		// Not durable: a removal undone by a crash is done again at the
+		// next open.
+		if err := store.DeleteDeferred(ctx, w.st, n); err != nil {
 			errs = append(errs, err)
 		} else {
 			w.log.Debug("ckpt: removed unreferenced blob", "job", w.job, "blob", id)
@@ -311,7 +326,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 	if err := w.lease.Check(context.WithoutCancel(ctx)); err != nil {
 		return nil, fmt.Errorf("ckpt: checkpoint %d of job %q was written as the job's lease was lost; another writer may be running, so this one stops (check the output before trusting it): %w", cp.Seq, w.job, err)
 	}
-	if err := w.retention(context.WithoutCancel(ctx)); err != nil {
+	if err := w.retention(context.WithoutCancel(ctx), false); err != nil {
 		// The checkpoint is committed; an old one left behind is harmless
 		// (its blobs stay referenced) and the next open removes it.
 		w.log.Warn("ckpt: retention failed; old checkpoints are left in place", "job", w.job, "err", err)
@@ -334,11 +349,14 @@ func (w *writer) prune(ctx context.Context) error {
 	if err := w.lease.Check(ctx); err != nil {
 		return fmt.Errorf("ckpt: job %q: retention skipped: %w", w.job, err)
 	}
-	return w.retention(ctx)
+	// Asked for by hand (Prune): durable when it returns.
+	return w.retention(ctx, true)
 }
 
-// retention is prune once the lease is known held.
-func (w *writer) retention(ctx context.Context) error {
+// retention is prune once the lease is known held. Unless durable is set,
+// the deletion of checkpoints whose blobs all stay is left for a later
+// Sync to make durable (see deleteCheckpoints).
+func (w *writer) retention(ctx context.Context, durable bool) error {
 	if w.retain <= 0 {
 		return nil
 	}
@@ -371,26 +389,42 @@ func (w *writer) retention(ctx context.Context) error {
 	w.kept = keep
 	// Oldest first, so that a crash midway leaves the newest ones.
 	slices.Reverse(drop)
-	var errs []error
-	for _, k := range drop {
-		if err := w.deleteCheckpoint(ctx, k); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// deleteCheckpoint removes a manifest, then the blobs only it referenced.
-func (w *writer) deleteCheckpoint(ctx context.Context, k Entry) error {
-	if err := w.st.Delete(ctx, manifestName(w.job, k.Seq)); err != nil {
-		return fmt.Errorf("delete checkpoint %d: %w", k.Seq, err)
-	}
-	if k.Checkpoint == nil {
+	if len(drop) == 0 {
 		return nil
 	}
+	return w.deleteCheckpoints(ctx, drop, durable)
+}
+
+// deleteCheckpoints removes the manifests of drop, then the blobs that
+// only they referenced. The manifests' deletions are made durable (one
+// store.Sync of the job's manifests) before any blob goes, and when
+// durable is set; otherwise a crash may undo them, which only brings
+// back whole checkpoints (see the invariants). The blobs' deletions are
+// never synced: undone, they leave blobs for collect. A small
+// checkpoint's retention so costs no fsync, a large one's one.
+func (w *writer) deleteCheckpoints(ctx context.Context, drop []Entry, durable bool) error {
 	var errs []error
-	for _, id := range w.dropRefs(k.Checkpoint) {
-		if err := w.st.Delete(ctx, blobName(w.job, id)); err != nil {
+	var orphans []string
+	for _, k := range drop {
+		if err := store.DeleteDeferred(ctx, w.st, manifestName(w.job, k.Seq)); err != nil {
+			// Its blobs stay: the manifest may still name them.
+			errs = append(errs, fmt.Errorf("delete checkpoint %d: %w", k.Seq, err))
+			continue
+		}
+		if k.Checkpoint != nil {
+			orphans = append(orphans, w.dropRefs(k.Checkpoint)...)
+		}
+	}
+	if len(orphans) == 0 && !durable {
+		return errors.Join(errs...)
+	}
+	if err := store.Sync(ctx, w.st, checkpointsPrefix(w.job)); err != nil {
+		// The blobs stay until collect finds them unreferenced.
+		errs = append(errs, fmt.Errorf("make the deletion of checkpoints durable: %w", err))
+		return errors.Join(errs...)
+	}
+	for _, id := range orphans {
+		if err := store.DeleteDeferred(ctx, w.st, blobName(w.job, id)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -405,7 +439,8 @@ func (w *writer) remove(ctx context.Context, seq uint64) error {
 	}
 	k := w.kept[i]
 	w.kept = slices.Delete(w.kept, i, i+1)
-	if err := w.deleteCheckpoint(ctx, k); err != nil {
+	// Asked for by name: durable when it returns, blobs or not.
+	if err := w.deleteCheckpoints(ctx, []Entry{k}, true); err != nil {
 		return fmt.Errorf("ckpt: job %q: %w", w.job, err)
 	}
 	return nil

@@ -88,7 +88,7 @@ func TestCompression(t *testing.T) {
 		random[i] = byte(r.Uint32())
 	}
 	text := []byte(strings.Repeat("10000001,2025-01-01,cust-33199,US,SKU-26476,5,283.28\n", 2000))
-	for _, comp := range []codec.Compression{codec.None, codec.Zstd} {
+	for _, comp := range []codec.Compression{codec.None, codec.Zstd, codec.S2} {
 		for name, src := range map[string][]byte{"empty": {}, "random": random, "text": text} {
 			t.Run(fmt.Sprintf("%s/%s", comp, name), func(t *testing.T) {
 				packed, err := comp.Compress([]byte("prefix"), src)
@@ -99,8 +99,8 @@ func TestCompression(t *testing.T) {
 					t.Fatal("Compress did not append to dst")
 				}
 				packed = packed[len("prefix"):]
-				if comp == codec.Zstd && name == "text" && len(packed) > len(src)/10 {
-					t.Errorf("zstd left %d of %d bytes of repetitive text", len(packed), len(src))
+				if comp != codec.None && name == "text" && len(packed) > len(src)/10 {
+					t.Errorf("%s left %d of %d bytes of repetitive text", comp, len(packed), len(src))
 				}
 				out, err := comp.Decompress(nil, packed, len(src))
 				if err != nil || !bytes.Equal(out, src) {
@@ -119,6 +119,20 @@ func TestCompression(t *testing.T) {
 		t.Fatalf("garbage accepted: %v", err)
 	}
 	if _, err := codec.Zstd.Decompress(nil, nil, codec.MaxBlock+1); !errors.Is(err, codec.ErrCorrupt) {
+		t.Fatalf("a block over the limit accepted: %v", err)
+	}
+	// An s2 block states its length first; one that states another than
+	// the header's, or that is cut short, is refused before decoding.
+	packed, err := codec.S2.Compress(nil, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string][]byte{"garbage": []byte("not s2 at all"), "truncated": packed[:len(packed)/2], "empty": nil} {
+		if _, err := codec.S2.Decompress(nil, src, len(text)); !errors.Is(err, codec.ErrCorrupt) {
+			t.Errorf("s2 %s accepted: %v", name, err)
+		}
+	}
+	if _, err := codec.S2.Decompress(nil, packed, codec.MaxBlock+1); !errors.Is(err, codec.ErrCorrupt) {
 		t.Fatalf("a block over the limit accepted: %v", err)
 	}
 	if _, err := codec.ParseCompression("lz4"); err == nil {

@@ -51,7 +51,7 @@ bench_engine() {
 		gobench . '^BenchmarkEngine(Save|Load)$/^size=1MiB$' 1s
 		gobench . '^BenchmarkEngine(Save|Load)$/^size=64MiB$' 5x
 		gobench . '^BenchmarkEngine(Save|Load)$/^size=512MiB$' 3x
-	} | table -base codec=raw -order stored-MiB,raw/stored,extra-heap-MiB
+	} | table -base codec=raw -order stored-MiB,raw/stored,fsyncs/ckpt,extra-heap-MiB
 }
 
 # Record pipelines, as users run them: ckpt convert with the default

@@ -75,6 +75,69 @@ type Store interface {
 	Close() error
 }
 
+// Deferred is implemented by a store that can make a batch of writes and
+// deletes durable together, cheaper than one at a time: the local store
+// writes each object with a file fsync but no directory fsync, and
+// fsyncs each directory once in Sync. The engine writes a checkpoint's
+// blobs with PutDeferred and one Sync before the manifest that names
+// them, and removes blobs whose manifests are gone with DeleteDeferred.
+//
+// Callers use the functions PutDeferred, DeleteDeferred and Sync of this
+// package, which fall back to Put and Delete, durable per call, for a
+// store that does not implement Deferred: a store durable per request (S3,
+// PostgreSQL) keeps this contract as it is, since what it promises is
+// only less than Put and Delete promise.
+//
+// Contract, which the storetest suite checks for every backend (the
+// crash half with the local store on a file system that forgets what
+// was not synced):
+//   - PutDeferred is Put (atomic, visible to readers, whole or absent, a
+//     failure leaving the previous state) except that a crash of the
+//     machine before a Sync covering name returns may leave the previous
+//     state (the old object, or none) instead of the new one; never a
+//     torn object.
+//   - DeleteDeferred is Delete except that such a crash may bring the
+//     object back whole, as it was.
+//   - Sync(prefix) returns once every PutDeferred and DeleteDeferred of a
+//     name starting with prefix that returned before Sync was called is
+//     durable. Calls of Put, Create and Delete stay durable on return.
+type Deferred interface {
+	PutDeferred(ctx context.Context, name string, r io.Reader) error
+	DeleteDeferred(ctx context.Context, name string) error
+	Sync(ctx context.Context, prefix string) error
+}
+
+// PutDeferred writes name as Put does, durable only once Sync covers it
+// (see Deferred); on a store without Deferred it is Put.
+func PutDeferred(ctx context.Context, st Store, name string, r io.Reader) error {
+	if d, ok := st.(Deferred); ok {
+		return d.PutDeferred(ctx, name, r)
+	}
+	return st.Put(ctx, name, r)
+}
+
+// DeleteDeferred removes name as Delete does, durable only once Sync
+// covers it (see Deferred); on a store without Deferred it is Delete.
+func DeleteDeferred(ctx context.Context, st Store, name string) error {
+	if d, ok := st.(Deferred); ok {
+		return d.DeleteDeferred(ctx, name)
+	}
+	return st.Delete(ctx, name)
+}
+
+// Sync makes the deferred writes and deletes below prefix durable (see
+// Deferred); on a store without Deferred, whose every write is durable on
+// return, it checks the prefix and does nothing else.
+func Sync(ctx context.Context, st Store, prefix string) error {
+	if d, ok := st.(Deferred); ok {
+		return d.Sync(ctx, prefix)
+	}
+	if err := ValidPrefix(prefix); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
 // Lease is a held lock.
 type Lease interface {
 	// Token is the fencing token of this lease: strictly greater than the

@@ -161,9 +161,9 @@ func TestShowNewestAndBySeq(t *testing.T) {
 		t.Errorf("show output lacks the metadata:\n%s", r.stdout)
 	}
 	state := parseTable(t, r.stdout[strings.Index(r.stdout, "STATE "):], "STATE", "CODEC", "COMPRESSION", "RAW", "STORED", "CHUNKS")
-	if s := state[0]; s["STATE"] != "state" || s["CODEC"] != "json" || s["COMPRESSION"] != "zstd" ||
+	if s := state[0]; s["STATE"] != "state" || s["CODEC"] != "json" || s["COMPRESSION"] != "s2" ||
 		s["RAW"] != progress.Bytes(newest.RawSize()) || s["STORED"] != progress.Bytes(newest.StoredSize()) || s["CHUNKS"] != "1" {
-		t.Errorf("state row %v, want state json zstd %s %s 1", s, progress.Bytes(newest.RawSize()), progress.Bytes(newest.StoredSize()))
+		t.Errorf("state row %v, want state json s2 %s %s 1", s, progress.Bytes(newest.RawSize()), progress.Bytes(newest.StoredSize()))
 	}
 
 	r = ckptRun(t, nil, "checkpoints", "show", "--store", dir, "--job", "orders", "3").want(t, exitOK)

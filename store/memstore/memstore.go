@@ -24,7 +24,10 @@ type Store struct {
 	closed  bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Deferred = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store { return &Store{} }
@@ -115,6 +118,31 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	delete(s.objects, name)
 	return nil
+}
+
+// PutDeferred is Put: nothing here outlives the process, so there is no
+// durability to defer.
+func (s *Store) PutDeferred(ctx context.Context, name string, r io.Reader) error {
+	return s.Put(ctx, name, r)
+}
+
+// DeleteDeferred is Delete.
+func (s *Store) DeleteDeferred(ctx context.Context, name string) error {
+	return s.Delete(ctx, name)
+}
+
+// Sync checks its arguments: every write is as durable as it will be when
+// it returns.
+func (s *Store) Sync(ctx context.Context, prefix string) error {
+	if err := store.ValidPrefix(prefix); err != nil {
+		return fmt.Errorf("memstore: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("memstore: %w", store.ErrClosed)
+	}
+	return ctx.Err()
 }
 
 // Lock takes the named lock within this process.

@@ -51,6 +51,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Closed", testClosed},
 		{"ConcurrentDifferentNames", testConcurrentDifferentNames},
 		{"ConcurrentReplaceAndGet", testConcurrentReplaceAndGet},
+		{"DeferredPutGet", testDeferredPutGet},
+		{"DeferredDelete", testDeferredDelete},
+		{"DeferredFailedWrite", testDeferredFailedWrite},
+		{"DeferredInvalidAndClosed", testDeferredInvalidAndClosed},
+		{"DeferredConcurrent", testDeferredConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
