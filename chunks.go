@@ -468,5 +468,5 @@ func verifyState(ctx context.Context, st store.Store, cp *Checkpoint) error {
 			return err
 		}
 	}
-	return nil
+	return verifyKeyed(ctx, st, cp)
 }

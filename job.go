@@ -74,11 +74,23 @@ type Config struct {
 	// and of the restore (see Observer; package metrics exports them to
 	// Prometheus).
 	Observer Observer
+	// Memory is the memory budget of each of the job's keyed states (see
+	// Keyed), in bytes: past it, a state spills its changes to local disk
+	// and reads what it does not hold from there. Zero means no budget:
+	// keyed state stays in memory whatever its size.
+	Memory int64
+	// LocalDir is where keyed states keep their runs on local disk (a
+	// cache of the store, reused on resume when it verifies). Empty means
+	// a directory under os.TempDir().
+	LocalDir string
 }
 
 func (c *Config) validate() error {
 	if c.Every.Records < 0 || c.Every.Bytes < 0 || c.Every.Interval < 0 {
 		return errors.New("ckpt: Every fields must not be negative")
+	}
+	if c.Memory < 0 {
+		return errors.New("ckpt: Memory must not be negative")
 	}
 	return nil
 }
@@ -165,6 +177,11 @@ type Job[S any] struct {
 	inflight chan struct{}
 	bgErr    error
 
+	// keyed are the keyed states opened with NewKeyed; restoredKeyed
+	// those of the resumed checkpoint not opened (yet).
+	keyed         []keyedPart
+	restoredKeyed map[string]*restoredKeyed
+
 	closeOnce sync.Once
 }
 
@@ -233,7 +250,10 @@ func (j *Job[S]) restore(ctx context.Context) error {
 	cp, skipped, err := newestValid(j.name, j.w.kept, j.log, func(cp *Checkpoint) error {
 		var zero S
 		j.State = zero
-		return readState(ctx, j.st, cp, "state", j.codec, &j.State)
+		if err := readState(ctx, j.st, cp, "state", j.codec, &j.State); err != nil {
+			return err
+		}
+		return j.fetchKeyed(ctx, cp)
 	})
 	if err != nil || cp == nil {
 		var zero S
@@ -430,8 +450,10 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Metadata: maps.Clone(j.cfg.Metadata),
 	}
 	start := time.Now()
+	j.freezeKeyed(cp)
 	took, err := j.w.capture(ctx, cp, j.src, j.sink, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
 	if err != nil {
+		settleKeyed(cp)
 		observeCommit(j.cfg.Observer, j.name, nil, start, err)
 		return nil, err
 	}
@@ -505,6 +527,10 @@ func (j *Job[S]) Close() error {
 			err = errors.Join(err, j.w.close(context.Background()))
 			j.w = nil
 		}
+		for _, k := range j.keyed {
+			k.closeKeyed()
+		}
+		j.dropRestoredKeyed()
 		j.closeStore()
 	})
 	return err

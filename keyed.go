@@ -1,0 +1,701 @@
+package ckpt
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/ckptdev/ckpt/codec"
+	"github.com/ckptdev/ckpt/store"
+)
+
+// Keyed is a map from keys to values owned by a job, saved by every
+// checkpoint of the job and restored exactly on resume, whose checkpoints
+// cost what changed since the previous one rather than its whole size.
+// NewKeyed obtains one.
+//
+// The state is kept as immutable sorted runs (see docs/ARCHITECTURE.md):
+// a checkpoint writes the changes since the previous checkpoint as a new
+// run and references the runs of earlier checkpoints, which it does not
+// write again; runs are merged in the background of later checkpoints.
+// While the state fits in the memory budget (Config.Memory) every value is
+// also held decoded in memory, and Get and Put cost about a Go map's
+// operations; past it, the memory is cleared and lookups go to the local
+// runs (a filter and a small index per run keep that to one read).
+//
+// Values are stored by value: a Put records v as it is at the call, and the
+// caller must not change memory that v references (a slice's elements, a
+// map) afterwards, since a checkpoint in flight may be encoding it. Put a
+// new value instead.
+//
+// A Keyed is used from the job's goroutine, like the Job.
+type Keyed[K Key, V any] struct {
+	name   string
+	kk     keyKind
+	codec  codec.Codec
+	comp   codec.Compression
+	dir    string
+	budget int64
+
+	// cache holds decoded values; when complete it holds every live key.
+	cache    map[K]V
+	complete bool
+	count    int64 // live keys when !complete
+	// delta holds the changes since the last checkpoint (or spill).
+	delta map[K]change[V]
+	ops   int
+
+	// perEntry is the estimated memory of one entry, learned from the
+	// encoded size of what was written (by the checkpoint in flight too).
+	perEntry atomic.Int64
+
+	mu sync.Mutex // guards frozen and runs: the checkpoint in flight changes them
+	// frozen holds the changes a checkpoint in flight is writing as a run.
+	frozen map[K]change[V]
+	// runs hold every change up to the last checkpoint (and spill), oldest
+	// first: the state is their merge, the newest entry of a key winning.
+	runs     []*run
+	inflight chan struct{} // closed when the checkpoint in flight has its run
+	failed   error         // set when a checkpoint could not write its run
+
+	buf []byte
+}
+
+type change[V any] struct {
+	v   V
+	del bool
+}
+
+// KeyedRef describes a keyed state in a manifest: its runs, oldest first.
+type KeyedRef struct {
+	Name        string   `json:"name"`
+	Key         string   `json:"key"` // the key encoding: string, int or uint
+	Codec       string   `json:"codec"`
+	Compression string   `json:"compression"`
+	Len         int64    `json:"len"` // live keys
+	Runs        []RunRef `json:"runs"`
+}
+
+// RunRef names one immutable sorted run of a keyed state.
+type RunRef struct {
+	ID      string     `json:"id"`      // hex SHA-256 of the run's bytes
+	Entries int64      `json:"entries"` // entries, deletions included
+	Raw     int64      `json:"raw"`     // bytes
+	Stored  int64      `json:"stored"`  // bytes of its blobs, headers included
+	Chunks  []ChunkRef `json:"chunks"`  // the run's bytes in order, as blobs
+}
+
+// storedSize is the size of the state's blobs in the store.
+func (k *KeyedRef) storedSize() int64 {
+	var n int64
+	for _, r := range k.Runs {
+		n += r.Stored
+	}
+	return n
+}
+
+func (k *KeyedRef) validate() error {
+	if k.Name == "" {
+		return errors.New("keyed state without a name")
+	}
+	if _, err := codec.ParseCompression(k.Compression); err != nil {
+		return err
+	}
+	if k.Key != "string" && k.Key != "int" && k.Key != "uint" {
+		return fmt.Errorf("keyed state %q: unknown key encoding %q", k.Name, k.Key)
+	}
+	if k.Len < 0 {
+		return fmt.Errorf("keyed state %q: negative length", k.Name)
+	}
+	for _, r := range k.Runs {
+		if !validChunkID(r.ID) {
+			return fmt.Errorf("keyed state %q: bad run id %q", k.Name, r.ID)
+		}
+		var raw, stored int64
+		for _, c := range r.Chunks {
+			if !validChunkID(c.ID) || c.Data != nil {
+				return fmt.Errorf("keyed state %q: run %s: bad chunk %q", k.Name, r.ID, c.ID)
+			}
+			if c.Raw < 0 || c.Raw > codec.MaxBlock || c.Stored < blobHeaderSize {
+				return fmt.Errorf("keyed state %q: run %s: impossible sizes", k.Name, r.ID)
+			}
+			raw += c.Raw
+			stored += c.Stored
+		}
+		if raw != r.Raw || stored != r.Stored || r.Entries < 0 {
+			return fmt.Errorf("keyed state %q: run %s: sizes do not add up", k.Name, r.ID)
+		}
+	}
+	return nil
+}
+
+// keyedPart is what a Job knows of a keyed state.
+type keyedPart interface {
+	keyedName() string
+	// freeze takes the state as it is now, in the job's goroutine at the
+	// checkpoint's instant; the returned function completes it (writes
+	// and uploads runs) in the commit, possibly in the background.
+	freeze() keyedFinish
+	closeKeyed()
+}
+
+// keyedFinish writes a frozen keyed state to the store and returns its
+// reference and the bytes it wrote. Every frozen state must be finished,
+// also when its checkpoint fails: with a nil store it only moves the
+// frozen changes into a local run, which the next checkpoint uploads.
+type keyedFinish func(ctx context.Context, st store.Store, prefix string, known blobSet) (KeyedRef, int64, error)
+
+// restoredKeyed is a keyed state of the checkpoint a job resumed from,
+// fetched to local disk, until NewKeyed claims it.
+type restoredKeyed struct {
+	ref  KeyedRef
+	runs []*run
+}
+
+// NewKeyed returns the job's keyed state called name, restored from the
+// checkpoint the job resumed from (or empty), and makes every later
+// checkpoint of the job save it. Values are encoded with the job's codec
+// (Config.Codec); keys in an order-preserving form of their own. Call it
+// once per name, after Open and before the job's first checkpoint.
+func NewKeyed[K Key, V any, S any](j *Job[S], name string) (*Keyed[K, V], error) {
+	if err := store.ValidName(name); err != nil || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("ckpt: keyed state name %q: use letters, digits, '.', '_' and '-'", name)
+	}
+	for _, p := range j.keyed {
+		if p.keyedName() == name {
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q is already open", j.name, name)
+		}
+	}
+	k := &Keyed[K, V]{
+		name:     name,
+		kk:       keyKindOf[K](),
+		codec:    j.codec,
+		comp:     j.comp,
+		dir:      filepath.Join(j.localDir(), name),
+		budget:   j.cfg.Memory,
+		cache:    make(map[K]V),
+		complete: true,
+		delta:    make(map[K]change[V]),
+	}
+	var zk K
+	var zv V
+	k.perEntry.Store(int64(unsafe.Sizeof(zk)+unsafe.Sizeof(zv)) + 64)
+	if r := j.restoredKeyed[name]; r != nil {
+		delete(j.restoredKeyed, name)
+		if r.ref.Key != k.kk.name || r.ref.Codec != k.codec.Name() {
+			closeRuns(r.runs)
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q was saved with %s keys and codec %s; it is opened with %s keys and codec %s", j.name, name, r.ref.Key, r.ref.Codec, k.kk.name, k.codec.Name())
+		}
+		k.runs = r.runs
+		k.count = r.ref.Len
+		if err := k.load(r.ref); err != nil {
+			closeRuns(r.runs)
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q: %w", j.name, name, err)
+		}
+	}
+	k.removeStale()
+	j.keyed = append(j.keyed, k)
+	return k, nil
+}
+
+func closeRuns(runs []*run) {
+	for _, r := range runs {
+		r.close()
+	}
+}
+
+// load reads the restored runs into memory when they fit the budget.
+func (k *Keyed[K, V]) load(ref KeyedRef) error {
+	var raw int64
+	for _, r := range ref.Runs {
+		raw += r.Raw
+	}
+	if k.budget > 0 && raw+ref.Len*k.perEntry.Load() > k.budget {
+		k.complete = false
+		k.cache = make(map[K]V)
+		return nil
+	}
+	k.cache = make(map[K]V, ref.Len)
+	err := k.scan(k.runs, func(key, val []byte) error {
+		kd, err := decodeKey[K](k.kk, key)
+		if err != nil {
+			return err
+		}
+		v, err := k.decode(val)
+		if err != nil {
+			return err
+		}
+		k.cache[kd] = v
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if int64(len(k.cache)) != ref.Len {
+		return fmt.Errorf("the manifest says %d keys, its runs hold %d", ref.Len, len(k.cache))
+	}
+	if len(ref.Runs) > 0 && ref.Len > 0 {
+		k.learn(raw, ref.Len)
+	}
+	return nil
+}
+
+// removeStale removes files of the local directory that no run of the
+// state uses: runs of older checkpoints, and temporary files of a process
+// that died.
+func (k *Keyed[K, V]) removeStale() {
+	ents, err := os.ReadDir(k.dir)
+	if err != nil {
+		return
+	}
+	used := make(map[string]bool, len(k.runs))
+	for _, r := range k.runs {
+		used[filepath.Base(r.path)] = true
+	}
+	for _, e := range ents {
+		if !used[e.Name()] {
+			os.Remove(filepath.Join(k.dir, e.Name()))
+		}
+	}
+}
+
+func (k *Keyed[K, V]) keyedName() string { return k.name }
+
+// Len returns the number of keys.
+func (k *Keyed[K, V]) Len() int64 {
+	if k.complete {
+		return int64(len(k.cache))
+	}
+	return k.count
+}
+
+// Get returns the value of key and whether it is present. It fails only
+// when the state is larger than its memory budget and reading the local
+// disk fails.
+func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
+	if v, ok := k.cache[key]; ok || k.complete {
+		return v, ok, nil
+	}
+	return k.lookup(key, true)
+}
+
+// lookup finds key past the cache: in the changes, then in the runs.
+func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
+	var zero V
+	if c, ok := k.delta[key]; ok {
+		return c.v, !c.del, nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if c, ok := k.frozen[key]; ok {
+		return c.v, !c.del, nil
+	}
+	enc := appendKey(k.buf[:0], k.kk, key)
+	k.buf = enc
+	for i := len(k.runs) - 1; i >= 0; i-- {
+		val, del, found, err := k.runs[i].get(enc, nil)
+		if err != nil {
+			return zero, false, fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
+		}
+		if !found {
+			continue
+		}
+		if del {
+			return zero, false, nil
+		}
+		v, err := k.decode(val)
+		if err != nil {
+			return zero, false, fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
+		}
+		if fill && k.fits() {
+			k.cache[key] = v
+		}
+		return v, true, nil
+	}
+	return zero, false, nil
+}
+
+// Put sets the value of key.
+func (k *Keyed[K, V]) Put(key K, v V) error {
+	if !k.complete {
+		if _, ok := k.cache[key]; !ok {
+			_, ok, err := k.lookup(key, false)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				k.count++
+			}
+		}
+	}
+	k.cache[key] = v
+	k.delta[key] = change[V]{v: v}
+	return k.account()
+}
+
+// Delete removes key; a missing key is not an error.
+func (k *Keyed[K, V]) Delete(key K) error {
+	if !k.complete {
+		_, ok := k.cache[key]
+		if !ok {
+			var err error
+			if _, ok, err = k.lookup(key, false); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			return nil
+		}
+		k.count--
+	} else if _, ok := k.cache[key]; !ok {
+		return nil
+	}
+	delete(k.cache, key)
+	k.delta[key] = change[V]{del: true}
+	return k.account()
+}
+
+// account checks the memory budget every so many changes, spilling the
+// changes to a local run and clearing the cache when it is exceeded.
+func (k *Keyed[K, V]) account() error {
+	if k.ops++; k.ops&1023 != 0 || k.budget <= 0 || k.fits() {
+		return nil
+	}
+	return k.spill()
+}
+
+// fits reports whether memory holds less than the budget.
+func (k *Keyed[K, V]) fits() bool {
+	if k.budget <= 0 {
+		return true
+	}
+	return int64(len(k.cache)+len(k.delta)+len(k.frozen))*k.perEntry.Load() < k.budget
+}
+
+// learn raises the estimate of an entry's memory to what entries
+// encoded in raw bytes suggest: the encoded size plus a map's overhead.
+func (k *Keyed[K, V]) learn(raw, entries int64) {
+	if entries <= 0 {
+		return
+	}
+	est := raw/entries + 64
+	for {
+		old := k.perEntry.Load()
+		if est <= old || k.perEntry.CompareAndSwap(old, est) {
+			return
+		}
+	}
+}
+
+// spill writes the changes to a local run (the next checkpoint uploads
+// it) and empties the memory: from now on lookups read the runs.
+func (k *Keyed[K, V]) spill() error {
+	if err := k.waitFrozen(); err != nil {
+		return err
+	}
+	if k.complete {
+		k.count = int64(len(k.cache))
+		k.complete = false
+	}
+	k.cache = make(map[K]V)
+	if len(k.delta) == 0 {
+		return nil
+	}
+	r, err := k.writeRun(k.delta)
+	if err != nil {
+		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
+	}
+	k.mu.Lock()
+	k.runs = append(k.runs, r)
+	k.mu.Unlock()
+	k.delta = make(map[K]change[V])
+	return nil
+}
+
+// waitFrozen waits until the checkpoint in flight has written its run.
+func (k *Keyed[K, V]) waitFrozen() error {
+	if k.inflight != nil {
+		<-k.inflight
+		k.inflight = nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failed != nil {
+		return fmt.Errorf("ckpt: keyed state %q: %w", k.name, k.failed)
+	}
+	return nil
+}
+
+// Range calls fn for every key and value in key order, until fn returns
+// false. fn must not change the state.
+func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
+	if k.complete {
+		keys := make([]K, 0, len(k.cache))
+		for key := range k.cache {
+			keys = append(keys, key)
+		}
+		slices.SortFunc(keys, cmp.Compare)
+		for _, key := range keys {
+			if !fn(key, k.cache[key]) {
+				return nil
+			}
+		}
+		return nil
+	}
+	if err := k.waitFrozen(); err != nil {
+		return err
+	}
+	if len(k.delta) > 0 {
+		r, err := k.writeRun(k.delta)
+		if err != nil {
+			return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
+		}
+		k.mu.Lock()
+		k.runs = append(k.runs, r)
+		k.mu.Unlock()
+		k.delta = make(map[K]change[V])
+	}
+	errStop := errors.New("stop")
+	err := k.scan(k.runs, func(key, val []byte) error {
+		kd, err := decodeKey[K](k.kk, key)
+		if err != nil {
+			return err
+		}
+		v, err := k.decode(val)
+		if err != nil {
+			return err
+		}
+		if !fn(kd, v) {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil && err != errStop {
+		return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
+	}
+	return nil
+}
+
+// scan calls fn with the live entries of the merge of runs, in key order.
+func (k *Keyed[K, V]) scan(runs []*run, fn func(key, val []byte) error) error {
+	its := make([]*runIter, len(runs))
+	live := make([]bool, len(runs))
+	for i, r := range runs {
+		its[i] = r.iter()
+		live[i] = its[i].next()
+	}
+	for {
+		best := -1
+		for i := range its {
+			if live[i] && (best < 0 || bytes.Compare(its[i].key, its[best].key) <= 0) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		it := its[best]
+		if !it.del {
+			if err := fn(it.key, it.val); err != nil {
+				return err
+			}
+		}
+		key := bytes.Clone(it.key)
+		for i := range its {
+			for live[i] && bytes.Equal(its[i].key, key) {
+				live[i] = its[i].next()
+			}
+		}
+	}
+	for _, it := range its {
+		if it.err != nil {
+			return it.err
+		}
+	}
+	return nil
+}
+
+func (k *Keyed[K, V]) decode(b []byte) (V, error) {
+	var v V
+	if err := k.codec.Decode(bytes.NewReader(b), &v); err != nil {
+		return v, fmt.Errorf("decode value: %w", err)
+	}
+	return v, nil
+}
+
+// writeRun writes changes as a local run, sorted by encoded key.
+func (k *Keyed[K, V]) writeRun(changes map[K]change[V]) (*run, error) {
+	type ent struct {
+		key []byte
+		c   *change[V]
+	}
+	ents := make([]ent, 0, len(changes))
+	var keys []byte
+	for key, c := range changes {
+		start := len(keys)
+		keys = appendKey(keys, k.kk, key)
+		ents = append(ents, ent{key: keys[start:len(keys):len(keys)], c: &c})
+	}
+	slices.SortFunc(ents, func(a, b ent) int { return bytes.Compare(a.key, b.key) })
+	w, err := newRunWriter(k.dir)
+	if err != nil {
+		return nil, err
+	}
+	var val bytes.Buffer
+	for _, e := range ents {
+		val.Reset()
+		if !e.c.del {
+			if err := k.codec.Encode(&val, &e.c.v); err != nil {
+				w.abort()
+				return nil, fmt.Errorf("encode value: %w", err)
+			}
+		}
+		if err := w.add(e.key, val.Bytes(), e.c.del); err != nil {
+			w.abort()
+			return nil, err
+		}
+	}
+	r, err := w.finish()
+	if err != nil {
+		return nil, err
+	}
+	k.learn(r.size, r.entries)
+	return r, nil
+}
+
+// freeze is the keyed state's part of a checkpoint's capture: the changes
+// since the last checkpoint become the frozen run to write, and the
+// runs before it are the rest of the checkpoint's state.
+func (k *Keyed[K, V]) freeze() keyedFinish {
+	if err := k.waitFrozen(); err != nil {
+		return func(context.Context, store.Store, string, blobSet) (KeyedRef, int64, error) {
+			return KeyedRef{}, 0, err
+		}
+	}
+	k.mu.Lock()
+	frozen := k.delta
+	k.frozen = frozen
+	runs := slices.Clone(k.runs)
+	k.mu.Unlock()
+	k.delta = make(map[K]change[V])
+	n := k.Len()
+	done := make(chan struct{})
+	k.inflight = done
+	return func(ctx context.Context, st store.Store, prefix string, known blobSet) (KeyedRef, int64, error) {
+		runs, err := k.settle(frozen, runs, done)
+		if err != nil || st == nil {
+			return KeyedRef{}, 0, err
+		}
+		ref := KeyedRef{Name: k.name, Key: k.kk.name, Codec: k.codec.Name(), Compression: k.comp.String(), Len: n}
+		var written int64
+		for _, r := range runs {
+			chunks, w, err := uploadRun(ctx, st, prefix, r, k.comp, known)
+			if err != nil {
+				return KeyedRef{}, 0, fmt.Errorf("keyed state %q: %w", k.name, err)
+			}
+			k.mu.Lock()
+			r.chunks = chunks
+			k.mu.Unlock()
+			written += w
+			ref.Runs = append(ref.Runs, r.ref())
+		}
+		return ref, written, nil
+	}
+}
+
+// settle writes the frozen changes as a run after runs, merges runs where
+// the policy says (see compactPlan), and installs the result as the
+// state's runs. It returns the checkpoint's runs. done is closed once the
+// frozen changes are in a run (or failed to be).
+func (k *Keyed[K, V]) settle(frozen map[K]change[V], runs []*run, done chan struct{}) ([]*run, error) {
+	defer close(done)
+	if len(frozen) > 0 {
+		r, err := k.writeRun(frozen)
+		if err != nil {
+			k.mu.Lock()
+			k.failed = err
+			k.mu.Unlock()
+			return nil, fmt.Errorf("keyed state %q: %w", k.name, err)
+		}
+		runs = append(runs, r)
+	}
+	var replaced []*run
+	for {
+		lo, hi := compactPlan(runs)
+		if hi-lo < 2 {
+			break
+		}
+		m, err := mergeRuns(k.dir, runs[lo:hi], lo == 0)
+		if err != nil {
+			// The runs stay as they are; the checkpoint is taken without
+			// merging.
+			break
+		}
+		replaced = append(replaced, runs[lo:hi]...)
+		runs = slices.Concat(runs[:lo:lo], []*run{m}, runs[hi:])
+	}
+	k.mu.Lock()
+	k.runs = runs
+	k.frozen = nil
+	k.mu.Unlock()
+	for _, r := range replaced {
+		if !slices.Contains(runs, r) {
+			r.close()
+			os.Remove(r.path)
+		}
+	}
+	return runs, nil
+}
+
+// Merge policy: tiered with a fanout of four, plus a full merge when the
+// newer runs together reach half the size of the oldest. A change is
+// written again about log4 of (state size / changes per checkpoint) times
+// before the full merge, the number of runs stays small (a lookup checks
+// each one's filter), and the space of the runs stays under 1.5 times that
+// of the merged state, plus deletions and overwrites not yet merged away.
+const (
+	mergeFanout = 4
+	maxRuns     = 12
+)
+
+// compactPlan returns the range of runs to merge next; an empty one when
+// none is due.
+func compactPlan(runs []*run) (lo, hi int) {
+	n := len(runs)
+	if n < 2 {
+		return 0, 0
+	}
+	var newer int64
+	for _, r := range runs[1:] {
+		newer += r.size
+	}
+	if newer*2 >= runs[0].size {
+		return 0, n
+	}
+	if n >= mergeFanout+1 && runs[n-mergeFanout].size <= 2*runs[n-1].size {
+		return n - mergeFanout, n
+	}
+	if n > maxRuns {
+		return n - 2, n
+	}
+	return 0, 0
+}
+
+func (k *Keyed[K, V]) closeKeyed() {
+	if k.inflight != nil {
+		<-k.inflight
+		k.inflight = nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	closeRuns(k.runs)
+}

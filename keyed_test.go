@@ -1,0 +1,316 @@
+package ckpt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ckptdev/ckpt"
+	"github.com/ckptdev/ckpt/store"
+)
+
+type keyedJobState struct {
+	N int `json:"n"`
+}
+
+func openKeyedJob(t *testing.T, st store.Store, local string, cfg ckpt.Config) (*ckpt.Job[keyedJobState], *ckpt.Keyed[string, int64]) {
+	t.Helper()
+	cfg.Backend = st
+	cfg.NoSignals = true
+	cfg.LocalDir = local
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	j, err := ckpt.Open[keyedJobState](context.Background(), "kv", cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	k, err := ckpt.NewKeyed[string, int64](j, "counts")
+	if err != nil {
+		j.Close()
+		t.Fatalf("keyed: %v", err)
+	}
+	return j, k
+}
+
+// checkKeyed compares k with want: Len, Get of every key and of absent
+// ones, and Range in key order.
+func checkKeyed(t *testing.T, k *ckpt.Keyed[string, int64], want map[string]int64) {
+	t.Helper()
+	if k.Len() != int64(len(want)) {
+		t.Fatalf("Len = %d, want %d", k.Len(), len(want))
+	}
+	for key, v := range want {
+		got, ok, err := k.Get(key)
+		if err != nil || !ok || got != v {
+			t.Fatalf("Get(%q) = %d, %v, %v; want %d", key, got, ok, err, v)
+		}
+	}
+	if _, ok, err := k.Get("absent"); ok || err != nil {
+		t.Fatalf("Get of an absent key: %v, %v", ok, err)
+	}
+	keys := slices.Sorted(maps.Keys(want))
+	var got []string
+	err := k.Range(func(key string, v int64) bool {
+		if want[key] != v {
+			t.Errorf("Range: %q = %d, want %d", key, v, want[key])
+		}
+		got = append(got, key)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, keys) {
+		t.Fatalf("Range gave %d keys, want %d in order", len(got), len(keys))
+	}
+}
+
+// randomOps applies n random puts and deletes to k and to the model.
+func randomOps(t *testing.T, r *rand.Rand, k *ckpt.Keyed[string, int64], model map[string]int64, n, space int) {
+	t.Helper()
+	for range n {
+		key := fmt.Sprintf("key-%06d", r.IntN(space))
+		if r.IntN(10) == 0 {
+			if err := k.Delete(key); err != nil {
+				t.Fatal(err)
+			}
+			delete(model, key)
+			continue
+		}
+		v, _, err := k.Get(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v += int64(r.IntN(100)) + 1
+		if err := k.Put(key, v); err != nil {
+			t.Fatal(err)
+		}
+		model[key] = v
+	}
+}
+
+// checkNoOrphans lists the job's blobs and checks that every one is named
+// by a kept manifest, and that every blob a manifest names is there.
+func checkNoOrphans(t *testing.T, st store.Store, job string) {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := ckpt.List(ctx, st, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := make(map[string]bool)
+	for _, e := range entries {
+		if e.Err != nil {
+			t.Fatalf("checkpoint %d: %v", e.Seq, e.Err)
+		}
+		for _, s := range e.Checkpoint.State {
+			for _, c := range s.Chunks {
+				if c.Data == nil {
+					named[c.ID] = true
+				}
+			}
+		}
+		for _, k := range e.Checkpoint.Keyed {
+			for _, r := range k.Runs {
+				for _, c := range r.Chunks {
+					named[c.ID] = true
+				}
+			}
+		}
+	}
+	prefix := "jobs/" + job + "/blobs/"
+	names, err := st.List(ctx, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := make(map[string]bool)
+	for _, n := range names {
+		id := strings.TrimPrefix(n, prefix)
+		have[id] = true
+		if !named[id] {
+			t.Errorf("blob %s is named by no kept checkpoint", id)
+		}
+	}
+	for id := range named {
+		if !have[id] {
+			t.Errorf("blob %s named by a kept checkpoint is missing", id)
+		}
+	}
+}
+
+func TestKeyedResumesExactly(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		memory int64
+	}{{"in memory", 0}, {"spilling", 64 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := openDirStore(t, t.TempDir())
+			local := t.TempDir()
+			r := rand.New(rand.NewPCG(1, 2))
+			model := make(map[string]int64)
+			cfg := ckpt.Config{Memory: tc.memory, Retain: 3}
+			for round := range 6 {
+				// Even rounds reuse the local copy; odd ones start from
+				// an empty directory and download.
+				dir := local
+				if round%2 == 1 {
+					dir = t.TempDir()
+				}
+				j, k := openKeyedJob(t, st, dir, cfg)
+				checkKeyed(t, k, model)
+				for range 5 {
+					randomOps(t, r, k, model, 3000, 5000)
+					if _, err := j.Checkpoint(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// Changes after the last checkpoint are lost with the
+				// process.
+				lost := maps.Clone(model)
+				randomOps(t, r, k, lost, 500, 5000)
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			j, k := openKeyedJob(t, st, local, cfg)
+			defer j.Close()
+			checkKeyed(t, k, model)
+			checkNoOrphans(t, st, "kv")
+		})
+	}
+}
+
+func TestKeyedCheckpointWritesOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	j, k := openKeyedJob(t, st, t.TempDir(), ckpt.Config{Uncompressed: true})
+	defer j.Close()
+	const n = 100_000
+	for i := range n {
+		if err := k.Put(fmt.Sprintf("key-%08d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 5 {
+		for range n / 100 {
+			i := r.IntN(n)
+			if err := k.Put(fmt.Sprintf("key-%08d", i), int64(-i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cp, err := j.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cp.SizeBytes*20 > full.SizeBytes {
+			t.Errorf("checkpoint %d after 1%% of the keys changed wrote %d bytes; the full one wrote %d", cp.Seq, cp.SizeBytes, full.SizeBytes)
+		}
+		if cp.FullSizeBytes < full.FullSizeBytes {
+			t.Errorf("checkpoint %d: full size %d is less than the first's %d", cp.Seq, cp.FullSizeBytes, full.FullSizeBytes)
+		}
+	}
+	got, err := ckpt.Get(ctx, st, "kv", full.Seq+5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SizeBytes == 0 || got.FullSizeBytes == 0 || got.Keyed[0].Len != n {
+		t.Fatalf("manifest records size %d, full size %d, %d keys", got.SizeBytes, got.FullSizeBytes, got.Keyed[0].Len)
+	}
+}
+
+// Many checkpoints with three kept: the store holds only what they name,
+// and not much more than the live state.
+func TestKeyedRetentionLeavesNoOrphans(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	j, k := openKeyedJob(t, st, t.TempDir(), ckpt.Config{Retain: 3})
+	r := rand.New(rand.NewPCG(5, 6))
+	model := make(map[string]int64)
+	for range 60 {
+		randomOps(t, r, k, model, 400, 4000)
+		if _, err := j.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNoOrphans(t, st, "kv")
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, k = openKeyedJob(t, st, t.TempDir(), ckpt.Config{Retain: 3})
+	defer j.Close()
+	checkKeyed(t, k, model)
+}
+
+// A corrupt blob of the newest checkpoint's keyed state makes it invalid:
+// the job resumes from the one before, which does not use it.
+func TestKeyedCorruptRunFallsBack(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openDirStore(t, dir)
+	j, k := openKeyedJob(t, st, t.TempDir(), ckpt.Config{Retain: -1})
+	r := rand.New(rand.NewPCG(7, 8))
+	model := make(map[string]int64)
+	randomOps(t, r, k, model, 2000, 3000)
+	first, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := maps.Clone(model)
+	randomOps(t, r, k, model, 10, 3000)
+	second, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The newest run is the second checkpoint's alone.
+	runs := second.Keyed[0].Runs
+	id := runs[len(runs)-1].Chunks[0].ID
+	if slices.ContainsFunc(first.Keyed[0].Runs[0].Chunks, func(c ckpt.ChunkRef) bool { return c.ID == id }) {
+		t.Fatal("the second checkpoint's newest run is shared with the first")
+	}
+	path := filepath.Join(dir, "jobs", "kv", "blobs", id)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ckpt.Verify(ctx, st, second); !errors.Is(err, ckpt.ErrCorrupt) {
+		t.Fatalf("Verify of the damaged checkpoint: %v, want ErrCorrupt", err)
+	}
+	// A fresh local directory: nothing to reuse, so the damage is read.
+	j, k = openKeyedJob(t, st, t.TempDir(), ckpt.Config{Retain: -1})
+	defer j.Close()
+	if j.Resumed() == nil || j.Resumed().Seq != first.Seq {
+		t.Fatalf("resumed from %v, want checkpoint %d", j.Resumed(), first.Seq)
+	}
+	checkKeyed(t, k, want)
+}
+
+func openDirStore(t *testing.T, dir string) store.Store {
+	t.Helper()
+	st, err := ckpt.OpenStore(context.Background(), dir, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
