@@ -177,10 +177,8 @@ type Job[S any] struct {
 	inflight chan struct{}
 	bgErr    error
 
-	// keyed are the keyed states opened with NewKeyed; restoredKeyed
-	// those of the resumed checkpoint not opened (yet).
-	keyed         []keyedPart
-	restoredKeyed map[string]*restoredKeyed
+	// kh holds the job's keyed states (NewKeyed).
+	kh keyedHost
 
 	closeOnce sync.Once
 }
@@ -207,6 +205,7 @@ func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) 
 	if j.log == nil {
 		j.log = slog.Default()
 	}
+	j.kh = keyedHost{job: name, codec: j.codec, comp: j.comp, dir: keyedDir(cfg.LocalDir, name), memory: cfg.Memory}
 	retain := cfg.Retain
 	if retain == 0 {
 		retain = 3
@@ -253,7 +252,7 @@ func (j *Job[S]) restore(ctx context.Context) error {
 		if err := readState(ctx, j.st, cp, "state", j.codec, &j.State); err != nil {
 			return err
 		}
-		return j.fetchKeyed(ctx, cp)
+		return j.kh.fetch(ctx, j.st, cp)
 	})
 	if err != nil || cp == nil {
 		var zero S
@@ -450,7 +449,10 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Metadata: maps.Clone(j.cfg.Metadata),
 	}
 	start := time.Now()
-	j.freezeKeyed(cp)
+	if err := j.kh.beforeCapture(); err != nil {
+		return nil, err
+	}
+	j.kh.freeze(cp)
 	took, err := j.w.capture(ctx, cp, j.src, j.sink, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
 	if err != nil {
 		settleKeyed(cp)
@@ -527,10 +529,7 @@ func (j *Job[S]) Close() error {
 			err = errors.Join(err, j.w.close(context.Background()))
 			j.w = nil
 		}
-		for _, k := range j.keyed {
-			k.closeKeyed()
-		}
-		j.dropRestoredKeyed()
+		j.kh.close()
 		j.closeStore()
 	})
 	return err

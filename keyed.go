@@ -43,13 +43,17 @@ type Keyed[K Key, V any] struct {
 	kk     keyKind
 	codec  codec.Codec
 	comp   codec.Compression
+	merge  func(older, newer V) V
 	dir    string
 	budget int64
 
 	// cache holds decoded values; when complete it holds every live key.
 	cache    map[K]V
 	complete bool
-	count    int64 // live keys when !complete
+	count    int64 // live keys when !complete, unless unsure
+	// unsure: a Merge of a key not in memory may have added a key, so
+	// count is not known until Len counts.
+	unsure bool
 	// delta holds the changes since the last checkpoint (or spill).
 	delta map[K]change[V]
 	ops   int
@@ -71,8 +75,36 @@ type Keyed[K Key, V any] struct {
 }
 
 type change[V any] struct {
-	v   V
-	del bool
+	v    V
+	kind byte // entryPut, entryDelete or entryMerge
+}
+
+// KeyedOptions configure a keyed state. The zero value is ready to use.
+type KeyedOptions[V any] struct {
+	// Codec encodes the values. Nil means the job's (Config.Codec).
+	Codec codec.Codec
+	// Merge, if set, enables Keyed.Merge: it returns the value that
+	// results from folding newer onto older. It must not change older or
+	// newer (a checkpoint in flight may be encoding them) and must be
+	// associative: merge(merge(a, b), c) == merge(a, merge(b, c)).
+	Merge func(older, newer V) V
+}
+
+// KeyedJob is what NewKeyed needs of a job: every *Job is one.
+type KeyedJob interface {
+	keyedHost() *keyedHost
+}
+
+// keyedHost is a job's side of its keyed states.
+type keyedHost struct {
+	job      string
+	codec    codec.Codec
+	comp     codec.Compression
+	dir      string
+	memory   int64
+	parts    []keyedPart
+	restored map[string]*restoredKeyed // of the resumed checkpoint, not yet opened
+	capture  []func() error            // run before every capture (OnCapture)
 }
 
 // KeyedRef describes a keyed state in a manifest: its runs, oldest first.
@@ -81,7 +113,7 @@ type KeyedRef struct {
 	Key         string   `json:"key"` // the key encoding: string, int or uint
 	Codec       string   `json:"codec"`
 	Compression string   `json:"compression"`
-	Len         int64    `json:"len"` // live keys
+	Len         int64    `json:"len"` // live keys; -1 if not counted (see Keyed.Merge)
 	Runs        []RunRef `json:"runs"`
 }
 
@@ -113,7 +145,7 @@ func (k *KeyedRef) validate() error {
 	if k.Key != "string" && k.Key != "int" && k.Key != "uint" {
 		return fmt.Errorf("keyed state %q: unknown key encoding %q", k.Name, k.Key)
 	}
-	if k.Len < 0 {
+	if k.Len < -1 {
 		return fmt.Errorf("keyed state %q: negative length", k.Name)
 	}
 	for _, r := range k.Runs {
@@ -163,49 +195,58 @@ type restoredKeyed struct {
 
 // NewKeyed returns the job's keyed state called name, restored from the
 // checkpoint the job resumed from (or empty), and makes every later
-// checkpoint of the job save it. Values are encoded with the job's codec
-// (Config.Codec); keys in an order-preserving form of their own. Call it
-// once per name, after Open and before the job's first checkpoint.
-func NewKeyed[K Key, V any, S any](j *Job[S], name string) (*Keyed[K, V], error) {
+// checkpoint of the job save it. Keys are encoded in an order-preserving
+// form of their own (docs/FORMAT.md), values with opts.Codec or the job's
+// codec. Call it once per name, after Open and before the job's first
+// checkpoint.
+func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Keyed[K, V], error) {
+	h := j.keyedHost()
 	if err := store.ValidName(name); err != nil || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("ckpt: keyed state name %q: use letters, digits, '.', '_' and '-'", name)
 	}
-	for _, p := range j.keyed {
+	for _, p := range h.parts {
 		if p.keyedName() == name {
-			return nil, fmt.Errorf("ckpt: job %q: keyed state %q is already open", j.name, name)
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q is already open", h.job, name)
 		}
 	}
 	k := &Keyed[K, V]{
 		name:     name,
 		kk:       keyKindOf[K](),
-		codec:    j.codec,
-		comp:     j.comp,
-		dir:      filepath.Join(j.localDir(), name),
-		budget:   j.cfg.Memory,
+		codec:    opts.Codec,
+		comp:     h.comp,
+		merge:    opts.Merge,
+		dir:      filepath.Join(h.dir, name),
+		budget:   h.memory,
 		cache:    make(map[K]V),
 		complete: true,
 		delta:    make(map[K]change[V]),
 	}
+	if k.codec == nil {
+		k.codec = h.codec
+	}
 	var zk K
 	var zv V
-	k.perEntry.Store(int64(unsafe.Sizeof(zk)+unsafe.Sizeof(zv)) + 64)
-	if r := j.restoredKeyed[name]; r != nil {
-		delete(j.restoredKeyed, name)
+	k.perEntry.Store(int64(unsafe.Sizeof(zk)+unsafe.Sizeof(zv)) + entryOverhead)
+	if r := h.restored[name]; r != nil {
+		delete(h.restored, name)
 		if r.ref.Key != k.kk.name || r.ref.Codec != k.codec.Name() {
 			closeRuns(r.runs)
-			return nil, fmt.Errorf("ckpt: job %q: keyed state %q was saved with %s keys and codec %s; it is opened with %s keys and codec %s", j.name, name, r.ref.Key, r.ref.Codec, k.kk.name, k.codec.Name())
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q was saved with %s keys and codec %s; it is opened with %s keys and codec %s", h.job, name, r.ref.Key, r.ref.Codec, k.kk.name, k.codec.Name())
 		}
 		k.runs = r.runs
-		k.count = r.ref.Len
 		if err := k.load(r.ref); err != nil {
 			closeRuns(r.runs)
-			return nil, fmt.Errorf("ckpt: job %q: keyed state %q: %w", j.name, name, err)
+			return nil, fmt.Errorf("ckpt: job %q: keyed state %q: %w", h.job, name, err)
 		}
 	}
 	k.removeStale()
-	j.keyed = append(j.keyed, k)
+	h.parts = append(h.parts, k)
 	return k, nil
 }
+
+// entryOverhead is the estimated memory of an entry besides its encoded
+// size: the map slots of the cache and the changes, headers, padding.
+const entryOverhead = 96
 
 func closeRuns(runs []*run) {
 	for _, r := range runs {
@@ -219,12 +260,15 @@ func (k *Keyed[K, V]) load(ref KeyedRef) error {
 	for _, r := range ref.Runs {
 		raw += r.Raw
 	}
-	if k.budget > 0 && raw+ref.Len*k.perEntry.Load() > k.budget {
+	if ref.Len > 0 {
+		k.learn(raw, ref.Len)
+	}
+	if k.budget > 0 && raw+max(ref.Len, 0)*k.perEntry.Load() > k.budget {
 		k.complete = false
-		k.cache = make(map[K]V)
+		k.count, k.unsure = ref.Len, ref.Len < 0
 		return nil
 	}
-	k.cache = make(map[K]V, ref.Len)
+	k.cache = make(map[K]V, max(ref.Len, 0))
 	err := k.scan(k.runs, func(key, val []byte) error {
 		kd, err := decodeKey[K](k.kk, key)
 		if err != nil {
@@ -240,11 +284,8 @@ func (k *Keyed[K, V]) load(ref KeyedRef) error {
 	if err != nil {
 		return err
 	}
-	if int64(len(k.cache)) != ref.Len {
+	if ref.Len >= 0 && int64(len(k.cache)) != ref.Len {
 		return fmt.Errorf("the manifest says %d keys, its runs hold %d", ref.Len, len(k.cache))
-	}
-	if len(ref.Runs) > 0 && ref.Len > 0 {
-		k.learn(raw, ref.Len)
 	}
 	return nil
 }
@@ -270,12 +311,23 @@ func (k *Keyed[K, V]) removeStale() {
 
 func (k *Keyed[K, V]) keyedName() string { return k.name }
 
-// Len returns the number of keys.
-func (k *Keyed[K, V]) Len() int64 {
+// Len returns the number of keys. After Merge calls on a state larger
+// than its memory budget it reads the local runs to count them.
+func (k *Keyed[K, V]) Len() (int64, error) {
 	if k.complete {
-		return int64(len(k.cache))
+		return int64(len(k.cache)), nil
 	}
-	return k.count
+	if k.unsure {
+		if err := k.flushDelta(); err != nil {
+			return 0, err
+		}
+		var n int64
+		if err := k.scan(k.runs, func(_, _ []byte) error { n++; return nil }); err != nil {
+			return 0, fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
+		}
+		k.count, k.unsure = n, false
+	}
+	return k.count, nil
 }
 
 // Get returns the value of key and whether it is present. It fails only
@@ -288,45 +340,66 @@ func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
 	return k.lookup(key, true)
 }
 
-// lookup finds key past the cache: in the changes, then in the runs.
+// lookup finds key past the cache: in the changes, then in the runs,
+// newest first, folding merge operands onto the value under them.
 func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
 	var zero V
+	var ops []V // merge operands, newest first
+	resolve := func(base V, ok bool) (V, bool, error) {
+		for i := len(ops) - 1; i >= 0; i-- {
+			if ok {
+				base = k.merge(base, ops[i])
+			} else {
+				base, ok = ops[i], true
+			}
+		}
+		if ok && fill && k.fits() {
+			k.cache[key] = base
+		}
+		return base, ok, nil
+	}
 	if c, ok := k.delta[key]; ok {
-		return c.v, !c.del, nil
+		if c.kind != entryMerge {
+			return resolve(c.v, c.kind == entryPut)
+		}
+		ops = append(ops, c.v)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if c, ok := k.frozen[key]; ok {
-		return c.v, !c.del, nil
+		if c.kind != entryMerge {
+			return resolve(c.v, c.kind == entryPut)
+		}
+		ops = append(ops, c.v)
 	}
 	enc := appendKey(k.buf[:0], k.kk, key)
 	k.buf = enc
 	for i := len(k.runs) - 1; i >= 0; i-- {
-		val, del, found, err := k.runs[i].get(enc, nil)
+		val, kind, found, err := k.runs[i].get(enc, nil)
 		if err != nil {
 			return zero, false, fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
 		}
 		if !found {
 			continue
 		}
-		if del {
-			return zero, false, nil
+		if kind == entryDelete {
+			return resolve(zero, false)
 		}
 		v, err := k.decode(val)
 		if err != nil {
 			return zero, false, fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
 		}
-		if fill && k.fits() {
-			k.cache[key] = v
+		if kind == entryPut {
+			return resolve(v, true)
 		}
-		return v, true, nil
+		ops = append(ops, v)
 	}
-	return zero, false, nil
+	return resolve(zero, false)
 }
 
 // Put sets the value of key.
 func (k *Keyed[K, V]) Put(key K, v V) error {
-	if !k.complete {
+	if !k.complete && !k.unsure {
 		if _, ok := k.cache[key]; !ok {
 			_, ok, err := k.lookup(key, false)
 			if err != nil {
@@ -339,6 +412,37 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 	}
 	k.cache[key] = v
 	k.delta[key] = change[V]{v: v}
+	return k.account()
+}
+
+// Merge folds v onto the value of key with KeyedOptions.Merge (v becomes
+// the value of a missing key). On a state larger than its memory budget
+// it reads nothing: the operand is written as it is, and folded when the
+// key is read or runs are merged.
+func (k *Keyed[K, V]) Merge(key K, v V) error {
+	if k.merge == nil {
+		return fmt.Errorf("ckpt: keyed state %q: Merge needs KeyedOptions.Merge", k.name)
+	}
+	if old, ok := k.cache[key]; ok || k.complete {
+		if ok {
+			v = k.merge(old, v)
+		}
+		k.cache[key] = v
+		k.delta[key] = change[V]{v: v}
+		return k.account()
+	}
+	c, ok := k.delta[key]
+	switch {
+	case !ok:
+		c = change[V]{v: v, kind: entryMerge}
+		k.unsure = true
+	case c.kind == entryDelete:
+		c = change[V]{v: v}
+		k.count++
+	default:
+		c.v = k.merge(c.v, v)
+	}
+	k.delta[key] = c
 	return k.account()
 }
 
@@ -360,7 +464,7 @@ func (k *Keyed[K, V]) Delete(key K) error {
 		return nil
 	}
 	delete(k.cache, key)
-	k.delta[key] = change[V]{del: true}
+	k.delta[key] = change[V]{kind: entryDelete}
 	return k.account()
 }
 
@@ -382,12 +486,12 @@ func (k *Keyed[K, V]) fits() bool {
 }
 
 // learn raises the estimate of an entry's memory to what entries
-// encoded in raw bytes suggest: the encoded size plus a map's overhead.
+// encoded in raw bytes suggest: the encoded size plus the overhead.
 func (k *Keyed[K, V]) learn(raw, entries int64) {
 	if entries <= 0 {
 		return
 	}
-	est := raw/entries + 64
+	est := raw/entries + entryOverhead
 	for {
 		old := k.perEntry.Load()
 		if est <= old || k.perEntry.CompareAndSwap(old, est) {
@@ -399,20 +503,29 @@ func (k *Keyed[K, V]) learn(raw, entries int64) {
 // spill writes the changes to a local run (the next checkpoint uploads
 // it) and empties the memory: from now on lookups read the runs.
 func (k *Keyed[K, V]) spill() error {
-	if err := k.waitFrozen(); err != nil {
-		return err
-	}
 	if k.complete {
 		k.count = int64(len(k.cache))
 		k.complete = false
 	}
 	k.cache = make(map[K]V)
+	if err := k.flushDelta(); err != nil {
+		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
+	}
+	return nil
+}
+
+// flushDelta waits for the checkpoint in flight to write its run, then
+// writes the changes since as a local run.
+func (k *Keyed[K, V]) flushDelta() error {
+	if err := k.waitFrozen(); err != nil {
+		return err
+	}
 	if len(k.delta) == 0 {
 		return nil
 	}
 	r, err := k.writeRun(k.delta)
 	if err != nil {
-		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
+		return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
 	}
 	k.mu.Lock()
 	k.runs = append(k.runs, r)
@@ -451,18 +564,8 @@ func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 		}
 		return nil
 	}
-	if err := k.waitFrozen(); err != nil {
+	if err := k.flushDelta(); err != nil {
 		return err
-	}
-	if len(k.delta) > 0 {
-		r, err := k.writeRun(k.delta)
-		if err != nil {
-			return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
-		}
-		k.mu.Lock()
-		k.runs = append(k.runs, r)
-		k.mu.Unlock()
-		k.delta = make(map[K]change[V])
 	}
 	errStop := errors.New("stop")
 	err := k.scan(k.runs, func(key, val []byte) error {
@@ -485,43 +588,37 @@ func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 	return nil
 }
 
-// scan calls fn with the live entries of the merge of runs, in key order.
+// scan calls fn with the live entries of the merge of runs, which are
+// the whole state, in key order.
 func (k *Keyed[K, V]) scan(runs []*run, fn func(key, val []byte) error) error {
-	its := make([]*runIter, len(runs))
-	live := make([]bool, len(runs))
-	for i, r := range runs {
-		its[i] = r.iter()
-		live[i] = its[i].next()
-	}
-	for {
-		best := -1
-		for i := range its {
-			if live[i] && (best < 0 || bytes.Compare(its[i].key, its[best].key) <= 0) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		it := its[best]
-		if !it.del {
-			if err := fn(it.key, it.val); err != nil {
-				return err
-			}
-		}
-		key := bytes.Clone(it.key)
-		for i := range its {
-			for live[i] && bytes.Equal(its[i].key, key) {
-				live[i] = its[i].next()
-			}
+	m := newMergeIter(runs, true, k.combine)
+	for m.next() {
+		if err := fn(m.key, m.val); err != nil {
+			return err
 		}
 	}
-	for _, it := range its {
-		if it.err != nil {
-			return it.err
-		}
+	return m.err
+}
+
+// combine folds an encoded merge operand onto an encoded older value.
+func (k *Keyed[K, V]) combine(older, newer []byte) ([]byte, error) {
+	if k.merge == nil {
+		return nil, errors.New("a merge operand in a state opened without KeyedOptions.Merge")
 	}
-	return nil
+	a, err := k.decode(older)
+	if err != nil {
+		return nil, err
+	}
+	b, err := k.decode(newer)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	v := k.merge(a, b)
+	if err := k.codec.Encode(&buf, &v); err != nil {
+		return nil, fmt.Errorf("encode value: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 func (k *Keyed[K, V]) decode(b []byte) (V, error) {
@@ -553,13 +650,13 @@ func (k *Keyed[K, V]) writeRun(changes map[K]change[V]) (*run, error) {
 	var val bytes.Buffer
 	for _, e := range ents {
 		val.Reset()
-		if !e.c.del {
+		if e.c.kind != entryDelete {
 			if err := k.codec.Encode(&val, &e.c.v); err != nil {
 				w.abort()
 				return nil, fmt.Errorf("encode value: %w", err)
 			}
 		}
-		if err := w.add(e.key, val.Bytes(), e.c.del); err != nil {
+		if err := w.add(e.key, val.Bytes(), e.c.kind); err != nil {
 			w.abort()
 			return nil, err
 		}
@@ -587,7 +684,12 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	runs := slices.Clone(k.runs)
 	k.mu.Unlock()
 	k.delta = make(map[K]change[V])
-	n := k.Len()
+	n := int64(-1) // not known
+	if k.complete {
+		n = int64(len(k.cache))
+	} else if !k.unsure {
+		n = k.count
+	}
 	done := make(chan struct{})
 	k.inflight = done
 	return func(ctx context.Context, st store.Store, prefix string, known blobSet) (KeyedRef, int64, error) {
@@ -634,7 +736,7 @@ func (k *Keyed[K, V]) settle(frozen map[K]change[V], runs []*run, done chan stru
 		if hi-lo < 2 {
 			break
 		}
-		m, err := mergeRuns(k.dir, runs[lo:hi], lo == 0)
+		m, err := mergeRuns(k.dir, runs[lo:hi], lo == 0, k.combine)
 		if err != nil {
 			// The runs stay as they are; the checkpoint is taken without
 			// merging.

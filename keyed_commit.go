@@ -73,27 +73,43 @@ func (w *writer) sized(cp *Checkpoint) ([]byte, error) {
 	return encodeManifest(cp)
 }
 
-// localDir is where the job's keyed states keep their runs on local disk.
-func (j *Job[S]) localDir() string {
-	dir := j.cfg.LocalDir
+// keyedDir is where a job's keyed states keep their runs on local disk.
+func keyedDir(dir, job string) string {
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "ckpt-keyed")
 	}
-	return filepath.Join(dir, j.name)
+	return filepath.Join(dir, job)
 }
 
-// fetchKeyed fetches the runs of cp's keyed states to local disk,
-// verifying them, for NewKeyed to claim. A corrupt chunk fails with a
+func (j *Job[S]) keyedHost() *keyedHost { return &j.kh }
+
+// OnCapture registers fn to run at every checkpoint, in the job's
+// goroutine, just before the state is captured: the place to move
+// changes buffered elsewhere into keyed state. An error fails the
+// checkpoint.
+func (j *Job[S]) OnCapture(fn func() error) { j.kh.capture = append(j.kh.capture, fn) }
+
+func (h *keyedHost) beforeCapture() error {
+	for _, fn := range h.capture {
+		if err := fn(); err != nil {
+			return fmt.Errorf("ckpt: job %q: %w", h.job, err)
+		}
+	}
+	return nil
+}
+
+// fetch fetches the runs of cp's keyed states to local disk, verifying
+// them, for NewKeyed to claim. A corrupt chunk fails with a
 // *CorruptError, and the job resumes from an older checkpoint.
-func (j *Job[S]) fetchKeyed(ctx context.Context, cp *Checkpoint) error {
-	j.dropRestoredKeyed()
+func (h *keyedHost) fetch(ctx context.Context, st store.Store, cp *Checkpoint) error {
+	h.dropRestored()
 	got := make(map[string]*restoredKeyed, len(cp.Keyed))
 	for _, ref := range cp.Keyed {
 		r := &restoredKeyed{ref: ref}
 		got[ref.Name] = r
-		dir := filepath.Join(j.localDir(), ref.Name)
+		dir := filepath.Join(h.dir, ref.Name)
 		for _, rr := range ref.Runs {
-			run, err := fetchRun(ctx, j.st, checkpointLoc(cp), dir, rr)
+			run, err := fetchRun(ctx, st, checkpointLoc(cp), dir, rr)
 			if err != nil {
 				for _, r := range got {
 					closeRuns(r.runs)
@@ -103,30 +119,37 @@ func (j *Job[S]) fetchKeyed(ctx context.Context, cp *Checkpoint) error {
 			r.runs = append(r.runs, run)
 		}
 	}
-	j.restoredKeyed = got
+	h.restored = got
 	return nil
 }
 
-func (j *Job[S]) dropRestoredKeyed() {
-	for _, r := range j.restoredKeyed {
+func (h *keyedHost) dropRestored() {
+	for _, r := range h.restored {
 		closeRuns(r.runs)
 	}
-	j.restoredKeyed = nil
+	h.restored = nil
 }
 
-// freezeKeyed captures the job's keyed states for cp: those it opened,
-// and those of the resumed checkpoint that it did not open, which are
-// carried over unchanged.
-func (j *Job[S]) freezeKeyed(cp *Checkpoint) {
-	for _, k := range j.keyed {
+// freeze captures the job's keyed states for cp: those it opened, and
+// those of the resumed checkpoint that it did not open, which are carried
+// over unchanged.
+func (h *keyedHost) freeze(cp *Checkpoint) {
+	for _, k := range h.parts {
 		cp.keyed = append(cp.keyed, k.freeze())
 	}
-	for _, r := range j.restoredKeyed {
+	for _, r := range h.restored {
 		ref := r.ref
 		cp.keyed = append(cp.keyed, func(context.Context, store.Store, string, blobSet) (KeyedRef, int64, error) {
 			return ref, 0, nil
 		})
 	}
+}
+
+func (h *keyedHost) close() {
+	for _, k := range h.parts {
+		k.closeKeyed()
+	}
+	h.dropRestored()
 }
 
 // settleKeyed finishes keyed states captured for a checkpoint that failed

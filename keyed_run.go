@@ -23,8 +23,11 @@ import (
 // A run is an immutable sorted file of keyed-state entries: the unit that
 // incremental checkpoints write, share and merge. Its bytes (docs/FORMAT.md):
 //
-//	entry: uvarint key length, key, uvarint (value length << 1 | deleted), value
+//	entry: uvarint key length, key, uvarint (value length << 2 | kind), value
 //
+// where kind is entryPut (the value), entryDelete (no value: the key is
+// absent) or entryMerge (an operand that Keyed's merge function folds
+// onto the key's older value),
 // with entries in strictly increasing byte order of their keys. A run is
 // named by the SHA-256 of its bytes, kept whole on local disk (a cache of
 // the store, never synced: what is durable is in the store), and saved in
@@ -46,6 +49,13 @@ type run struct {
 	index   []runBlock // first key and offset of every block
 	bloom   bloom
 }
+
+// The kinds of run entries.
+const (
+	entryPut    byte = 0
+	entryDelete byte = 1
+	entryMerge  byte = 2
+)
 
 // runBlock is one entry of a run's sparse index.
 type runBlock struct {
@@ -100,7 +110,7 @@ func newRunWriter(dir string) (*runWriter, error) {
 }
 
 // add appends one entry; keys must come in strictly increasing order.
-func (w *runWriter) add(key, val []byte, deleted bool) error {
+func (w *runWriter) add(key, val []byte, kind byte) error {
 	if w.entries > 0 && bytes.Compare(key, w.last) <= 0 {
 		return fmt.Errorf("keyed state run: keys out of order")
 	}
@@ -111,12 +121,10 @@ func (w *runWriter) add(key, val []byte, deleted bool) error {
 	b := w.scratch[:0]
 	b = binary.AppendUvarint(b, uint64(len(key)))
 	b = append(b, key...)
-	flag := uint64(len(val)) << 1
-	if deleted {
-		flag = 1
+	if kind == entryDelete {
 		val = nil
 	}
-	b = binary.AppendUvarint(b, flag)
+	b = binary.AppendUvarint(b, uint64(len(val))<<2|uint64(kind))
 	b = append(b, val...)
 	w.scratch = b
 	w.h.Write(b)
@@ -168,7 +176,7 @@ type runIter struct {
 	name string
 	key  []byte
 	val  []byte
-	del  bool
+	kind byte
 	err  error
 }
 
@@ -196,12 +204,12 @@ func (it *runIter) next() bool {
 	if err == nil {
 		flag, err = binary.ReadUvarint(it.r)
 	}
-	if err == nil && flag>>1 > codec.MaxBlock {
-		err = errors.New("impossible value length")
+	if err == nil && (flag>>2 > codec.MaxBlock || flag&3 > uint64(entryMerge)) {
+		err = errors.New("impossible value length or kind")
 	}
 	if err == nil {
-		it.del = flag&1 == 1
-		it.val = grow(it.val, int(flag>>1))
+		it.kind = byte(flag & 3)
+		it.val = grow(it.val, int(flag>>2))
 		_, err = io.ReadFull(it.r, it.val)
 	}
 	if err != nil {
@@ -234,11 +242,7 @@ func (r *run) buildIndex() error {
 			}
 			keys = append(keys, maphash.Bytes(bloomSeed, it.key))
 			off += int64(uvarintLen(uint64(len(it.key))) + len(it.key) + len(it.val))
-			if it.del {
-				off += int64(uvarintLen(1))
-			} else {
-				off += int64(uvarintLen(uint64(len(it.val)) << 1))
-			}
+			off += int64(uvarintLen(uint64(len(it.val))<<2 | uint64(it.kind)))
 		}
 		if it.err != nil {
 			r.idxErr = it.err
@@ -254,14 +258,14 @@ func uvarintLen(v uint64) int {
 	return binary.PutUvarint(b[:], v)
 }
 
-// get looks key up in the run: its value (appended to dst), whether it is
-// a deletion, and whether the run has the key at all.
-func (r *run) get(key, dst []byte) (val []byte, deleted, found bool, err error) {
+// get looks key up in the run: its value (appended to dst) and its kind,
+// and whether the run has the key at all.
+func (r *run) get(key, dst []byte) (val []byte, kind byte, found bool, err error) {
 	if err := r.buildIndex(); err != nil {
-		return nil, false, false, err
+		return nil, 0, false, err
 	}
 	if len(r.index) == 0 || !r.bloom.has(maphash.Bytes(bloomSeed, key)) {
-		return nil, false, false, nil
+		return nil, 0, false, nil
 	}
 	// The last block whose first key is at most key.
 	lo, hi := 0, len(r.index)
@@ -274,7 +278,7 @@ func (r *run) get(key, dst []byte) (val []byte, deleted, found bool, err error) 
 		}
 	}
 	if lo == 0 {
-		return nil, false, false, nil
+		return nil, 0, false, nil
 	}
 	start := r.index[lo-1].off
 	end := r.size
@@ -283,29 +287,29 @@ func (r *run) get(key, dst []byte) (val []byte, deleted, found bool, err error) 
 	}
 	buf := make([]byte, end-start)
 	if _, err := r.f.ReadAt(buf, start); err != nil {
-		return nil, false, false, fmt.Errorf("keyed state run %s: %w", r.path, err)
+		return nil, 0, false, fmt.Errorf("keyed state run %s: %w", r.path, err)
 	}
 	for len(buf) > 0 {
 		kl, n := binary.Uvarint(buf)
 		if n <= 0 || uint64(len(buf)-n) < kl {
-			return nil, false, false, fmt.Errorf("keyed state run %s: damaged block at %d", r.path, start)
+			return nil, 0, false, fmt.Errorf("keyed state run %s: damaged block at %d", r.path, start)
 		}
 		k := buf[n : n+int(kl)]
 		buf = buf[n+int(kl):]
 		flag, n := binary.Uvarint(buf)
-		if n <= 0 || uint64(len(buf)-n) < flag>>1 {
-			return nil, false, false, fmt.Errorf("keyed state run %s: damaged block at %d", r.path, start)
+		if n <= 0 || uint64(len(buf)-n) < flag>>2 {
+			return nil, 0, false, fmt.Errorf("keyed state run %s: damaged block at %d", r.path, start)
 		}
-		v := buf[n : n+int(flag>>1)]
-		buf = buf[n+int(flag>>1):]
+		v := buf[n : n+int(flag>>2)]
+		buf = buf[n+int(flag>>2):]
 		switch bytes.Compare(k, key) {
 		case 0:
-			return append(dst, v...), flag&1 == 1, true, nil
+			return append(dst, v...), byte(flag & 3), true, nil
 		case 1:
-			return nil, false, false, nil
+			return nil, 0, false, nil
 		}
 	}
-	return nil, false, false, nil
+	return nil, 0, false, nil
 }
 
 // bloom is a Bloom filter over key hashes, about 1 % false positives.
@@ -339,54 +343,118 @@ func (b bloom) has(h uint64) bool {
 	return true
 }
 
-// mergeRuns merges runs (oldest first) into one new run in dir: for a key
-// in several, the newest entry wins. Deletions are dropped when the oldest
-// run of the state is among the inputs (bottom), since nothing older can
-// hold the key.
-func mergeRuns(dir string, runs []*run, bottom bool) (*run, error) {
-	w, err := newRunWriter(dir)
-	if err != nil {
-		return nil, err
-	}
-	its := make([]*runIter, len(runs))
-	live := make([]bool, len(runs))
+// combineFn folds a merge operand onto an older value (or operand), both
+// encoded, returning the encoded result.
+type combineFn func(older, newer []byte) ([]byte, error)
+
+// mergeIter reads the merge of runs (oldest first) in key order: for a key
+// in several, the newest put or deletion wins, with the merge operands
+// newer than it folded on. With bottom set the runs are the whole state,
+// so deletions are dropped and operands with nothing under them become
+// puts.
+type mergeIter struct {
+	its     []*runIter
+	live    []bool
+	bottom  bool
+	combine combineFn
+
+	key, val []byte
+	kind     byte
+	err      error
+	ops      [][]byte
+}
+
+func newMergeIter(runs []*run, bottom bool, combine combineFn) *mergeIter {
+	m := &mergeIter{its: make([]*runIter, len(runs)), live: make([]bool, len(runs)), bottom: bottom, combine: combine}
 	for i, r := range runs {
-		its[i] = r.iter()
-		live[i] = its[i].next()
+		m.its[i] = r.iter()
+		m.live[i] = m.its[i].next()
 	}
-	for {
-		// The smallest key; among equal keys the newest run (highest i).
+	return m
+}
+
+func (m *mergeIter) next() bool {
+	for m.err == nil {
 		best := -1
-		for i := range its {
-			if !live[i] {
-				continue
-			}
-			if best < 0 || bytes.Compare(its[i].key, its[best].key) <= 0 {
+		for i, it := range m.its {
+			if m.live[i] && (best < 0 || bytes.Compare(it.key, m.its[best].key) < 0) {
 				best = i
 			}
 		}
 		if best < 0 {
-			break
+			for _, it := range m.its {
+				if it.err != nil {
+					m.err = it.err
+				}
+			}
+			return false
 		}
-		it := its[best]
-		if !(it.del && bottom) {
-			if err := w.add(it.key, it.val, it.del); err != nil {
-				w.abort()
-				return nil, err
+		m.key = append(m.key[:0], m.its[best].key...)
+		m.ops = m.ops[:0]
+		base, baseKind, haveBase := []byte(nil), entryPut, false
+		for i := len(m.its) - 1; i >= 0; i-- {
+			it := m.its[i]
+			if !m.live[i] || !bytes.Equal(it.key, m.key) {
+				continue
+			}
+			if !haveBase {
+				switch it.kind {
+				case entryMerge:
+					m.ops = append(m.ops, bytes.Clone(it.val))
+				default:
+					base, baseKind, haveBase = bytes.Clone(it.val), it.kind, true
+				}
+			}
+			m.live[i] = it.next()
+		}
+		if len(m.ops) == 0 {
+			if baseKind == entryDelete && m.bottom {
+				continue
+			}
+			m.val, m.kind = base, baseKind
+			return true
+		}
+		// Fold the operands, oldest first, onto the base.
+		var acc []byte
+		n := len(m.ops)
+		if haveBase && baseKind == entryPut {
+			acc = base
+		} else {
+			acc, n = m.ops[n-1], n-1
+		}
+		for j := n - 1; j >= 0; j-- {
+			var err error
+			if acc, err = m.combine(acc, m.ops[j]); err != nil {
+				m.err = err
+				return false
 			}
 		}
-		key := bytes.Clone(it.key)
-		for i := range its {
-			for live[i] && bytes.Equal(its[i].key, key) {
-				live[i] = its[i].next()
-			}
+		m.val, m.kind = acc, entryMerge
+		if haveBase || m.bottom {
+			m.kind = entryPut
+		}
+		return true
+	}
+	return false
+}
+
+// mergeRuns merges runs (oldest first) into one new run in dir; see
+// mergeIter.
+func mergeRuns(dir string, runs []*run, bottom bool, combine combineFn) (*run, error) {
+	w, err := newRunWriter(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := newMergeIter(runs, bottom, combine)
+	for m.next() {
+		if err := w.add(m.key, m.val, m.kind); err != nil {
+			w.abort()
+			return nil, err
 		}
 	}
-	for _, it := range its {
-		if it.err != nil {
-			w.abort()
-			return nil, it.err
-		}
+	if m.err != nil {
+		w.abort()
+		return nil, m.err
 	}
 	return w.finish()
 }

@@ -32,7 +32,7 @@ func openKeyedJob(t *testing.T, st store.Store, local string, cfg ckpt.Config) (
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	k, err := ckpt.NewKeyed[string, int64](j, "counts")
+	k, err := ckpt.NewKeyed[string, int64](j, "counts", ckpt.KeyedOptions[int64]{})
 	if err != nil {
 		j.Close()
 		t.Fatalf("keyed: %v", err)
@@ -44,8 +44,8 @@ func openKeyedJob(t *testing.T, st store.Store, local string, cfg ckpt.Config) (
 // ones, and Range in key order.
 func checkKeyed(t *testing.T, k *ckpt.Keyed[string, int64], want map[string]int64) {
 	t.Helper()
-	if k.Len() != int64(len(want)) {
-		t.Fatalf("Len = %d, want %d", k.Len(), len(want))
+	if n, err := k.Len(); err != nil || n != int64(len(want)) {
+		t.Fatalf("Len = %d, %v; want %d", n, err, len(want))
 	}
 	for key, v := range want {
 		got, ok, err := k.Get(key)
@@ -313,4 +313,121 @@ func openDirStore(t *testing.T, dir string) store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// Merge folds operands without reading on a state past its budget; the
+// state resumes, ranges and counts as if every merge had been a Get and a
+// Put.
+func TestKeyedMerge(t *testing.T) {
+	for _, memory := range []int64{0, 32 << 10} {
+		t.Run(fmt.Sprint("memory=", memory), func(t *testing.T) {
+			ctx := context.Background()
+			st := openDirStore(t, t.TempDir())
+			local := t.TempDir()
+			cfg := ckpt.Config{Backend: st, NoSignals: true, LocalDir: local, Memory: memory, Logger: quietLogger()}
+			// Associative, not commutative: a lost operand changes the sum, one
+			// folded out of order the last.
+			opts := ckpt.KeyedOptions[[2]int64]{Merge: func(a, b [2]int64) [2]int64 { return [2]int64{a[0] + b[0], b[1]} }}
+			r := rand.New(rand.NewPCG(9, 10))
+			model := make(map[uint32][2]int64)
+			for round := range 4 {
+				j, err := ckpt.Open[keyedJobState](ctx, "merge", cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				k, err := ckpt.NewKeyed[uint32, [2]int64](j, "m", opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n, err := k.Len(); err != nil || n != int64(len(model)) {
+					t.Fatalf("round %d: Len = %d, %v; want %d", round, n, err, len(model))
+				}
+				for range 4 {
+					for range 3000 {
+						key := uint32(r.IntN(4000))
+						switch op := r.IntN(10); {
+						case op == 0:
+							if err := k.Delete(key); err != nil {
+								t.Fatal(err)
+							}
+							delete(model, key)
+						case op == 1:
+							if err := k.Put(key, [2]int64{7, 7}); err != nil {
+								t.Fatal(err)
+							}
+							model[key] = [2]int64{7, 7}
+						default:
+							v := [2]int64{int64(r.IntN(1000)), int64(r.IntN(1000))}
+							if err := k.Merge(key, v); err != nil {
+								t.Fatal(err)
+							}
+							if old, ok := model[key]; ok {
+								v = opts.Merge(old, v)
+							}
+							model[key] = v
+						}
+					}
+					if _, err := j.Checkpoint(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for key, want := range model {
+					if got, ok, err := k.Get(key); err != nil || !ok || got != want {
+						t.Fatalf("round %d: Get(%d) = %d, %v, %v; want %d", round, key, got, ok, err, want)
+					}
+				}
+				var prev int64 = -1
+				n := 0
+				if err := k.Range(func(key uint32, v [2]int64) bool {
+					if int64(key) <= prev || model[key] != v {
+						t.Errorf("Range: %d = %d after %d", key, v, prev)
+					}
+					prev = int64(key)
+					n++
+					return true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n != len(model) {
+					t.Fatalf("Range gave %d keys, want %d", n, len(model))
+				}
+				if err := j.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkNoOrphans(t, st, "merge")
+		})
+	}
+}
+
+func TestKeyedIntegerKeysInOrder(t *testing.T) {
+	st := openDirStore(t, t.TempDir())
+	j, err := ckpt.Open[keyedJobState](context.Background(), "ints", ckpt.Config{Backend: st, NoSignals: true, LocalDir: t.TempDir(), Memory: 1, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	k, err := ckpt.NewKeyed[int16, string](j, "i", ckpt.KeyedOptions[string]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int16{-32768, -300, -1, 0, 1, 255, 256, 32767}
+	for _, i := range slices.Backward(want) {
+		if err := k.Put(i, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int16
+	if err := k.Range(func(key int16, v string) bool {
+		got = append(got, key)
+		if v != fmt.Sprint(key) {
+			t.Errorf("%d = %q", key, v)
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Range order %v, want %v", got, want)
+	}
 }

@@ -72,7 +72,7 @@ func runChild(url, dir string) error {
 	if j.Done() {
 		return nil
 	}
-	k, err := ckpt.NewKeyed[string, int64](j, "totals")
+	k, err := ckpt.NewKeyed[string, int64](j, "totals", ckpt.KeyedOptions[int64]{})
 	if err != nil {
 		return err
 	}
