@@ -83,6 +83,9 @@ type change[V any] struct {
 type KeyedOptions[V any] struct {
 	// Codec encodes the values. Nil means the job's (Config.Codec).
 	Codec codec.Codec
+	// Memory is the state's memory budget in bytes. Zero means the job's
+	// (Config.Memory).
+	Memory int64
 	// Merge, if set, enables Keyed.Merge: it returns the value that
 	// results from folding newer onto older. It must not change older or
 	// newer (a checkpoint in flight may be encoding them) and must be
@@ -223,6 +226,9 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 	}
 	if k.codec == nil {
 		k.codec = h.codec
+	}
+	if opts.Memory > 0 {
+		k.budget = opts.Memory
 	}
 	var zk K
 	var zv V
