@@ -54,9 +54,12 @@ type Keyed[K Key, V any] struct {
 	// unsure: a Merge of a key not in memory may have added a key, so
 	// count is not known until Len counts.
 	unsure bool
-	// delta holds the changes since the last checkpoint (or spill).
-	delta map[K]change[V]
-	ops   int
+	nocache  bool
+	// delta holds the changes since the last checkpoint (or spill);
+	// lastDelta is how many the last one held, to size the next.
+	delta     map[K]change[V]
+	lastDelta int
+	ops       int
 
 	// perEntry is the estimated memory of one entry, learned from the
 	// encoded size of what was written (by the checkpoint in flight too).
@@ -86,6 +89,11 @@ type KeyedOptions[V any] struct {
 	// Memory is the state's memory budget in bytes. Zero means the job's
 	// (Config.Memory).
 	Memory int64
+	// NoCache keeps no values in memory beyond the changes since the last
+	// checkpoint: Get reads the local runs. For a state written with
+	// Merge and read once with Range, such as an aggregation's groups,
+	// whose memory is then only the recent changes.
+	NoCache bool
 	// Merge, if set, enables Keyed.Merge: it returns the value that
 	// results from folding newer onto older. It must not change older or
 	// newer (a checkpoint in flight may be encoding them) and must be
@@ -240,11 +248,15 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 			return nil, fmt.Errorf("ckpt: job %q: keyed state %q was saved with %s keys and codec %s; it is opened with %s keys and codec %s", h.job, name, r.ref.Key, r.ref.Codec, k.kk.name, k.codec.Name())
 		}
 		k.runs = r.runs
-		if err := k.load(r.ref); err != nil {
+		if err := k.load(r.ref, opts.NoCache); err != nil {
 			closeRuns(r.runs)
 			return nil, fmt.Errorf("ckpt: job %q: keyed state %q: %w", h.job, name, err)
 		}
 	}
+	if opts.NoCache && k.complete {
+		k.complete, k.count = false, 0
+	}
+	k.nocache = opts.NoCache
 	k.removeStale()
 	h.parts = append(h.parts, k)
 	return k, nil
@@ -261,7 +273,7 @@ func closeRuns(runs []*run) {
 }
 
 // load reads the restored runs into memory when they fit the budget.
-func (k *Keyed[K, V]) load(ref KeyedRef) error {
+func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 	var raw int64
 	for _, r := range ref.Runs {
 		raw += r.Raw
@@ -269,7 +281,7 @@ func (k *Keyed[K, V]) load(ref KeyedRef) error {
 	if ref.Len > 0 {
 		k.learn(raw, ref.Len)
 	}
-	if k.budget > 0 && raw+max(ref.Len, 0)*k.perEntry.Load() > k.budget {
+	if nocache || k.budget > 0 && raw+max(ref.Len, 0)*k.perEntry.Load() > k.budget {
 		k.complete = false
 		k.count, k.unsure = ref.Len, ref.Len < 0
 		return nil
@@ -359,7 +371,7 @@ func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
 				base, ok = ops[i], true
 			}
 		}
-		if ok && fill && k.fits() {
+		if ok && fill && !k.nocache && k.fits() {
 			k.cache[key] = base
 		}
 		return base, ok, nil
@@ -437,6 +449,7 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 		k.delta[key] = change[V]{v: v}
 		return k.account()
 	}
+
 	c, ok := k.delta[key]
 	switch {
 	case !ok:
@@ -450,6 +463,15 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	}
 	k.delta[key] = c
 	return k.account()
+}
+
+// Grow makes room for n more changes before the next checkpoint, so that
+// a batch of n changes (Merge calls, say) does not grow the table of
+// changes step by step.
+func (k *Keyed[K, V]) Grow(n int) {
+	if len(k.delta) == 0 && n > 0 {
+		k.delta = make(map[K]change[V], n)
+	}
 }
 
 // Delete removes key; a missing key is not an error.
@@ -689,7 +711,8 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	k.frozen = frozen
 	runs := slices.Clone(k.runs)
 	k.mu.Unlock()
-	k.delta = make(map[K]change[V])
+	k.lastDelta = max(len(frozen), k.lastDelta*3/4)
+	k.delta = make(map[K]change[V], k.lastDelta)
 	n := int64(-1) // not known
 	if k.complete {
 		n = int64(len(k.cache))

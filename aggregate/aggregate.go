@@ -6,7 +6,6 @@ package aggregate
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -317,11 +316,7 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 		}
 		a.nums = append(a.nums, p)
 	}
-	a.key = a.key[:0]
-	for _, v := range vals[:ng] {
-		a.key = binary.AppendUvarint(a.key, uint64(len(v)))
-		a.key = append(a.key, v...)
-	}
+	a.key = appendGroupKey(a.key[:0], vals[:ng])
 	if st.groups == nil {
 		st.groups = make(map[string]*group)
 	}

@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -122,7 +121,7 @@ func (a *aggregator) merge(older, newer partial) partial {
 func (a *aggregator) open(ctx context.Context, j pipeline.Job, st *State) error {
 	// The map of recent groups and the keyed state share the budget.
 	memory := a.opts.Pipeline.Memory
-	k, err := ckpt.NewKeyed[string, partial](j, "groups", ckpt.KeyedOptions[partial]{Codec: codec.Binary{}, Merge: a.merge, Memory: memory / 2})
+	k, err := ckpt.NewKeyed[string, partial](j, "groups", ckpt.KeyedOptions[partial]{Codec: codec.Binary{}, Merge: a.merge, Memory: memory / 2, NoCache: true})
 	if err != nil {
 		return err
 	}
@@ -143,10 +142,9 @@ func (a *aggregator) handoff(st *State) error {
 	if st.keyed == nil || len(st.groups) == 0 {
 		return nil
 	}
-	var key []byte
-	for _, g := range st.groups {
-		key = appendGroupKey(key[:0], g.keys)
-		if err := st.keyed.Merge(string(key), partial{count: g.count, accs: g.accs}); err != nil {
+	st.keyed.Grow(len(st.groups))
+	for key, g := range st.groups {
+		if err := st.keyed.Merge(key, partial{count: g.count, accs: g.accs}); err != nil {
 			return fmt.Errorf("aggregate: %w", err)
 		}
 	}
@@ -156,17 +154,20 @@ func (a *aggregator) handoff(st *State) error {
 
 // appendGroupKey appends the group-by values in a form whose byte order
 // is their order (slices.Compare): each value with 0x00 written as 0x00
-// 0xff, then 0x00 0x01.
-func appendGroupKey(b []byte, keys []string) []byte {
+// 0xff, then 0x00 0x01. It is the key of a group in State.groups and in
+// the keyed state.
+func appendGroupKey[T ~string | ~[]byte](b []byte, keys []T) []byte {
 	for _, k := range keys {
-		for {
-			i := bytes.IndexByte([]byte(k), 0)
-			if i < 0 {
-				b = append(b, k...)
+		for len(k) > 0 {
+			i := 0
+			for i < len(k) && k[i] != 0 {
+				i++
+			}
+			b = append(b, k[:i]...)
+			if i == len(k) {
 				break
 			}
-			b = append(b, k[:i+1]...)
-			b = append(b, 0xff)
+			b = append(b, 0, 0xff)
 			k = k[i+1:]
 		}
 		b = append(b, 0, 1)
