@@ -100,11 +100,17 @@ func (c *Checkpoint) StoredSize() int64 {
 	return n
 }
 
-// RawSize is the total size of the checkpoint's state before compression.
+// RawSize is the total size of the checkpoint's state before compression,
+// keyed states included.
 func (c *Checkpoint) RawSize() int64 {
 	var n int64
 	for _, s := range c.State {
 		n += s.RawSize
+	}
+	for _, k := range c.Keyed {
+		for _, r := range k.Runs {
+			n += r.Raw
+		}
 	}
 	return n
 }

@@ -788,11 +788,12 @@ func (k *Keyed[K, V]) settle(frozen map[K]change[V], runs []*run, done chan stru
 }
 
 // Merge policy: tiered with a fanout of four, plus a full merge when the
-// newer runs together reach half the size of the oldest. A change is
-// written again about log4 of (state size / changes per checkpoint) times
-// before the full merge, the number of runs stays small (a lookup checks
-// each one's filter), and the space of the runs stays under 1.5 times that
-// of the merged state, plus deletions and overwrites not yet merged away.
+// newer runs together reach the size of the oldest. A change is written
+// again about log4 of (state size / changes per checkpoint) times before
+// the full merge, a state that grows is rewritten a logarithmic number of
+// times, the number of runs stays small (a lookup checks each one's
+// filter), and the runs take at most about twice the space of the merged
+// state.
 const (
 	mergeFanout = 4
 	maxRuns     = 12
@@ -809,7 +810,7 @@ func compactPlan(runs []*run) (lo, hi int) {
 	for _, r := range runs[1:] {
 		newer += r.size
 	}
-	if newer*2 >= runs[0].size {
+	if newer >= runs[0].size {
 		return 0, n
 	}
 	if n >= mergeFanout+1 && runs[n-mergeFanout].size <= 2*runs[n-1].size {
