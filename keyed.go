@@ -53,8 +53,8 @@ type Keyed[K Key, V any] struct {
 	count    int64 // live keys when !complete, unless unsure
 	// unsure: a Merge of a key not in memory may have added a key, so
 	// count is not known until Len counts.
-	unsure bool
-	nocache  bool
+	unsure  bool
+	nocache bool
 	// delta holds the changes since the last checkpoint (or spill);
 	// lastDelta is how many the last one held, to size the next.
 	delta     map[K]change[V]
