@@ -47,27 +47,30 @@ type Keyed[K Key, V any] struct {
 	dir    string
 	budget int64
 
-	// cache holds decoded values; when complete it holds every live key.
-	cache    map[K]V
+	// cache holds a slot per key in memory: every live key when complete,
+	// else the keys read or changed since the memory was last cleared.
+	// A slot changed since the last checkpoint is listed in dirty, once:
+	// its epoch is the current one.
+	cache    map[K]*slot[V]
 	complete bool
-	count    int64 // live keys when !complete, unless unsure
+	nocache  bool
+	dirty    []dirtyRef[K, V]
+	epoch    uint32
+	count    int64 // live keys, unless unsure
 	// unsure: a Merge of a key not in memory may have added a key, so
 	// count is not known until Len counts.
-	unsure  bool
-	nocache bool
-	// delta holds the changes since the last checkpoint (or spill);
-	// lastDelta is how many the last one held, to size the next.
-	delta     map[K]change[V]
-	lastDelta int
-	ops       int
+	unsure bool
+	ops    int
 
 	// perEntry is the estimated memory of one entry, learned from the
 	// encoded size of what was written (by the checkpoint in flight too).
 	perEntry atomic.Int64
 
-	mu sync.Mutex // guards frozen and runs: the checkpoint in flight changes them
-	// frozen holds the changes a checkpoint in flight is writing as a run.
-	frozen map[K]change[V]
+	mu sync.Mutex // guards frozen, frozenIdx and runs: the checkpoint in flight changes them
+	// frozen holds the changes a checkpoint in flight is writing as a run;
+	// frozenIdx indexes it by key, built when a lookup needs it.
+	frozen    []frozenEntry[K, V]
+	frozenIdx map[K]int
 	// runs hold every change up to the last checkpoint (and spill), oldest
 	// first: the state is their merge, the newest entry of a key winning.
 	runs     []*run
@@ -77,9 +80,24 @@ type Keyed[K Key, V any] struct {
 	buf []byte
 }
 
-type change[V any] struct {
+// slot is a key's value in memory: a put, a deletion or (past the memory
+// budget) a merge operand not yet folded onto the value on disk.
+type slot[V any] struct {
+	v     V
+	kind  byte
+	epoch uint32 // when it last changed; 0 if read from the runs
+}
+
+type dirtyRef[K Key, V any] struct {
+	key K
+	s   *slot[V]
+}
+
+// frozenEntry is a change as a checkpoint captured it.
+type frozenEntry[K Key, V any] struct {
+	key  K
 	v    V
-	kind byte // entryPut, entryDelete or entryMerge
+	kind byte
 }
 
 // KeyedOptions configure a keyed state. The zero value is ready to use.
@@ -228,9 +246,9 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 		merge:    opts.Merge,
 		dir:      filepath.Join(h.dir, name),
 		budget:   h.memory,
-		cache:    make(map[K]V),
+		cache:    make(map[K]*slot[V]),
 		complete: true,
-		delta:    make(map[K]change[V]),
+		epoch:    1,
 	}
 	if k.codec == nil {
 		k.codec = h.codec
@@ -254,7 +272,8 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 		}
 	}
 	if opts.NoCache && k.complete {
-		k.complete, k.count = false, 0
+		k.complete = false
+		k.cache = make(map[K]*slot[V])
 	}
 	k.nocache = opts.NoCache
 	k.removeStale()
@@ -281,12 +300,12 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 	if ref.Len > 0 {
 		k.learn(raw, ref.Len)
 	}
+	k.count, k.unsure = ref.Len, ref.Len < 0
 	if nocache || k.budget > 0 && raw+max(ref.Len, 0)*k.perEntry.Load() > k.budget {
 		k.complete = false
-		k.count, k.unsure = ref.Len, ref.Len < 0
 		return nil
 	}
-	k.cache = make(map[K]V, max(ref.Len, 0))
+	k.cache = make(map[K]*slot[V], max(ref.Len, 0))
 	err := k.scan(k.runs, func(key, val []byte) error {
 		kd, err := decodeKey[K](k.kk, key)
 		if err != nil {
@@ -296,7 +315,7 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 		if err != nil {
 			return err
 		}
-		k.cache[kd] = v
+		k.cache[kd] = &slot[V]{v: v}
 		return nil
 	})
 	if err != nil {
@@ -305,6 +324,7 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 	if ref.Len >= 0 && int64(len(k.cache)) != ref.Len {
 		return fmt.Errorf("the manifest says %d keys, its runs hold %d", ref.Len, len(k.cache))
 	}
+	k.count, k.unsure = int64(len(k.cache)), false
 	return nil
 }
 
@@ -332,11 +352,8 @@ func (k *Keyed[K, V]) keyedName() string { return k.name }
 // Len returns the number of keys. After Merge calls on a state larger
 // than its memory budget it reads the local runs to count them.
 func (k *Keyed[K, V]) Len() (int64, error) {
-	if k.complete {
-		return int64(len(k.cache)), nil
-	}
 	if k.unsure {
-		if err := k.flushDelta(); err != nil {
+		if err := k.flushDirty(); err != nil {
 			return 0, err
 		}
 		var n int64
@@ -352,17 +369,38 @@ func (k *Keyed[K, V]) Len() (int64, error) {
 // when the state is larger than its memory budget and reading the local
 // disk fails.
 func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
-	if v, ok := k.cache[key]; ok || k.complete {
-		return v, ok, nil
+	if s := k.cache[key]; s != nil {
+		switch s.kind {
+		case entryPut:
+			return s.v, true, nil
+		case entryDelete:
+			var zero V
+			return zero, false, nil
+		}
+		// A merge operand: fold it onto what is under it, once.
+		v, _, err := k.lookup(key, []V{s.v})
+		if err != nil {
+			return v, false, err
+		}
+		s.v, s.kind = v, entryPut
+		return v, true, nil
 	}
-	return k.lookup(key, true)
+	var zero V
+	if k.complete {
+		return zero, false, nil
+	}
+	v, ok, err := k.lookup(key, nil)
+	if err == nil && ok && !k.nocache && k.fits() {
+		k.cache[key] = &slot[V]{v: v}
+	}
+	return v, ok, err
 }
 
-// lookup finds key past the cache: in the changes, then in the runs,
-// newest first, folding merge operands onto the value under them.
-func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
+// lookup finds key below memory: in the changes a checkpoint in flight is
+// writing, then in the runs, newest first, folding ops (merge operands,
+// newest first) and those it meets onto the value under them.
+func (k *Keyed[K, V]) lookup(key K, ops []V) (V, bool, error) {
 	var zero V
-	var ops []V // merge operands, newest first
 	resolve := func(base V, ok bool) (V, bool, error) {
 		for i := len(ops) - 1; i >= 0; i-- {
 			if ok {
@@ -371,24 +409,24 @@ func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
 				base, ok = ops[i], true
 			}
 		}
-		if ok && fill && !k.nocache && k.fits() {
-			k.cache[key] = base
-		}
 		return base, ok, nil
-	}
-	if c, ok := k.delta[key]; ok {
-		if c.kind != entryMerge {
-			return resolve(c.v, c.kind == entryPut)
-		}
-		ops = append(ops, c.v)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if c, ok := k.frozen[key]; ok {
-		if c.kind != entryMerge {
-			return resolve(c.v, c.kind == entryPut)
+	if len(k.frozen) > 0 {
+		if k.frozenIdx == nil {
+			k.frozenIdx = make(map[K]int, len(k.frozen))
+			for i, e := range k.frozen {
+				k.frozenIdx[e.key] = i
+			}
 		}
-		ops = append(ops, c.v)
+		if i, ok := k.frozenIdx[key]; ok {
+			e := k.frozen[i]
+			if e.kind != entryMerge {
+				return resolve(e.v, e.kind == entryPut)
+			}
+			ops = append(ops, e.v)
+		}
 	}
 	enc := appendKey(k.buf[:0], k.kk, key)
 	k.buf = enc
@@ -415,21 +453,42 @@ func (k *Keyed[K, V]) lookup(key K, fill bool) (V, bool, error) {
 	return resolve(zero, false)
 }
 
+// exists reports whether key is live, for the count.
+func (k *Keyed[K, V]) exists(key K) (bool, error) {
+	if k.complete || k.unsure {
+		return false, nil
+	}
+	_, ok, err := k.lookup(key, nil)
+	return ok, err
+}
+
+// touch lists s among the changes since the last checkpoint.
+func (k *Keyed[K, V]) touch(key K, s *slot[V]) {
+	if s.epoch != k.epoch {
+		s.epoch = k.epoch
+		k.dirty = append(k.dirty, dirtyRef[K, V]{key, s})
+	}
+}
+
 // Put sets the value of key.
 func (k *Keyed[K, V]) Put(key K, v V) error {
-	if !k.complete && !k.unsure {
-		if _, ok := k.cache[key]; !ok {
-			_, ok, err := k.lookup(key, false)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				k.count++
-			}
+	s := k.cache[key]
+	switch {
+	case s == nil:
+		ok, err := k.exists(key)
+		if err != nil {
+			return err
 		}
+		if !ok {
+			k.count++
+		}
+		s = &slot[V]{}
+		k.cache[key] = s
+	case s.kind == entryDelete:
+		k.count++
 	}
-	k.cache[key] = v
-	k.delta[key] = change[V]{v: v}
+	s.v, s.kind = v, entryPut
+	k.touch(key, s)
 	return k.account()
 }
 
@@ -441,58 +500,61 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	if k.merge == nil {
 		return fmt.Errorf("ckpt: keyed state %q: Merge needs KeyedOptions.Merge", k.name)
 	}
-	if old, ok := k.cache[key]; ok || k.complete {
-		if ok {
-			v = k.merge(old, v)
-		}
-		k.cache[key] = v
-		k.delta[key] = change[V]{v: v}
-		return k.account()
-	}
-
-	c, ok := k.delta[key]
+	s := k.cache[key]
 	switch {
-	case !ok:
-		c = change[V]{v: v, kind: entryMerge}
-		k.unsure = true
-	case c.kind == entryDelete:
-		c = change[V]{v: v}
+	case s == nil:
+		s = &slot[V]{v: v, kind: entryMerge}
+		if k.complete {
+			s.kind = entryPut
+			k.count++
+		} else {
+			k.unsure = true
+		}
+		k.cache[key] = s
+	case s.kind == entryDelete:
+		s.v, s.kind = v, entryPut
 		k.count++
 	default:
-		c.v = k.merge(c.v, v)
+		s.v = k.merge(s.v, v)
 	}
-	k.delta[key] = c
+	k.touch(key, s)
 	return k.account()
 }
 
-// Grow makes room for n more changes before the next checkpoint, so that
-// a batch of n changes (Merge calls, say) does not grow the table of
-// changes step by step.
+// Grow makes room for n more keys in memory, so that a batch of n changes
+// (Merge calls, say) does not grow the table step by step.
 func (k *Keyed[K, V]) Grow(n int) {
-	if len(k.delta) == 0 && n > 0 {
-		k.delta = make(map[K]change[V], n)
+	if len(k.cache) == 0 && n > 0 {
+		k.cache = make(map[K]*slot[V], n)
 	}
 }
 
 // Delete removes key; a missing key is not an error.
 func (k *Keyed[K, V]) Delete(key K) error {
-	if !k.complete {
-		_, ok := k.cache[key]
-		if !ok {
-			var err error
-			if _, ok, err = k.lookup(key, false); err != nil {
-				return err
-			}
+	s := k.cache[key]
+	switch {
+	case s == nil:
+		ok, err := k.exists(key)
+		if err != nil {
+			return err
 		}
-		if !ok {
+		if k.complete || !ok && !k.unsure {
 			return nil
 		}
-		k.count--
-	} else if _, ok := k.cache[key]; !ok {
+		if ok {
+			k.count--
+		}
+		s = &slot[V]{}
+		k.cache[key] = s
+	case s.kind == entryDelete:
 		return nil
+	case s.kind == entryPut:
+		k.count--
 	}
-	delete(k.cache, key)
-	k.delta[key] = change[V]{kind: entryDelete}
+	// A merge operand's key exists once it is folded: unsure already.
+	var zero V
+	s.v, s.kind = zero, entryDelete
+	k.touch(key, s)
 	return k.account()
 }
 
@@ -510,7 +572,7 @@ func (k *Keyed[K, V]) fits() bool {
 	if k.budget <= 0 {
 		return true
 	}
-	return int64(len(k.cache)+len(k.delta)+len(k.frozen))*k.perEntry.Load() < k.budget
+	return int64(len(k.cache)+len(k.frozen))*k.perEntry.Load() < k.budget
 }
 
 // learn raises the estimate of an entry's memory to what entries
@@ -531,34 +593,50 @@ func (k *Keyed[K, V]) learn(raw, entries int64) {
 // spill writes the changes to a local run (the next checkpoint uploads
 // it) and empties the memory: from now on lookups read the runs.
 func (k *Keyed[K, V]) spill() error {
-	if k.complete {
-		k.count = int64(len(k.cache))
-		k.complete = false
-	}
-	k.cache = make(map[K]V)
-	if err := k.flushDelta(); err != nil {
+	if err := k.flushDirty(); err != nil {
 		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
 	}
+	k.complete = false
+	k.cache = make(map[K]*slot[V])
 	return nil
 }
 
-// flushDelta waits for the checkpoint in flight to write its run, then
+// takeDirty returns the changes since the last checkpoint as they are now
+// and starts a new epoch. Slots that are not whole values (merge
+// operands), and deletions while every key is in memory, leave the
+// cache: the run written from the changes holds them.
+func (k *Keyed[K, V]) takeDirty() []frozenEntry[K, V] {
+	out := make([]frozenEntry[K, V], len(k.dirty))
+	for i, d := range k.dirty {
+		out[i] = frozenEntry[K, V]{key: d.key, v: d.s.v, kind: d.s.kind}
+		if d.s.kind == entryMerge || d.s.kind == entryDelete && k.complete {
+			delete(k.cache, d.key)
+		}
+	}
+	k.dirty = make([]dirtyRef[K, V], 0, len(k.dirty))
+	k.epoch++
+	if k.nocache {
+		k.cache = make(map[K]*slot[V])
+	}
+	return out
+}
+
+// flushDirty waits for the checkpoint in flight to write its run, then
 // writes the changes since as a local run.
-func (k *Keyed[K, V]) flushDelta() error {
+func (k *Keyed[K, V]) flushDirty() error {
 	if err := k.waitFrozen(); err != nil {
 		return err
 	}
-	if len(k.delta) == 0 {
+	if len(k.dirty) == 0 {
 		return nil
 	}
-	r, err := k.writeRun(k.delta)
+	r, err := k.writeRun(k.takeDirty())
 	if err != nil {
 		return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
 	}
 	k.mu.Lock()
 	k.runs = append(k.runs, r)
 	k.mu.Unlock()
-	k.delta = make(map[K]change[V])
 	return nil
 }
 
@@ -581,18 +659,20 @@ func (k *Keyed[K, V]) waitFrozen() error {
 func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 	if k.complete {
 		keys := make([]K, 0, len(k.cache))
-		for key := range k.cache {
-			keys = append(keys, key)
+		for key, s := range k.cache {
+			if s.kind == entryPut {
+				keys = append(keys, key)
+			}
 		}
 		slices.SortFunc(keys, cmp.Compare)
 		for _, key := range keys {
-			if !fn(key, k.cache[key]) {
+			if !fn(key, k.cache[key].v) {
 				return nil
 			}
 		}
 		return nil
 	}
-	if err := k.flushDelta(); err != nil {
+	if err := k.flushDirty(); err != nil {
 		return err
 	}
 	errStop := errors.New("stop")
@@ -658,17 +738,25 @@ func (k *Keyed[K, V]) decode(b []byte) (V, error) {
 }
 
 // writeRun writes changes as a local run, sorted by encoded key.
-func (k *Keyed[K, V]) writeRun(changes map[K]change[V]) (*run, error) {
+func (k *Keyed[K, V]) writeRun(changes []frozenEntry[K, V]) (*run, error) {
 	type ent struct {
 		key []byte
-		c   *change[V]
+		i   int
 	}
-	ents := make([]ent, 0, len(changes))
+	ents := make([]ent, len(changes))
 	var keys []byte
-	for key, c := range changes {
+	for i := range changes {
 		start := len(keys)
-		keys = appendKey(keys, k.kk, key)
-		ents = append(ents, ent{key: keys[start:len(keys):len(keys)], c: &c})
+		keys = appendKey(keys, k.kk, changes[i].key)
+		ents[i] = ent{i: i}
+		ents[i].key = keys[start:len(keys):len(keys)]
+	}
+	// The slices into keys were taken as it grew: take them again.
+	off := 0
+	for i := range ents {
+		n := len(ents[i].key)
+		ents[i].key = keys[off : off+n : off+n]
+		off += n
 	}
 	slices.SortFunc(ents, func(a, b ent) int { return bytes.Compare(a.key, b.key) })
 	w, err := newRunWriter(k.dir)
@@ -677,14 +765,15 @@ func (k *Keyed[K, V]) writeRun(changes map[K]change[V]) (*run, error) {
 	}
 	var val bytes.Buffer
 	for _, e := range ents {
+		c := &changes[e.i]
 		val.Reset()
-		if e.c.kind != entryDelete {
-			if err := k.codec.Encode(&val, &e.c.v); err != nil {
+		if c.kind != entryDelete {
+			if err := k.codec.Encode(&val, &c.v); err != nil {
 				w.abort()
 				return nil, fmt.Errorf("encode value: %w", err)
 			}
 		}
-		if err := w.add(e.key, val.Bytes(), e.c.kind); err != nil {
+		if err := w.add(e.key, val.Bytes(), c.kind); err != nil {
 			w.abort()
 			return nil, err
 		}
@@ -706,17 +795,13 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 			return KeyedRef{}, 0, err
 		}
 	}
+	frozen := k.takeDirty()
 	k.mu.Lock()
-	frozen := k.delta
-	k.frozen = frozen
+	k.frozen, k.frozenIdx = frozen, nil
 	runs := slices.Clone(k.runs)
 	k.mu.Unlock()
-	k.lastDelta = max(len(frozen), k.lastDelta*3/4)
-	k.delta = make(map[K]change[V], k.lastDelta)
 	n := int64(-1) // not known
-	if k.complete {
-		n = int64(len(k.cache))
-	} else if !k.unsure {
+	if !k.unsure {
 		n = k.count
 	}
 	done := make(chan struct{})
@@ -747,7 +832,7 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 // the policy says (see compactPlan), and installs the result as the
 // state's runs. It returns the checkpoint's runs. done is closed once the
 // frozen changes are in a run (or failed to be).
-func (k *Keyed[K, V]) settle(frozen map[K]change[V], runs []*run, done chan struct{}) ([]*run, error) {
+func (k *Keyed[K, V]) settle(frozen []frozenEntry[K, V], runs []*run, done chan struct{}) ([]*run, error) {
 	defer close(done)
 	if len(frozen) > 0 {
 		r, err := k.writeRun(frozen)
@@ -776,7 +861,7 @@ func (k *Keyed[K, V]) settle(frozen map[K]change[V], runs []*run, done chan stru
 	}
 	k.mu.Lock()
 	k.runs = runs
-	k.frozen = nil
+	k.frozen, k.frozenIdx = nil, nil
 	k.mu.Unlock()
 	for _, r := range replaced {
 		if !slices.Contains(runs, r) {

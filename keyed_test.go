@@ -305,7 +305,7 @@ func TestKeyedCorruptRunFallsBack(t *testing.T) {
 	checkKeyed(t, k, want)
 }
 
-func openDirStore(t *testing.T, dir string) store.Store {
+func openDirStore(t testing.TB, dir string) store.Store {
 	t.Helper()
 	st, err := ckpt.OpenStore(context.Background(), dir, quietLogger())
 	if err != nil {
