@@ -421,7 +421,13 @@ func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, erro
 // Finish takes the final checkpoint: the job is complete, and opening it
 // again reports Done.
 func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, TriggerFinal, false, "", false)
+	cp, err := j.commit(ctx, TriggerFinal, false, "", false)
+	if err == nil {
+		// A finished job is not resumed: its keyed states' local copies
+		// go when it closes.
+		j.kh.finished = true
+	}
+	return cp, err
 }
 
 // commit takes a checkpoint: the writer captures state and positions in

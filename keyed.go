@@ -134,6 +134,7 @@ type keyedHost struct {
 	parts    []keyedPart
 	restored map[string]*restoredKeyed // of the resumed checkpoint, not yet opened
 	capture  []func() error            // run before every capture (OnCapture)
+	finished bool                      // the final checkpoint is committed
 }
 
 // KeyedRef describes a keyed state in a manifest: its runs, oldest first.
@@ -206,7 +207,9 @@ type keyedPart interface {
 	// checkpoint's instant; the returned function completes it (writes
 	// and uploads runs) in the commit, possibly in the background.
 	freeze() keyedFinish
-	closeKeyed()
+	// closeKeyed releases the state's files, and removes them if
+	// removeLocal is set.
+	closeKeyed(removeLocal bool)
 }
 
 // keyedFinish writes a frozen keyed state to the store and returns its
@@ -907,7 +910,7 @@ func compactPlan(runs []*run) (lo, hi int) {
 	return 0, 0
 }
 
-func (k *Keyed[K, V]) closeKeyed() {
+func (k *Keyed[K, V]) closeKeyed(removeLocal bool) {
 	if k.inflight != nil {
 		<-k.inflight
 		k.inflight = nil
@@ -915,4 +918,7 @@ func (k *Keyed[K, V]) closeKeyed() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	closeRuns(k.runs)
+	if removeLocal {
+		os.RemoveAll(k.dir)
+	}
 }

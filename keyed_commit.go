@@ -147,9 +147,12 @@ func (h *keyedHost) freeze(cp *Checkpoint) {
 
 func (h *keyedHost) close() {
 	for _, k := range h.parts {
-		k.closeKeyed()
+		k.closeKeyed(h.finished)
 	}
 	h.dropRestored()
+	if h.finished {
+		os.Remove(h.dir) // the job's directory, if nothing else is in it
+	}
 }
 
 // settleKeyed finishes keyed states captured for a checkpoint that failed

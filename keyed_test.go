@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -429,5 +430,33 @@ func TestKeyedIntegerKeysInOrder(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Range order %v, want %v", got, want)
+	}
+}
+
+// A finished job leaves no local copy of its keyed state behind.
+func TestKeyedFinishedJobRemovesLocalCopy(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	local := t.TempDir()
+	j, k := openKeyedJob(t, st, local, ckpt.Config{})
+	for i := range 1000 {
+		if err := k.Put(fmt.Sprint(i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(local, "kv", "counts")); len(ents) == 0 {
+		t.Fatal("no local run after a checkpoint")
+	}
+	if _, err := j.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(local, "kv")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("local directory of the finished job: %v", err)
 	}
 }
