@@ -286,7 +286,7 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 
 // entryOverhead is the estimated memory of an entry besides its encoded
 // size: the map slots of the cache and the changes, headers, padding.
-const entryOverhead = 96
+const entryOverhead = 160
 
 func closeRuns(runs []*run) {
 	for _, r := range runs {
@@ -356,7 +356,7 @@ func (k *Keyed[K, V]) keyedName() string { return k.name }
 // than its memory budget it reads the local runs to count them.
 func (k *Keyed[K, V]) Len() (int64, error) {
 	if k.unsure {
-		if err := k.flushDirty(); err != nil {
+		if err := k.flushDirty(false); err != nil {
 			return 0, err
 		}
 		var n int64
@@ -596,7 +596,7 @@ func (k *Keyed[K, V]) learn(raw, entries int64) {
 // spill writes the changes to a local run (the next checkpoint uploads
 // it) and empties the memory: from now on lookups read the runs.
 func (k *Keyed[K, V]) spill() error {
-	if err := k.flushDirty(); err != nil {
+	if err := k.flushDirty(true); err != nil {
 		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
 	}
 	k.complete = false
@@ -608,32 +608,34 @@ func (k *Keyed[K, V]) spill() error {
 // and starts a new epoch. Slots that are not whole values (merge
 // operands), and deletions while every key is in memory, leave the
 // cache: the run written from the changes holds them.
-func (k *Keyed[K, V]) takeDirty() []frozenEntry[K, V] {
+// With clear set, the cache is emptied instead.
+func (k *Keyed[K, V]) takeDirty(clear bool) []frozenEntry[K, V] {
+	clear = clear || k.nocache
 	out := make([]frozenEntry[K, V], len(k.dirty))
 	for i, d := range k.dirty {
 		out[i] = frozenEntry[K, V]{key: d.key, v: d.s.v, kind: d.s.kind}
-		if d.s.kind == entryMerge || d.s.kind == entryDelete && k.complete {
+		if !clear && (d.s.kind == entryMerge || d.s.kind == entryDelete && k.complete) {
 			delete(k.cache, d.key)
 		}
 	}
 	k.dirty = make([]dirtyRef[K, V], 0, len(k.dirty))
 	k.epoch++
-	if k.nocache {
+	if clear {
 		k.cache = make(map[K]*slot[V])
 	}
 	return out
 }
 
 // flushDirty waits for the checkpoint in flight to write its run, then
-// writes the changes since as a local run.
-func (k *Keyed[K, V]) flushDirty() error {
+// writes the changes since as a local run; clear empties the cache.
+func (k *Keyed[K, V]) flushDirty(clear bool) error {
 	if err := k.waitFrozen(); err != nil {
 		return err
 	}
 	if len(k.dirty) == 0 {
 		return nil
 	}
-	r, err := k.writeRun(k.takeDirty())
+	r, err := k.writeRun(k.takeDirty(clear))
 	if err != nil {
 		return fmt.Errorf("ckpt: keyed state %q: %w", k.name, err)
 	}
@@ -675,7 +677,7 @@ func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 		}
 		return nil
 	}
-	if err := k.flushDirty(); err != nil {
+	if err := k.flushDirty(false); err != nil {
 		return err
 	}
 	errStop := errors.New("stop")
@@ -798,7 +800,7 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 			return KeyedRef{}, 0, err
 		}
 	}
-	frozen := k.takeDirty()
+	frozen := k.takeDirty(false)
 	k.mu.Lock()
 	k.frozen, k.frozenIdx = frozen, nil
 	runs := slices.Clone(k.runs)
@@ -849,7 +851,7 @@ func (k *Keyed[K, V]) settle(frozen []frozenEntry[K, V], runs []*run, done chan 
 	}
 	var replaced []*run
 	for {
-		lo, hi := compactPlan(runs)
+		lo, hi := compactPlan(runs, k.nocache)
 		if hi-lo < 2 {
 			break
 		}
@@ -888,8 +890,11 @@ const (
 )
 
 // compactPlan returns the range of runs to merge next; an empty one when
-// none is due.
-func compactPlan(runs []*run) (lo, hi int) {
+// none is due. A state without a cache (KeyedOptions.NoCache) is read
+// once, at the end, by a merge of all its runs: its runs are merged only
+// to keep their number small, never all at once for space, since the
+// changes of an aggregation over distinct keys hardly overlap.
+func compactPlan(runs []*run, nocache bool) (lo, hi int) {
 	n := len(runs)
 	if n < 2 {
 		return 0, 0
@@ -898,7 +903,7 @@ func compactPlan(runs []*run) (lo, hi int) {
 	for _, r := range runs[1:] {
 		newer += r.size
 	}
-	if newer >= runs[0].size {
+	if newer >= runs[0].size && !nocache {
 		return 0, n
 	}
 	if n >= mergeFanout+1 && runs[n-mergeFanout].size <= 2*runs[n-1].size {

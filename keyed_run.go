@@ -361,7 +361,8 @@ type mergeIter struct {
 	key, val []byte
 	kind     byte
 	err      error
-	ops      [][]byte
+	ops      [][]byte // merge operands of the current key, newest first
+	bufs     [][]byte // reused for ops and the base value
 }
 
 func newMergeIter(runs []*run, bottom bool, combine combineFn) *mergeIter {
@@ -392,6 +393,17 @@ func (m *mergeIter) next() bool {
 		m.key = append(m.key[:0], m.its[best].key...)
 		m.ops = m.ops[:0]
 		base, baseKind, haveBase := []byte(nil), entryPut, false
+		used := 0
+		// The values are copied into buffers reused from key to key:
+		// next() overwrites the iterators' own.
+		keep := func(v []byte) []byte {
+			if used == len(m.bufs) {
+				m.bufs = append(m.bufs, nil)
+			}
+			m.bufs[used] = append(m.bufs[used][:0], v...)
+			used++
+			return m.bufs[used-1]
+		}
 		for i := len(m.its) - 1; i >= 0; i-- {
 			it := m.its[i]
 			if !m.live[i] || !bytes.Equal(it.key, m.key) {
@@ -400,9 +412,9 @@ func (m *mergeIter) next() bool {
 			if !haveBase {
 				switch it.kind {
 				case entryMerge:
-					m.ops = append(m.ops, bytes.Clone(it.val))
+					m.ops = append(m.ops, keep(it.val))
 				default:
-					base, baseKind, haveBase = bytes.Clone(it.val), it.kind, true
+					base, baseKind, haveBase = keep(it.val), it.kind, true
 				}
 			}
 			m.live[i] = it.next()

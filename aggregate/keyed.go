@@ -133,8 +133,9 @@ func (a *aggregator) open(ctx context.Context, j pipeline.Job, st *State) error 
 	return nil
 }
 
-// groupMemory is about what a group takes in State.groups.
-const groupMemory = 256
+// groupMemory is about what a group takes in State.groups, garbage
+// collection's headroom included.
+const groupMemory = 512
 
 // handoff merges the recent groups into the keyed state and empties the
 // map.
