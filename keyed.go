@@ -593,6 +593,14 @@ func (k *Keyed[K, V]) learn(raw, entries int64) {
 	}
 }
 
+// Flush writes the changes held in memory to a local run, which the next
+// checkpoint uploads, and, for a state without cache (NoCache), empties
+// its memory: for a caller that hands over a batch of changes when its
+// own memory is full.
+func (k *Keyed[K, V]) Flush() error {
+	return k.flushDirty(k.nocache)
+}
+
 // spill writes the changes to a local run (the next checkpoint uploads
 // it) and empties the memory: from now on lookups read the runs.
 func (k *Keyed[K, V]) spill() error {

@@ -332,7 +332,11 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 			}
 		}
 		if a.maxRecent > 0 && len(st.groups) >= a.maxRecent {
+			// Memory is full: the groups go to disk now.
 			if err := a.handoff(st); err != nil {
+				return err
+			}
+			if err := st.keyed.Flush(); err != nil {
 				return err
 			}
 		}
