@@ -71,6 +71,7 @@ type Keyed[K Key, V any] struct {
 	// frozenIdx indexes it by key, built when a lookup needs it.
 	frozen    []frozenEntry[K, V]
 	frozenIdx map[K]int
+	frozenLen atomic.Int64 // len(frozen), read without the lock
 	// runs hold every change up to the last checkpoint (and spill), oldest
 	// first: the state is their merge, the newest entry of a key winning.
 	runs     []*run
@@ -575,7 +576,7 @@ func (k *Keyed[K, V]) fits() bool {
 	if k.budget <= 0 {
 		return true
 	}
-	return int64(len(k.cache)+len(k.frozen))*k.perEntry.Load() < k.budget
+	return (int64(len(k.cache))+k.frozenLen.Load())*k.perEntry.Load() < k.budget
 }
 
 // learn raises the estimate of an entry's memory to what entries
@@ -811,6 +812,7 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	frozen := k.takeDirty(false)
 	k.mu.Lock()
 	k.frozen, k.frozenIdx = frozen, nil
+	k.frozenLen.Store(int64(len(frozen)))
 	runs := slices.Clone(k.runs)
 	k.mu.Unlock()
 	n := int64(-1) // not known
@@ -875,6 +877,7 @@ func (k *Keyed[K, V]) settle(frozen []frozenEntry[K, V], runs []*run, done chan 
 	k.mu.Lock()
 	k.runs = runs
 	k.frozen, k.frozenIdx = nil, nil
+	k.frozenLen.Store(0)
 	k.mu.Unlock()
 	for _, r := range replaced {
 		if !slices.Contains(runs, r) {

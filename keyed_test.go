@@ -460,3 +460,38 @@ func TestKeyedFinishedJobRemovesLocalCopy(t *testing.T) {
 		t.Fatalf("local directory of the finished job: %v", err)
 	}
 }
+
+// Automatic checkpoints commit in the background while the job goes on
+// reading and changing the state past its budget (run with -race).
+func TestKeyedAsyncCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	local := t.TempDir()
+	cfg := ckpt.Config{Memory: 48 << 10, Every: ckpt.Every{Records: 700}, Retain: 2}
+	j, k := openKeyedJob(t, st, local, cfg)
+	r := rand.New(rand.NewPCG(11, 12))
+	model := make(map[string]int64)
+	for range 10 {
+		randomOps(t, r, k, model, 1000, 6000)
+		if err := j.Advance(ctx, 1000, 0); err != nil {
+			t.Fatal(err)
+		}
+		for range 700 {
+			randomOps(t, r, k, model, 1, 6000)
+			if err := j.Advance(ctx, 1, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := j.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkKeyed(t, k, model)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, k = openKeyedJob(t, st, t.TempDir(), cfg)
+	defer j.Close()
+	checkKeyed(t, k, model)
+	checkNoOrphans(t, st, "kv")
+}
