@@ -115,6 +115,17 @@ func (c *Checkpoint) RawSize() int64 {
 	return n
 }
 
+// plainRawSize is RawSize without keyed states: the state that capture
+// serializes whole, whose cost spaces automatic checkpoints out. Keyed
+// states capture only their changes, at a cost that no spacing is for.
+func (c *Checkpoint) plainRawSize() int64 {
+	var n int64
+	for _, s := range c.State {
+		n += s.RawSize
+	}
+	return n
+}
+
 // blobIDs returns the ids of the blobs the checkpoint references in the
 // store (inline chunks excluded), keyed states' runs included.
 func (c *Checkpoint) blobIDs() []string {

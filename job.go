@@ -467,7 +467,7 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 	}
 	j.last = time.Now()
 	j.gap = 0
-	if took >= slowCapture && cp.RawSize() >= largeState {
+	if took >= slowCapture && cp.plainRawSize() >= largeState {
 		j.gap = (captureShare - 1) * took
 	}
 	j.resetCounts()

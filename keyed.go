@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,9 @@ type Keyed[K Key, V any] struct {
 	complete bool
 	nocache  bool
 	dirty    []dirtyRef[K, V]
+	// batch holds merge operands given by MergeAll to a state without
+	// cache, older than every dirty slot; lookups write it out first.
+	batch []frozenEntry[K, V]
 	epoch    uint32
 	count    int64 // live keys, unless unsure
 	// unsure: a Merge of a key not in memory may have added a key, so
@@ -373,6 +377,10 @@ func (k *Keyed[K, V]) Len() (int64, error) {
 // when the state is larger than its memory budget and reading the local
 // disk fails.
 func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
+	if err := k.flushBatch(); err != nil {
+		var zero V
+		return zero, false, err
+	}
 	if s := k.cache[key]; s != nil {
 		switch s.kind {
 		case entryPut:
@@ -476,6 +484,9 @@ func (k *Keyed[K, V]) touch(key K, s *slot[V]) {
 
 // Put sets the value of key.
 func (k *Keyed[K, V]) Put(key K, v V) error {
+	if err := k.flushBatch(); err != nil {
+		return err
+	}
 	s := k.cache[key]
 	switch {
 	case s == nil:
@@ -525,16 +536,49 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	return k.account()
 }
 
-// Grow makes room for n more keys in memory, so that a batch of n changes
-// (Merge calls, say) does not grow the table step by step.
-func (k *Keyed[K, V]) Grow(n int) {
-	if len(k.cache) == 0 && n > 0 {
-		k.cache = make(map[K]*slot[V], n)
+// MergeAll merges every entry of seq as Merge would; its keys must be
+// distinct. On a state without cache (NoCache) whose memory is empty, as
+// it is after a checkpoint or a Flush, it reads nothing and builds no
+// table: the operands are listed for the next run as they come.
+func (k *Keyed[K, V]) MergeAll(seq iter.Seq2[K, V]) error {
+	if k.merge == nil {
+		return fmt.Errorf("ckpt: keyed state %q: MergeAll needs KeyedOptions.Merge", k.name)
 	}
+	if !k.nocache || len(k.cache) > 0 {
+		for key, v := range seq {
+			if err := k.Merge(key, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(k.batch)
+	for key, v := range seq {
+		k.batch = append(k.batch, frozenEntry[K, V]{key: key, v: v, kind: entryMerge})
+	}
+	if len(k.batch) > n {
+		k.unsure = true
+	}
+	k.ops += len(k.batch) - n
+	if k.budget > 0 && !k.fits() {
+		return k.spill()
+	}
+	return nil
+}
+
+// flushBatch writes MergeAll's operands out before a lookup.
+func (k *Keyed[K, V]) flushBatch() error {
+	if len(k.batch) == 0 {
+		return nil
+	}
+	return k.flushDirty(k.nocache)
 }
 
 // Delete removes key; a missing key is not an error.
 func (k *Keyed[K, V]) Delete(key K) error {
+	if err := k.flushBatch(); err != nil {
+		return err
+	}
 	s := k.cache[key]
 	switch {
 	case s == nil:
@@ -576,7 +620,7 @@ func (k *Keyed[K, V]) fits() bool {
 	if k.budget <= 0 {
 		return true
 	}
-	return (int64(len(k.cache))+k.frozenLen.Load())*k.perEntry.Load() < k.budget
+	return (int64(len(k.cache)+len(k.batch))+k.frozenLen.Load())*k.perEntry.Load() < k.budget
 }
 
 // learn raises the estimate of an entry's memory to what entries
@@ -620,9 +664,10 @@ func (k *Keyed[K, V]) spill() error {
 // With clear set, the cache is emptied instead.
 func (k *Keyed[K, V]) takeDirty(clear bool) []frozenEntry[K, V] {
 	clear = clear || k.nocache
-	out := make([]frozenEntry[K, V], len(k.dirty))
-	for i, d := range k.dirty {
-		out[i] = frozenEntry[K, V]{key: d.key, v: d.s.v, kind: d.s.kind}
+	out := slices.Grow(k.batch, len(k.dirty))
+	k.batch = nil
+	for _, d := range k.dirty {
+		out = append(out, frozenEntry[K, V]{key: d.key, v: d.s.v, kind: d.s.kind})
 		if !clear && (d.s.kind == entryMerge || d.s.kind == entryDelete && k.complete) {
 			delete(k.cache, d.key)
 		}
@@ -641,7 +686,7 @@ func (k *Keyed[K, V]) flushDirty(clear bool) error {
 	if err := k.waitFrozen(); err != nil {
 		return err
 	}
-	if len(k.dirty) == 0 {
+	if len(k.dirty) == 0 && len(k.batch) == 0 {
 		return nil
 	}
 	r, err := k.writeRun(k.takeDirty(clear))
@@ -772,13 +817,29 @@ func (k *Keyed[K, V]) writeRun(changes []frozenEntry[K, V]) (*run, error) {
 		ents[i].key = keys[off : off+n : off+n]
 		off += n
 	}
-	slices.SortFunc(ents, func(a, b ent) int { return bytes.Compare(a.key, b.key) })
+	// Stable: of a key listed twice (MergeAll's operands, then a change
+	// of the same key), the later change comes later.
+	slices.SortStableFunc(ents, func(a, b ent) int { return bytes.Compare(a.key, b.key) })
 	w, err := newRunWriter(k.dir)
 	if err != nil {
 		return nil, err
 	}
 	var val bytes.Buffer
-	for _, e := range ents {
+	for i, e := range ents {
+		if i+1 < len(ents) && bytes.Equal(e.key, ents[i+1].key) {
+			// Fold into the later change of the same key.
+			c, next := &changes[e.i], &changes[ents[i+1].i]
+			switch {
+			case next.kind != entryMerge:
+			case c.kind == entryPut:
+				next.v, next.kind = k.merge(c.v, next.v), entryPut
+			case c.kind == entryDelete:
+				next.kind = entryPut
+			default:
+				next.v = k.merge(c.v, next.v)
+			}
+			continue
+		}
 		c := &changes[e.i]
 		val.Reset()
 		if c.kind != entryDelete {

@@ -495,3 +495,79 @@ func TestKeyedAsyncCheckpoints(t *testing.T) {
 	checkKeyed(t, k, model)
 	checkNoOrphans(t, st, "kv")
 }
+
+// MergeAll on a state without cache lists batches of operands without a
+// table; mixed with single changes and reads, the state is as if each
+// operand had been folded in order.
+func TestKeyedMergeAllWithoutCache(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	cfg := ckpt.Config{Backend: st, NoSignals: true, LocalDir: t.TempDir(), Memory: 64 << 10, Logger: quietLogger()}
+	merge := func(a, b [2]int64) [2]int64 { return [2]int64{a[0] + b[0], b[1]} }
+	opts := ckpt.KeyedOptions[[2]int64]{Merge: merge, NoCache: true}
+	r := rand.New(rand.NewPCG(13, 14))
+	model := make(map[string][2]int64)
+	apply := func(key string, v [2]int64) {
+		if old, ok := model[key]; ok {
+			v = merge(old, v)
+		}
+		model[key] = v
+	}
+	for round := range 3 {
+		j, err := ckpt.Open[keyedJobState](ctx, "all", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ckpt.NewKeyed[string, [2]int64](j, "m", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 6 {
+			batch := make(map[string][2]int64)
+			for range 1500 {
+				batch[fmt.Sprintf("k%05d", r.IntN(5000))] = [2]int64{int64(r.IntN(100)), int64(r.IntN(100))}
+			}
+			if err := k.MergeAll(maps.All(batch)); err != nil {
+				t.Fatal(err)
+			}
+			for key, v := range batch {
+				apply(key, v)
+			}
+			key, v := fmt.Sprintf("k%05d", r.IntN(5000)), [2]int64{1, 2}
+			if err := k.Merge(key, v); err != nil {
+				t.Fatal(err)
+			}
+			apply(key, v)
+			if r.IntN(2) == 0 {
+				key := fmt.Sprintf("k%05d", r.IntN(5000))
+				got, ok, err := k.Get(key)
+				if want, wok := model[key]; err != nil || ok != wok || got != want {
+					t.Fatalf("round %d: Get(%s) = %v, %v, %v; want %v, %v", round, key, got, ok, err, want, wok)
+				}
+			}
+			if _, err := j.Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := k.Len(); err != nil || n != int64(len(model)) {
+			t.Fatalf("round %d: Len = %d, %v; want %d", round, n, err, len(model))
+		}
+		n := 0
+		if err := k.Range(func(key string, v [2]int64) bool {
+			if model[key] != v {
+				t.Errorf("round %d: %s = %v, want %v", round, key, v, model[key])
+			}
+			n++
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != len(model) {
+			t.Fatalf("round %d: Range gave %d keys, want %d", round, n, len(model))
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkNoOrphans(t, st, "all")
+}

@@ -143,11 +143,15 @@ func (a *aggregator) handoff(st *State) error {
 	if st.keyed == nil || len(st.groups) == 0 {
 		return nil
 	}
-	st.keyed.Grow(len(st.groups))
-	for key, g := range st.groups {
-		if err := st.keyed.Merge(key, partial{count: g.count, accs: g.accs}); err != nil {
-			return fmt.Errorf("aggregate: %w", err)
+	err := st.keyed.MergeAll(func(yield func(string, partial) bool) {
+		for key, g := range st.groups {
+			if !yield(key, partial{count: g.count, accs: g.accs}) {
+				return
+			}
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("aggregate: %w", err)
 	}
 	st.groups = make(map[string]*group)
 	return nil
