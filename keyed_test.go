@@ -571,3 +571,44 @@ func TestKeyedMergeAllWithoutCache(t *testing.T) {
 	}
 	checkNoOrphans(t, st, "all")
 }
+
+// A damaged local copy of a run is not used: the run is downloaded again,
+// and the job resumes from the newest checkpoint.
+func TestKeyedDamagedLocalCopyIsDownloaded(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	local := t.TempDir()
+	j, k := openKeyedJob(t, st, local, ckpt.Config{})
+	r := rand.New(rand.NewPCG(15, 16))
+	model := make(map[string]int64)
+	randomOps(t, r, k, model, 3000, 2000)
+	cp, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(local, "kv", "counts")
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("local runs: %v, %v", ents, err)
+	}
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 1
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, k = openKeyedJob(t, st, local, ckpt.Config{})
+	defer j.Close()
+	if j.Resumed() == nil || j.Resumed().Seq != cp.Seq {
+		t.Fatalf("resumed from %v, want checkpoint %d", j.Resumed(), cp.Seq)
+	}
+	checkKeyed(t, k, model)
+}
