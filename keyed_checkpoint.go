@@ -2,6 +2,7 @@ package ckpt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -35,9 +36,14 @@ func (k *Keyed[K, V]) writeRun(changes []frozenEntry[K, V]) (*run, error) {
 		ents[i].key = keys[off : off+n : off+n]
 		off += n
 	}
-	// Stable: of a key listed twice (MergeAll's operands, then a change
-	// of the same key), the later change comes later.
-	slices.SortStableFunc(ents, func(a, b ent) int { return bytes.Compare(a.key, b.key) })
+	// Of a key listed twice (MergeAll's operands, then a change of the
+	// same key), the later change comes later.
+	slices.SortFunc(ents, func(a, b ent) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
 	w, err := newRunWriter(k.dir)
 	if err != nil {
 		return nil, err
