@@ -119,8 +119,10 @@ type KeyedOptions[V any] struct {
 	NoCache bool
 	// Merge, if set, enables Keyed.Merge: it returns the value that
 	// results from folding newer onto older. It must not change older or
-	// newer (a checkpoint in flight may be encoding them) and must be
-	// associative: merge(merge(a, b), c) == merge(a, merge(b, c)).
+	// newer (a checkpoint in flight may be encoding them), must be
+	// associative: merge(merge(a, b), c) == merge(a, merge(b, c)), and
+	// must be safe to call from two goroutines at once: the background
+	// commit merges runs with it while the job goes on.
 	Merge func(older, newer V) V
 }
 

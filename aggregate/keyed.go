@@ -79,7 +79,9 @@ func (p *partial) UnmarshalBinary(b []byte) error {
 }
 
 // merge returns the aggregates over older's part and newer's. It changes
-// neither: a checkpoint in flight may be encoding them.
+// neither (a checkpoint in flight may be encoding them) and shares nothing
+// with the per-record path: the keyed state calls it from the background
+// commit too.
 func (a *aggregator) merge(older, newer partial) partial {
 	out := partial{count: older.count + newer.count, accs: make([]acc, len(older.accs))}
 	for i := range out.accs {
@@ -110,7 +112,10 @@ func (a *aggregator) merge(older, newer partial) partial {
 			if c.v.b != nil {
 				c.v.b = new(big.Int).Set(c.v.b)
 			}
-			c.v.add(&y.v, &a.scratch)
+			// Not a.scratch: merge also runs in the background, while
+			// the job's goroutine adds records with it.
+			var scratch big.Int
+			c.v.add(&y.v, &scratch)
 		}
 	}
 	return out
