@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -729,6 +730,14 @@ func (k *Keyed[K, V]) combine(older, newer []byte) ([]byte, error) {
 
 func (k *Keyed[K, V]) decode(b []byte) (V, error) {
 	var v V
+	if _, ok := k.codec.(codec.JSON); ok {
+		// What codec.JSON.Decode does for one value (trailing data is
+		// refused too), without a json.Decoder and its buffer per value.
+		if err := json.Unmarshal(b, &v); err != nil {
+			return v, fmt.Errorf("decode value: json: %w", err)
+		}
+		return v, nil
+	}
 	if err := k.codec.Decode(bytes.NewReader(b), &v); err != nil {
 		return v, fmt.Errorf("decode value: %w", err)
 	}
