@@ -447,6 +447,22 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 	return k.account()
 }
 
+// Update sets the value of key to fn(old, ok), where old and ok are what
+// Get would return: a read-modify-write that looks a key held in memory
+// up once.
+func (k *Keyed[K, V]) Update(key K, fn func(old V, ok bool) V) error {
+	if s := k.cache[key]; s != nil && s.kind == entryPut && len(k.batch) == 0 {
+		s.v = fn(s.v, true)
+		k.touch(key, s)
+		return k.account()
+	}
+	old, ok, err := k.Get(key)
+	if err != nil {
+		return err
+	}
+	return k.Put(key, fn(old, ok))
+}
+
 // Merge folds v onto the value of key with KeyedOptions.Merge (v becomes
 // the value of a missing key). On a state larger than its memory budget
 // it reads nothing: the operand is written as it is, and folded when the

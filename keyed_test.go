@@ -86,11 +86,19 @@ func randomOps(t *testing.T, r *rand.Rand, k *ckpt.Keyed[string, int64], model m
 			delete(model, key)
 			continue
 		}
+		d := int64(r.IntN(100)) + 1
+		if r.IntN(2) == 0 {
+			if err := k.Update(key, func(v int64, _ bool) int64 { return v + d }); err != nil {
+				t.Fatal(err)
+			}
+			model[key] += d
+			continue
+		}
 		v, _, err := k.Get(key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		v += int64(r.IntN(100)) + 1
+		v += d
 		if err := k.Put(key, v); err != nil {
 			t.Fatal(err)
 		}
