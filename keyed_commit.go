@@ -151,7 +151,10 @@ func (h *keyedHost) close() {
 	}
 	h.dropRestored()
 	if h.finished {
-		os.Remove(h.dir) // the job's directory, if nothing else is in it
+		// The job's directory and the one of all jobs, if nothing else
+		// is in them.
+		os.Remove(h.dir)
+		os.Remove(filepath.Dir(h.dir))
 	}
 }
 

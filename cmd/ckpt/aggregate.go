@@ -8,6 +8,7 @@ import (
 	"github.com/ckptdev/ckpt/aggregate"
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/store"
 )
 
 func newAggregateCmd(a *app) *cobra.Command {
@@ -30,8 +31,9 @@ whole input is read; the output columns are the group-by columns, then
 The groups live in the job's keyed state, so the job resumes after a kill
 or crash with exactly the totals of one uninterrupted run. A checkpoint
 writes only the groups that changed since the previous one, and past
---memory the groups spill to sorted files on local disk (under the system's
-temporary directory), merged in the background and read back in order at
+--memory the groups spill to sorted files on local disk (beside a local
+store: .ckpt-keyed beside .ckpt; else under the system's temporary
+directory), merged in the background and read back in order at
 the end: an aggregation over more groups than fit in memory runs in
 bounded memory, and checkpoints stay frequent however many groups there
 are. Empty values
@@ -95,6 +97,12 @@ INPUT, the store, the triggers and the exit codes work as for ckpt convert.
 			}
 			if o.Pipeline.Memory, err = parseSize(memory); err != nil {
 				return usageErrorf("--memory: %v", err)
+			}
+			// The groups' local runs go beside a local store (so .ckpt
+			// gets .ckpt-keyed), or under the system's temporary
+			// directory for a remote one.
+			if loc, err := store.ParseURL(o.Pipeline.Store); err == nil && loc.Scheme == "file" && loc.Path != "" {
+				o.Pipeline.LocalDir = loc.Path + "-keyed"
 			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return aggregate.Run(cmd.Context(), o)
