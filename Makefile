@@ -38,7 +38,8 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS := .:FuzzDecodeManifest .:FuzzDecodeBlob ./source:FuzzCSV ./source:FuzzLines \
 	./internal/records:FuzzScan ./internal/records:FuzzAppendString ./internal/records:FuzzIsNumber \
-	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal ./aggregate:FuzzFastDecimal
+	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal ./aggregate:FuzzFastDecimal \
+	.:FuzzRun ./aggregate:FuzzGroupKey ./aggregate:FuzzPartial
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t#*:}; \

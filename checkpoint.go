@@ -58,6 +58,15 @@ type Checkpoint struct {
 	Bytes   int64 `json:"bytes"`
 	// State lists the serialized state blobs.
 	State []StateRef `json:"state,omitempty"`
+	// Keyed lists the job's keyed states (see Keyed): each a list of
+	// immutable runs, most of them shared with earlier checkpoints.
+	Keyed []KeyedRef `json:"keyed,omitempty"`
+	// SizeBytes is what this checkpoint wrote to the store: its manifest
+	// and the blobs no earlier kept checkpoint had. FullSizeBytes is the
+	// stored size of all the state it references. Zero in checkpoints
+	// written before they were recorded.
+	SizeBytes     int64 `json:"size_bytes,omitempty"`
+	FullSizeBytes int64 `json:"full_size_bytes,omitempty"`
 	// Metadata is the user's, recorded as given.
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Duration is how long taking the checkpoint took, from the flush of
@@ -66,7 +75,8 @@ type Checkpoint struct {
 	// recorded.
 	Duration time.Duration `json:"duration_ns,omitempty"`
 
-	began time.Time // when capture began; not recorded
+	began time.Time     // when capture began; not recorded
+	keyed []keyedFinish // keyed states captured, to finish in the commit
 }
 
 // StateRef describes one serialized state value.
@@ -90,17 +100,38 @@ type ChunkRef struct {
 	Data   []byte `json:"data,omitempty"` // the blob itself, for small chunks
 }
 
-// StoredSize is the total size of the checkpoint's state in the store.
+// StoredSize is the total size of the checkpoint's state in the store,
+// keyed states included: what a full copy of it takes.
 func (c *Checkpoint) StoredSize() int64 {
 	var n int64
 	for _, s := range c.State {
 		n += s.StoredSize
 	}
+	for i := range c.Keyed {
+		n += c.Keyed[i].storedSize()
+	}
 	return n
 }
 
-// RawSize is the total size of the checkpoint's state before compression.
+// RawSize is the total size of the checkpoint's state before compression,
+// keyed states included.
 func (c *Checkpoint) RawSize() int64 {
+	var n int64
+	for _, s := range c.State {
+		n += s.RawSize
+	}
+	for _, k := range c.Keyed {
+		for _, r := range k.Runs {
+			n += r.Raw
+		}
+	}
+	return n
+}
+
+// plainRawSize is RawSize without keyed states: the state that capture
+// serializes whole, whose cost spaces automatic checkpoints out. Keyed
+// states capture only their changes, at a cost that no spacing is for.
+func (c *Checkpoint) plainRawSize() int64 {
 	var n int64
 	for _, s := range c.State {
 		n += s.RawSize
@@ -109,17 +140,30 @@ func (c *Checkpoint) RawSize() int64 {
 }
 
 // blobIDs returns the ids of the blobs the checkpoint references in the
-// store (inline chunks excluded).
+// store (inline chunks excluded), keyed states' runs included.
 func (c *Checkpoint) blobIDs() []string {
 	var ids []string
+	c.blobs(func(ch ChunkRef) { ids = append(ids, ch.ID) })
+	return ids
+}
+
+// blobs calls fn for every chunk the checkpoint references in the store
+// (not inline), in manifest order; a chunk named twice is named twice.
+func (c *Checkpoint) blobs(fn func(ChunkRef)) {
 	for _, s := range c.State {
 		for _, ch := range s.Chunks {
 			if ch.Data == nil {
-				ids = append(ids, ch.ID)
+				fn(ch)
 			}
 		}
 	}
-	return ids
+	for _, k := range c.Keyed {
+		for _, r := range k.Runs {
+			for _, ch := range r.Chunks {
+				fn(ch)
+			}
+		}
+	}
 }
 
 // The store layout of a job; docs/FORMAT.md describes it.
@@ -263,6 +307,14 @@ func (c *Checkpoint) validate() error {
 		if err := c.State[i].validate(); err != nil {
 			return err
 		}
+	}
+	for i := range c.Keyed {
+		if err := c.Keyed[i].validate(); err != nil {
+			return err
+		}
+	}
+	if c.SizeBytes < 0 || c.FullSizeBytes < 0 {
+		return errors.New("negative sizes")
 	}
 	return nil
 }

@@ -686,6 +686,14 @@ func (r *chunkReader) readChunk(ctx context.Context, st store.Store, loc chunkLo
 	return raw, out, nil
 }
 
+// readChunk fetches and verifies one chunk outside a state's reader (the
+// runs of keyed state): its raw bytes, in a buffer of their own.
+func readChunk(ctx context.Context, st store.Store, loc chunkLoc, c ChunkRef) ([]byte, error) {
+	var r chunkReader // no buffers to reuse: getBuf allocates
+	raw, _, err := r.readChunk(ctx, st, loc, c)
+	return raw, err
+}
+
 // readState decodes the state called name from cp into v.
 func readState(ctx context.Context, st store.Store, cp *Checkpoint, name string, c codec.Codec, v any) error {
 	var ref *StateRef
@@ -742,5 +750,5 @@ func verifyState(ctx context.Context, st store.Store, cp *Checkpoint) error {
 			return err
 		}
 	}
-	return nil
+	return verifyKeyed(ctx, st, cp)
 }

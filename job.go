@@ -79,6 +79,15 @@ type Config struct {
 	// and of the restore (see Observer; package metrics exports them to
 	// Prometheus).
 	Observer Observer
+	// Memory is the memory budget of each of the job's keyed states (see
+	// Keyed), in bytes: past it, a state spills its changes to local disk
+	// and reads what it does not hold from there. Zero means no budget:
+	// keyed state stays in memory whatever its size.
+	Memory int64
+	// LocalDir is where keyed states keep their runs on local disk (a
+	// cache of the store, reused on resume when it verifies). Empty means
+	// a directory under os.TempDir().
+	LocalDir string
 }
 
 // DefaultCompression is the compression of state when Config.Compression
@@ -95,6 +104,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := codec.ParseCompression(c.Compression.String()); err != nil {
 		return fmt.Errorf("ckpt: Config.Compression: %w", err)
+	}
+	if c.Memory < 0 {
+		return errors.New("ckpt: Memory must not be negative")
 	}
 	return nil
 }
@@ -181,6 +193,9 @@ type Job[S any] struct {
 	inflight chan struct{}
 	bgErr    error
 
+	// kh holds the job's keyed states (NewKeyed).
+	kh keyedHost
+
 	closeOnce sync.Once
 }
 
@@ -209,6 +224,7 @@ func Open[S any](ctx context.Context, name string, cfg Config) (*Job[S], error) 
 	if j.log == nil {
 		j.log = slog.Default()
 	}
+	j.kh = keyedHost{job: name, codec: j.codec, comp: j.comp, dir: keyedDir(cfg.LocalDir, name), memory: cfg.Memory}
 	retain := cfg.Retain
 	if retain == 0 {
 		retain = 3
@@ -252,7 +268,10 @@ func (j *Job[S]) restore(ctx context.Context) error {
 	cp, skipped, err := newestValid(j.name, j.w.kept, j.log, func(cp *Checkpoint) error {
 		var zero S
 		j.State = zero
-		return readState(ctx, j.st, cp, "state", j.codec, &j.State)
+		if err := readState(ctx, j.st, cp, "state", j.codec, &j.State); err != nil {
+			return err
+		}
+		return j.kh.fetch(ctx, j.st, cp)
 	})
 	if err != nil || cp == nil {
 		var zero S
@@ -421,7 +440,13 @@ func (j *Job[S]) Savepoint(ctx context.Context, label string) (*Checkpoint, erro
 // Finish takes the final checkpoint: the job is complete, and opening it
 // again reports Done.
 func (j *Job[S]) Finish(ctx context.Context) (*Checkpoint, error) {
-	return j.commit(ctx, TriggerFinal, false, "", false)
+	cp, err := j.commit(ctx, TriggerFinal, false, "", false)
+	if err == nil {
+		// A finished job is not resumed: its keyed states' local copies
+		// go when it closes.
+		j.kh.finished = true
+	}
+	return cp, err
 }
 
 // commit takes a checkpoint: the writer captures state and positions in
@@ -449,14 +474,19 @@ func (j *Job[S]) commit(ctx context.Context, t Trigger, savepoint bool, label st
 		Metadata: maps.Clone(j.cfg.Metadata),
 	}
 	start := time.Now()
+	if err := j.kh.beforeCapture(); err != nil {
+		return nil, err
+	}
+	j.kh.freeze(cp)
 	took, err := j.w.capture(ctx, cp, j.src, j.sink, []stateInput{{name: "state", codec: j.codec, value: &j.State}}, j.comp)
 	if err != nil {
+		settleKeyed(cp)
 		observeCommit(j.cfg.Observer, j.name, nil, start, err)
 		return nil, err
 	}
 	j.last = time.Now()
 	j.gap = 0
-	if took >= slowCapture && cp.RawSize() >= largeState {
+	if took >= slowCapture && cp.plainRawSize() >= largeState {
 		j.gap = (captureShare - 1) * took
 	}
 	j.resetCounts()
@@ -524,6 +554,7 @@ func (j *Job[S]) Close() error {
 			err = errors.Join(err, j.w.close(context.Background()))
 			j.w = nil
 		}
+		j.kh.close()
 		j.closeStore()
 	})
 	return err

@@ -152,14 +152,10 @@ func (w *writer) scan(ctx context.Context) error {
 }
 
 func (w *writer) addRefs(cp *Checkpoint) {
-	for _, s := range cp.State {
-		for _, c := range s.Chunks {
-			if c.Data == nil {
-				w.refs[c.ID]++
-				w.size[c.ID] = c.Stored
-			}
-		}
-	}
+	cp.blobs(func(c ChunkRef) {
+		w.refs[c.ID]++
+		w.size[c.ID] = c.Stored
+	})
 }
 
 // trustOnly narrows the blobs that later commits reuse without writing
@@ -170,13 +166,7 @@ func (w *writer) addRefs(cp *Checkpoint) {
 // repairs the blob in place.
 func (w *writer) trustOnly(cp *Checkpoint) {
 	w.size = make(blobSet)
-	for _, s := range cp.State {
-		for _, c := range s.Chunks {
-			if c.Data == nil {
-				w.size[c.ID] = c.Stored
-			}
-		}
-	}
+	cp.blobs(func(c ChunkRef) { w.size[c.ID] = c.Stored })
 }
 
 // dropRefs forgets cp's references and returns the blobs nothing else names.
@@ -270,6 +260,11 @@ func (w *writer) capture(ctx context.Context, cp *Checkpoint, src PositionSource
 // nil. On error nothing is committed and the previous checkpoint stays the
 // newest.
 func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkpoint, error) {
+	// Keyed states captured with cp are finished first, whatever happens
+	// after: their runs are durable before the manifest names them.
+	if err := w.finishKeyed(ctx, cp); err != nil {
+		return nil, err
+	}
 	if w.lease == nil {
 		return nil, fmt.Errorf("ckpt: job %q: %w", w.job, store.ErrClosed)
 	}
@@ -287,7 +282,7 @@ func (w *writer) commit(ctx context.Context, cp *Checkpoint, sink Sink) (*Checkp
 	if !cp.began.IsZero() {
 		cp.Duration = cp.Time.Sub(cp.began)
 	}
-	body, err := encodeManifest(cp)
+	body, err := w.sized(cp)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ package aggregate
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ckptdev/ckpt"
 	"github.com/ckptdev/ckpt/codec"
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/internal/records"
@@ -152,10 +152,11 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	o.Pipeline.Params = map[string]string{"from": o.From.String(), "group_by": string(group), "aggs": string(specs)}
 	a := &aggregator{opts: o}
 	end := pipeline.AtEnd(a.write)
+	onOpen := pipeline.OnOpen[State, *sink.File](a.open)
 	if o.From == convert.CSV {
-		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end)
+		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end, onOpen)
 	}
-	return pipeline.Run(ctx, o.Pipeline, convert.LinesInput(o.Input, o.Until), pipeline.File(o.Output), a.jsonLine, end)
+	return pipeline.Run(ctx, o.Pipeline, convert.LinesInput(o.Input, o.Until), pipeline.File(o.Output), a.jsonLine, end, onOpen)
 }
 
 // columns returns the output's column names: the group-by columns, then
@@ -178,11 +179,24 @@ type aggregator struct {
 	obj     records.Object
 	scratch big.Int // for sums past int64
 	first   []int   // per aggregation, the first one of the same column
+	// maxRecent is how many groups State.groups may hold before they are
+	// handed to the keyed state; zero means no limit (they are handed
+	// over at every checkpoint).
+	maxRecent int
+
+	// The output being written: buffered bytes, whether the header is
+	// in them, the cells of a line.
+	outBuf []byte
+	header bool
+	cells  [][]byte
 }
 
-// State is the job's state: the groups so far.
+// State is the job's state: the groups seen since the last checkpoint
+// (all of them when the state is used without a job), and the keyed
+// state that holds the others.
 type State struct {
 	groups map[string]*group
+	keyed  *ckpt.Keyed[string, partial]
 }
 
 type group struct {
@@ -317,11 +331,7 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 		}
 		a.nums = append(a.nums, p)
 	}
-	a.key = a.key[:0]
-	for _, v := range vals[:ng] {
-		a.key = binary.AppendUvarint(a.key, uint64(len(v)))
-		a.key = append(a.key, v...)
-	}
+	a.key = appendGroupKey(a.key[:0], vals[:ng])
 	if st.groups == nil {
 		st.groups = make(map[string]*group)
 	}
@@ -334,6 +344,15 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 				if !utf8.Valid(v) {
 					return bad(fmt.Errorf("column %q: %w: JSON Lines output cannot hold it", a.opts.GroupBy[i], records.ErrInvalidUTF8))
 				}
+			}
+		}
+		if a.maxRecent > 0 && len(st.groups) >= a.maxRecent {
+			// Memory is full: the groups go to disk now.
+			if err := a.handoff(st); err != nil {
+				return err
+			}
+			if err := st.keyed.Flush(); err != nil {
+				return err
 			}
 		}
 		g = &group{keys: make([]string, ng), accs: make([]acc, len(a.opts.Aggs))}
@@ -398,15 +417,50 @@ func (c *acc) add(op Op, v *value, scratch *big.Int) {
 
 // write appends the groups, sorted by key, to out.
 func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error {
+	a.header, a.outBuf = false, a.outBuf[:0]
+	if st.keyed != nil {
+		if err := a.handoff(st); err != nil {
+			return err
+		}
+		ng := len(a.opts.GroupBy)
+		var err error
+		rerr := st.keyed.Range(func(key string, p partial) bool {
+			var keys []string
+			if keys, err = decodeGroupKey(key, ng); err != nil {
+				return false
+			}
+			err = a.writeGroup(&group{keys: keys, count: p.count, accs: p.accs}, out, false)
+			return err == nil
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err == nil {
+			err = a.writeGroup(nil, out, true)
+		}
+		return err
+	}
 	groups := make([]*group, 0, len(st.groups))
 	for _, g := range st.groups {
 		groups = append(groups, g)
 	}
 	slices.SortFunc(groups, func(x, y *group) int { return slices.Compare(x.keys, y.keys) })
+	for _, g := range groups {
+		if err := a.writeGroup(g, out, false); err != nil {
+			return err
+		}
+	}
+	return a.writeGroup(nil, out, true)
+}
+
+// writeGroup appends one group's line to out (the header line before the
+// first), through a buffer; last flushes the buffer and writes nothing
+// else (the header only, if there were no groups).
+func (a *aggregator) writeGroup(g *group, out *sink.File, last bool) error {
 	names := a.opts.columns()
-	var b []byte
+	b := a.outBuf
 	csv := a.opts.To == convert.CSV
-	if csv {
+	if csv && !a.header {
 		for i, n := range names {
 			if i > 0 {
 				b = append(b, ',')
@@ -415,17 +469,18 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 		}
 		b = append(b, '\n')
 	}
+	a.header = true
 	var err error
-	for _, g := range groups {
-		cells := make([][]byte, 0, len(names))
+	if g != nil {
+		a.cells = a.cells[:0]
 		for _, k := range g.keys {
-			cells = append(cells, []byte(k))
+			a.cells = append(a.cells, []byte(k))
 		}
 		for i, s := range a.opts.Aggs {
-			cells = append(cells, g.accs[i].result(s.Op, g.count))
+			a.cells = append(a.cells, g.accs[i].result(s.Op, g.count))
 		}
 		if csv {
-			for i, c := range cells {
+			for i, c := range a.cells {
 				if i > 0 {
 					b = append(b, ',')
 				}
@@ -433,7 +488,7 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 			}
 			b = append(b, '\n')
 		} else {
-			for i, c := range cells {
+			for i, c := range a.cells {
 				if i == 0 {
 					b = append(b, '{')
 				} else {
@@ -460,15 +515,15 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 			}
 			b = append(b, "}\n"...)
 		}
-		if len(b) > 1<<20 {
-			if _, err := out.Write(b); err != nil {
-				return err
-			}
-			b = b[:0]
-		}
 	}
-	_, err = out.Write(b)
-	return err
+	if len(b) > 1<<20 || last {
+		if _, err := out.Write(b); err != nil {
+			return err
+		}
+		b = b[:0]
+	}
+	a.outBuf = b
+	return nil
 }
 
 // jsonNumber rewrites text, a number parseNumber accepted, as a JSON

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +21,10 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 )
 
-const childEnv = "CKPT_AGGREGATE_CHILD"
+const (
+	childEnv  = "CKPT_AGGREGATE_CHILD"
+	memoryEnv = "CKPT_AGGREGATE_MEMORY"
+)
 
 // TestKilledChild is the process that TestKilledAggregationIsByteIdentical
 // kills: one run of the aggregation in the directory named by childEnv.
@@ -31,7 +36,14 @@ func TestKilledChild(t *testing.T) {
 	// A run killed after its final checkpoint, before the process
 	// exited, finished the job: this run finds it done, and the output
 	// complete, as the CLI reports it.
-	_, err := aggregate.Run(context.Background(), aggOptions(dir, 1500))
+	opts := aggOptions(dir, 1500)
+	if m := os.Getenv(memoryEnv); m != "" {
+		// Many groups past a small budget: the keyed state spills.
+		opts.Pipeline.Memory, _ = strconv.ParseInt(m, 10, 64)
+		opts.Pipeline.LocalDir = filepath.Join(dir, "local")
+		opts.Pipeline.Every.Records = 700
+	}
+	_, err := aggregate.Run(context.Background(), opts)
 	if err != nil && !errors.Is(err, pipeline.ErrAlreadyDone) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -50,13 +62,32 @@ func TestKilledAggregationIsByteIdentical(t *testing.T) {
 	if os.Getenv("CKPT_LONG") == "1" {
 		rows, minKills = 400_000, 60
 	}
-	in := arithInput(rows, 3)
+	killLoop(t, arithInput(rows, 3), minKills)
+}
+
+// The same with thousands of groups and a memory budget they exceed: the
+// groups spill to local runs, are merged, and are read back sorted.
+func TestKilledManyGroupsAggregationIsByteIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill loop: runs without -short")
+	}
+	rows, minKills := 60_000, 12
+	if os.Getenv("CKPT_LONG") == "1" {
+		rows, minKills = 400_000, 60
+	}
+	t.Setenv(memoryEnv, "65536")
+	killLoop(t, manyGroupsInput(rows, 5000, 3), minKills)
+}
+
+func killLoop(t *testing.T, in string, minKills int) {
+	rows := strings.Count(in, "\n")
 	ref, dir := t.TempDir(), t.TempDir()
 	for _, d := range []string{ref, dir} {
 		if err := os.WriteFile(filepath.Join(d, "in.csv"), []byte(in), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The reference: no checkpoint before the end, no budget.
 	if _, err := aggregate.Run(context.Background(), aggOptions(ref, 0)); err != nil {
 		t.Fatal(err)
 	}

@@ -41,8 +41,11 @@ func (s *State) MarshalBinary() ([]byte, error) {
 
 // stateVersion is the encoding's version. Version 1 kept sums and
 // extremes as float64 (inexact past 2^53 and for decimals) and is refused:
-// its totals cannot be made exact.
-const stateVersion = 2
+// its totals cannot be made exact. Version 2 keyed the groups by their
+// values each prefixed with its length; version 3, the same layout, by
+// appendGroupKey's order-preserving form, which the keyed state shares.
+// Version 2 is read, its keys derived again.
+const stateVersion = 3
 
 // ErrStateVersion is returned (wrapped) when a checkpoint holds the groups
 // in an encoding this ckpt does not read.
@@ -75,7 +78,8 @@ func appendString(b []byte, s string) []byte {
 // malformed.
 func (s *State) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if v := d.byte(); v != stateVersion {
+	v := d.byte()
+	if v != stateVersion && v != 2 {
 		if v == 1 {
 			return fmt.Errorf("%w: its sums, minima and maxima were kept as floating point, which this ckpt does not resume from because they are not exact; rerun with --restart to aggregate the input again", ErrStateVersion)
 		}
@@ -112,7 +116,11 @@ func (s *State) UnmarshalBinary(b []byte) error {
 				c.v = d.num()
 			}
 		}
-		s.groups[k] = g
+		key := string(appendGroupKey(nil, g.keys))
+		if v == stateVersion && key != k && d.err == nil {
+			d.fail(fmt.Errorf("group key %q does not match its values", k))
+		}
+		s.groups[key] = g
 	}
 	if d.err == nil && d.i != len(b) {
 		d.err = errors.New("trailing bytes")

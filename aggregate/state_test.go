@@ -160,7 +160,7 @@ func TestStateEncodingIsStable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "state-v2.hex")
+	golden := filepath.Join("testdata", "state-v3.hex")
 	if os.Getenv("CKPT_WRITE_FIXTURES") == "1" {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
@@ -175,5 +175,33 @@ func TestStateEncodingIsStable(t *testing.T) {
 	}
 	if got := hex.EncodeToString(b) + "\n"; got != string(want) {
 		t.Fatalf("encoding changed:\n got %s\nwant %s", got, want)
+	}
+}
+
+// A checkpoint of version 2, whose groups were keyed by length-prefixed
+// values, is read into the same groups as version 3 holds.
+func TestStateVersion2IsRead(t *testing.T) {
+	h, err := os.ReadFile(filepath.Join("testdata", "state-v2.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s State
+	if err := s.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := sampleState().MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("version 2 state reads as\n%x\nwant\n%x", got, want)
 	}
 }

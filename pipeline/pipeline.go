@@ -301,7 +301,24 @@ type Func[S, R any, W Output] func(ctx context.Context, rec R, st *S, out W) err
 type Option[S any, W Output] func(*options[S, W])
 
 type options[S any, W Output] struct {
-	atEnd func(ctx context.Context, st *S, out W) error
+	atEnd  func(ctx context.Context, st *S, out W) error
+	onOpen func(ctx context.Context, j Job, st *S) error
+}
+
+// Job is what OnOpen's function may use of the run's job: open keyed
+// state on it (ckpt.NewKeyed) and register functions to run before every
+// checkpoint's capture.
+type Job interface {
+	ckpt.KeyedJob
+	OnCapture(fn func() error)
+}
+
+// OnOpen runs fn once the job is open and its state restored, before the
+// first record: the place to open keyed state (ckpt.NewKeyed), which
+// lives as long as the run, and to move buffered changes into it before
+// every checkpoint (Job.OnCapture). st is the restored state.
+func OnOpen[S any, W Output](fn func(ctx context.Context, j Job, st *S) error) Option[S, W] {
+	return func(o *options[S, W]) { o.onOpen = fn }
 }
 
 // AtEnd runs fn once the input is exhausted, before the final checkpoint:
@@ -427,6 +444,11 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 			return res, err
 		}
 		return res, fmt.Errorf("%w (checkpoint %d, %s)", ErrAlreadyDone, res.Final.Seq, res.Final.Time.Format(time.RFC3339))
+	}
+	if o.onOpen != nil {
+		if err := o.onOpen(ctx, job, &job.State.User); err != nil {
+			return res, err
+		}
 	}
 	r, err := newRun(ctx, job, cfg, open, output, began)
 	if err != nil {

@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream)
+SECTIONS=(engine pipeline postgres s3 stream keyed)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -112,6 +112,61 @@ bench_stream() {
 	go build -o .bin/ckpt ./cmd/ckpt
 	go build -o .bin/streambench ./internal/cmd/streambench
 	.bin/streambench -ckpt .bin/ckpt -runs "${RUNS:-5}" -nats "${CKPT_NATS_URL:-nats://127.0.0.1:4222}" -dir "${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-streambench}"
+}
+
+# Keyed state: BenchmarkKeyedState once (CKPT_KEYED_BENCH_KEYS keys,
+# default 1,000,000, about 100 MiB), then ckpt aggregate over a CSV of
+# GROUPS rows with as many distinct groups (default 8,000,000; kept in
+# $BENCH_DIR) with checkpoints every second, with checkpointing off, and
+# DuckDB's GROUP BY through its Node.js package (npm installs
+# @duckdb/node-api into $BENCH_DIR/duckdb; its rows say so if it cannot).
+# Times and peak RSS from GNU time, in one run. Tens of minutes.
+bench_keyed() {
+	echo "## Keyed state"
+	echo
+	gobench . '^BenchmarkKeyedState$' 1x | table -drop ns/op,allocs/op \
+		-order written/full,written-max/full,pause-p99-ms,ckpt-time/full,update/map,restore/load,restore-local/load,space/live
+	echo
+	local dir=${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-bench} groups=${GROUPS:-8000000}
+	mkdir -p "$dir"
+	local in=$dir/groups-$groups.csv
+	if [[ ! -s $in ]]; then
+		awk -v n="$groups" 'BEGIN { print "g,v"; srand(1); for (i = 0; i < n; i++) printf "g%d,%d.%02d\n", i, int(rand() * 1000), int(rand() * 100) }' >"$in"
+	fi
+	go build -o .bin/ckpt ./cmd/ckpt
+	local duck=$dir/duckdb
+	if [[ ! -d $duck/node_modules/@duckdb/node-api ]] && command -v npm >/dev/null; then
+		mkdir -p "$duck" && (cd "$duck" && npm install --no-audit --no-fund @duckdb/node-api >&2) || true
+	fi
+	cat >"$duck/agg.mjs" 2>/dev/null <<'JS' || true
+import { DuckDBInstance } from '@duckdb/node-api';
+const [input, output] = process.argv.slice(2);
+const db = await DuckDBInstance.create(':memory:');
+const c = await db.connect();
+await c.run(`COPY (SELECT g, count(*) AS count, sum(v) AS v_sum FROM read_csv('${input}') GROUP BY g ORDER BY g) TO '${output}' (HEADER)`);
+JS
+	echo "ckpt aggregate --group-by g --agg count,sum:v over $groups rows, $groups distinct groups:"
+	echo
+	echo "| run | seconds | peak RSS MiB |"
+	echo "| --- | ------: | -----------: |"
+	measure() {
+		local name=$1
+		shift
+		if /usr/bin/time -o "$dir/time.txt" -f '%e %M' "$@" >/dev/null 2>&1; then
+			read -r secs kib <"$dir/time.txt"
+			echo "| $name | $secs | $((kib / 1024)) |"
+		else
+			echo "| $name | failed | |"
+		fi
+	}
+	local agg=(.bin/ckpt aggregate "$in" "$dir/groups-out.csv" --group-by g --agg count,sum:v --no-progress -q --restart)
+	measure "ckpt, checkpoint every second, --memory 512MiB (default)" "${agg[@]}"
+	measure "ckpt, checkpointing off" "${agg[@]}" --every 0 --interval 0
+	if [[ -d $duck/node_modules/@duckdb/node-api ]]; then
+		measure "DuckDB (Node.js @duckdb/node-api), sorted into a CSV file" node "$duck/agg.mjs" "$in" "$dir/groups-duck.csv"
+	else
+		echo "| DuckDB | not installed | |"
+	fi
 }
 
 main() {

@@ -8,6 +8,7 @@ import (
 	"github.com/ckptdev/ckpt/aggregate"
 	"github.com/ckptdev/ckpt/convert"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/store"
 )
 
 func newAggregateCmd(a *app) *cobra.Command {
@@ -16,6 +17,7 @@ func newAggregateCmd(a *app) *cobra.Command {
 		from, to string
 		groupBy  []string
 		aggs     []string
+		memory   string
 	)
 	cmd := &cobra.Command{
 		Use:   "aggregate INPUT OUTPUT --group-by COL[,COL] --agg SPEC[,SPEC]",
@@ -26,8 +28,15 @@ count, sum:COL, min:COL, max:COL, mean:COL. The groups are written to OUTPUT
 whole input is read; the output columns are the group-by columns, then
 "count" and COL_sum, COL_min, COL_max, COL_mean.
 
-The groups live in the job's checkpointed state, so the job resumes after a
-kill or crash with exactly the totals of one uninterrupted run. Empty values
+The groups live in the job's keyed state, so the job resumes after a kill
+or crash with exactly the totals of one uninterrupted run. A checkpoint
+writes only the groups that changed since the previous one, and past
+--memory the groups spill to sorted files on local disk (beside a local
+store: .ckpt-keyed beside .ckpt; else under the system's temporary
+directory), merged in the background and read back in order at
+the end: an aggregation over more groups than fit in memory runs in
+bounded memory, and checkpoints stay frequent however many groups there
+are. Empty values
 are left out of sum, min, max and mean; a value that is not a number (NaN
 and Inf included) is a bad record (see --on-error). The arithmetic is exact
 decimal arithmetic: sums are exact at any size (0.1+0.2 is 0.3), min and
@@ -108,6 +117,15 @@ sequence or a time): the groups are written when the bound is reached.`,
 			if isStream {
 				streamDefaults(cmd, &o.Pipeline)
 			}
+			if o.Pipeline.Memory, err = parseSize(memory); err != nil {
+				return usageErrorf("--memory: %v", err)
+			}
+			// The groups' local runs go beside a local store (so .ckpt
+			// gets .ckpt-keyed), or under the system's temporary
+			// directory for a remote one.
+			if loc, err := store.ParseURL(o.Pipeline.Store); err == nil && loc.Scheme == "file" && loc.Path != "" {
+				o.Pipeline.LocalDir = loc.Path + "-keyed"
+			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return aggregate.Run(cmd.Context(), o)
 			})
@@ -118,6 +136,7 @@ sequence or a time): the groups are written when the bound is reached.`,
 	fl.StringSliceVar(&aggs, "agg", nil, "aggregations, comma-separated: count, sum:COL, min:COL, max:COL, mean:COL (required)")
 	fl.StringVar(&from, "from", "", "input format: csv or jsonl (default: from INPUT's extension)")
 	fl.StringVar(&to, "to", "", "output format: csv or jsonl (default: from OUTPUT's extension)")
+	fl.StringVar(&memory, "memory", "512MiB", "memory for the groups, past which they spill to local disk: bytes, or KiB, MiB, GiB, KB, MB, GB (0: no limit)")
 	pf.add(cmd)
 	return cmd
 }

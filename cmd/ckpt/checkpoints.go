@@ -148,15 +148,15 @@ Only manifests are read; ` + "`ckpt checkpoints verify`" + ` checks the state bl
 				return a.printJSON(out)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tTIME\tTRIGGER\tRECORDS\tBYTES\tSOURCE POSITION\tSTATE\tFLAGS")
+			fmt.Fprintln(tw, "SEQ\tTIME\tTRIGGER\tRECORDS\tBYTES\tSOURCE POSITION\tWRITTEN\tSTATE\tFLAGS")
 			for _, e := range entries {
 				cp := e.Checkpoint
 				if cp == nil {
-					fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\t%s\n", e.Seq, a.color(colorRed, entryProblem(e)))
+					fmt.Fprintf(tw, "%d\t-\t-\t-\t-\t-\t-\t-\t%s\n", e.Seq, a.color(colorRed, entryProblem(e)))
 					continue
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", cp.Seq, formatTime(cp.Time), cp.Trigger,
-					cp.Records, progress.Bytes(cp.Bytes), compactJSON(cp.Source, sourceWidth), stateSizes(cp), checkpointFlags(cp))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", cp.Seq, formatTime(cp.Time), cp.Trigger,
+					cp.Records, progress.Bytes(cp.Bytes), compactJSON(cp.Source, sourceWidth), writtenSize(cp), stateSizes(cp), checkpointFlags(cp))
 			}
 			return tw.Flush()
 		},
@@ -227,6 +227,7 @@ func writeManifest(w io.Writer, cp *ckpt.Checkpoint) error {
 	fmt.Fprintf(tw, "Source position:\t%s\n", compactJSON(cp.Source, 0))
 	fmt.Fprintf(tw, "Sink position:\t%s\n", compactJSON(cp.Sink, 0))
 	fmt.Fprintf(tw, "State:\t%s raw, %s stored\n", progress.Bytes(cp.RawSize()), progress.Bytes(cp.StoredSize()))
+	fmt.Fprintf(tw, "Size:\t%s written by this checkpoint, %s in full\n", writtenSize(cp), progress.Bytes(fullSize(cp)))
 	fmt.Fprintf(tw, "Writer:\t%s (id %s)\n", cp.Writer, cp.Writer.ID)
 	fmt.Fprintf(tw, "Fencing token:\t%d\n", cp.Token)
 	if err := tw.Flush(); err != nil {
@@ -242,6 +243,26 @@ func writeManifest(w io.Writer, cp *ckpt.Checkpoint) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, k := range keys {
 			fmt.Fprintf(tw, "  %s\t%s\n", k, cp.Metadata[k])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(cp.Keyed) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEYED STATE\tKEYS\tCODEC\tCOMPRESSION\tRUNS\tRAW\tSTORED")
+		for _, k := range cp.Keyed {
+			var raw, stored int64
+			for _, r := range k.Runs {
+				raw += r.Raw
+				stored += r.Stored
+			}
+			keys := "-"
+			if k.Len >= 0 {
+				keys = fmt.Sprint(k.Len)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", k.Name, keys, k.Codec, k.Compression, len(k.Runs), progress.Bytes(raw), progress.Bytes(stored))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 	"github.com/ckptdev/ckpt/internal/progress"
 )
 
-var listCols = []string{"SEQ", "TIME", "TRIGGER", "RECORDS", "BYTES", "SOURCE POSITION", "STATE", "FLAGS"}
+var listCols = []string{"SEQ", "TIME", "TRIGGER", "RECORDS", "BYTES", "SOURCE POSITION", "WRITTEN", "STATE", "FLAGS"}
 
 func TestListTable(t *testing.T) {
 	dir, cps := ordersStore(t)
@@ -53,6 +53,9 @@ func TestListTable(t *testing.T) {
 		if want := progress.Bytes(cp.RawSize()) + "→" + progress.Bytes(cp.StoredSize()); row["STATE"] != want || !strings.Contains(want, "KiB→") {
 			t.Errorf("row %d: STATE %q, want %q in KiB", i, row["STATE"], want)
 		}
+		if want := progress.Bytes(cp.SizeBytes); row["WRITTEN"] != want {
+			t.Errorf("row %d: WRITTEN %q, want %q", i, row["WRITTEN"], want)
+		}
 		if row["FLAGS"] != wantFlags[i] {
 			t.Errorf("row %d: FLAGS %q, want %q", i, row["FLAGS"], wantFlags[i])
 		}
@@ -75,6 +78,10 @@ func TestListJSON(t *testing.T) {
 			Seq: cp.Seq, Time: cp.Time, Trigger: cp.Trigger.String(), Savepoint: cp.Savepoint, Label: cp.Label,
 			Final: cp.Final, Records: cp.Records, Bytes: cp.Bytes, Source: cp.Source,
 			StateRawBytes: cp.RawSize(), StateStoredBytes: cp.StoredSize(), Metadata: map[string]string{"input": "orders.csv"},
+			SizeBytes: cp.SizeBytes, FullSizeBytes: cp.FullSizeBytes,
+		}
+		if g.SizeBytes <= 0 || g.FullSizeBytes != g.StateStoredBytes {
+			t.Errorf("checkpoint %d: size_bytes %d, full_size_bytes %d, state %d", i+1, g.SizeBytes, g.FullSizeBytes, g.StateStoredBytes)
 		}
 		if !g.Time.Equal(want.Time) {
 			t.Errorf("checkpoint %d: time %v, want %v", i+1, g.Time, want.Time)

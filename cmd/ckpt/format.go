@@ -70,28 +70,51 @@ func checkpointFlags(cp *ckpt.Checkpoint) string {
 
 // stateSizes renders a checkpoint's state size as "raw→stored".
 func stateSizes(cp *ckpt.Checkpoint) string {
-	if len(cp.State) == 0 {
+	if len(cp.State) == 0 && len(cp.Keyed) == 0 {
 		return "-"
 	}
 	return progress.Bytes(cp.RawSize()) + "→" + progress.Bytes(cp.StoredSize())
 }
 
+// writtenSize renders what a checkpoint wrote, "-" where its manifest
+// does not say (written before ckpt recorded it).
+func writtenSize(cp *ckpt.Checkpoint) string {
+	if cp.SizeBytes == 0 {
+		return "-"
+	}
+	return progress.Bytes(cp.SizeBytes)
+}
+
+// fullSize is the full size of a checkpoint's state, recorded or, in
+// manifests written before it was, computed.
+func fullSize(cp *ckpt.Checkpoint) int64 {
+	if cp.FullSizeBytes > 0 {
+		return cp.FullSizeBytes
+	}
+	return cp.StoredSize()
+}
+
 // checkpointJSON is one checkpoint in the JSON output of list and jobs.
 // Its field names are part of ckpt's interface, like the manifest's.
 type checkpointJSON struct {
-	Seq              uint64            `json:"seq"`
-	Time             time.Time         `json:"time,omitzero"`
-	Trigger          string            `json:"trigger,omitempty"`
-	Savepoint        bool              `json:"savepoint"`
-	Label            string            `json:"label,omitempty"`
-	Final            bool              `json:"final"`
-	Records          int64             `json:"records"`
-	Bytes            int64             `json:"bytes"`
-	Source           json.RawMessage   `json:"source,omitempty"`
-	Sink             json.RawMessage   `json:"sink,omitempty"`
-	StateRawBytes    int64             `json:"state_raw_bytes"`
-	StateStoredBytes int64             `json:"state_stored_bytes"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
+	Seq              uint64          `json:"seq"`
+	Time             time.Time       `json:"time,omitzero"`
+	Trigger          string          `json:"trigger,omitempty"`
+	Savepoint        bool            `json:"savepoint"`
+	Label            string          `json:"label,omitempty"`
+	Final            bool            `json:"final"`
+	Records          int64           `json:"records"`
+	Bytes            int64           `json:"bytes"`
+	Source           json.RawMessage `json:"source,omitempty"`
+	Sink             json.RawMessage `json:"sink,omitempty"`
+	StateRawBytes    int64           `json:"state_raw_bytes"`
+	StateStoredBytes int64           `json:"state_stored_bytes"`
+	// SizeBytes is what the checkpoint wrote to the store (0 if its
+	// manifest predates the field); FullSizeBytes the stored size of all
+	// the state it references, shared blobs of earlier checkpoints too.
+	SizeBytes     int64             `json:"size_bytes"`
+	FullSizeBytes int64             `json:"full_size_bytes"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
 	// Corrupt is set when the manifest does not decode; Error says why.
 	// Blobs are not read: `verify` checks them.
 	Corrupt bool   `json:"corrupt"`
@@ -116,6 +139,8 @@ func entryJSON(e ckpt.Entry) checkpointJSON {
 		Sink:             cp.Sink,
 		StateRawBytes:    cp.RawSize(),
 		StateStoredBytes: cp.StoredSize(),
+		SizeBytes:        cp.SizeBytes,
+		FullSizeBytes:    fullSize(cp),
 		Metadata:         cp.Metadata,
 	}
 }
