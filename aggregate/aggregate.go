@@ -94,6 +94,11 @@ type Options struct {
 	// Until bounds a stream input (required for one: the groups are
 	// written when the input ends).
 	Until stream.Until
+	// Delimiter is the field separator of CSV or TSV input, OutDelimiter
+	// of CSV or TSV output; 0 is the format's own. Columns names the
+	// columns of CSV input without a header line.
+	Delimiter, OutDelimiter byte
+	Columns                 []string
 	// Pipeline names the job and sets store, triggers, bad-record policy
 	// and progress. Its codec is set to gob: the groups encode themselves
 	// compactly.
@@ -130,6 +135,19 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 			return pipeline.Result{}, fmt.Errorf("aggregate: output: %w", err)
 		}
 	}
+	if !o.From.IsCSV() && (o.Delimiter != 0 || len(o.Columns) > 0) {
+		return pipeline.Result{}, fmt.Errorf("aggregate: the input is %s: a delimiter and column names apply to CSV and TSV input only", o.From)
+	}
+	if !o.To.IsCSV() && o.OutDelimiter != 0 {
+		return pipeline.Result{}, fmt.Errorf("aggregate: the output is %s: an output delimiter applies to CSV and TSV output only", o.To)
+	}
+	for side, d := range map[string]byte{"input": o.Delimiter, "output": o.OutDelimiter} {
+		if d != 0 {
+			if err := convert.CheckSeparator(side, d); err != nil {
+				return pipeline.Result{}, fmt.Errorf("aggregate: %w", err)
+			}
+		}
+	}
 	if o.To == convert.JSONL {
 		for _, name := range o.columns() {
 			if !utf8.ValidString(name) {
@@ -150,11 +168,23 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	}
 	specs, _ := json.Marshal(aggs)
 	o.Pipeline.Params = map[string]string{"from": o.From.String(), "group_by": string(group), "aggs": string(specs)}
+	// Set only when not the default, so that jobs begun before these
+	// options resume.
+	if o.Delimiter != 0 {
+		o.Pipeline.Params["delimiter"] = string(o.Delimiter)
+	}
+	if o.OutDelimiter != 0 {
+		o.Pipeline.Params["out_delimiter"] = string(o.OutDelimiter)
+	}
+	if len(o.Columns) > 0 {
+		o.Pipeline.Params["columns"] = strings.Join(o.Columns, ",")
+	}
 	a := &aggregator{opts: o}
 	end := pipeline.AtEnd(a.write)
 	onOpen := pipeline.OnOpen[State, *sink.File](a.open)
-	if o.From == convert.CSV {
-		return pipeline.Run(ctx, o.Pipeline, pipeline.CSV(o.Input), pipeline.File(o.Output), a.csvRow, end, onOpen)
+	if o.From.IsCSV() {
+		csvOpts := source.CSVOptions{Comma: o.From.Separator(o.Delimiter), Columns: o.Columns}
+		return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(csvOpts, o.Input), pipeline.File(o.Output), a.csvRow, end, onOpen)
 	}
 	return pipeline.Run(ctx, o.Pipeline, convert.LinesInput(o.Input, o.Until), pipeline.File(o.Output), a.jsonLine, end, onOpen)
 }
@@ -459,13 +489,14 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 func (a *aggregator) writeGroup(g *group, out *sink.File, last bool) error {
 	names := a.opts.columns()
 	b := a.outBuf
-	csv := a.opts.To == convert.CSV
+	csv := a.opts.To.IsCSV()
+	comma := a.opts.To.Separator(a.opts.OutDelimiter)
 	if csv && !a.header {
 		for i, n := range names {
 			if i > 0 {
-				b = append(b, ',')
+				b = append(b, comma)
 			}
-			b = records.AppendCSVField(b, []byte(n), ',')
+			b = records.AppendCSVField(b, []byte(n), comma)
 		}
 		b = append(b, '\n')
 	}
@@ -482,9 +513,9 @@ func (a *aggregator) writeGroup(g *group, out *sink.File, last bool) error {
 		if csv {
 			for i, c := range a.cells {
 				if i > 0 {
-					b = append(b, ',')
+					b = append(b, comma)
 				}
-				b = records.AppendCSVField(b, c, ',')
+				b = records.AppendCSVField(b, c, comma)
 			}
 			b = append(b, '\n')
 		} else {

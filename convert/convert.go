@@ -47,9 +47,9 @@ func (f Format) String() string {
 // IsCSV reports whether f is CSV with a separator: CSV or TSV.
 func (f Format) IsCSV() bool { return f == CSV || f == TSV }
 
-// separator returns the field separator of a CSV-like format: d if set,
+// Separator returns the field separator of a CSV-like format: d if set,
 // else the format's own.
-func (f Format) separator(d byte) byte {
+func (f Format) Separator(d byte) byte {
 	switch {
 	case d != 0:
 		return d
@@ -174,7 +174,7 @@ func (o *Options) Resolve() error {
 		return errors.New("column types (a schema) apply to a PostgreSQL table output only")
 	}
 	if o.To.IsCSV() && o.OutDelimiter != 0 {
-		if err := checkSeparator("output", o.OutDelimiter); err != nil {
+		if err := CheckSeparator("output", o.OutDelimiter); err != nil {
 			return err
 		}
 	} else if o.OutDelimiter != 0 {
@@ -182,8 +182,8 @@ func (o *Options) Resolve() error {
 	}
 	switch {
 	case o.From.IsCSV() && o.To.IsCSV():
-		if o.From.separator(o.Delimiter) == o.To.separator(o.OutDelimiter) && len(o.Columns) == 0 {
-			return fmt.Errorf("input and output are both %s separated by %q: nothing to convert", o.From, o.From.separator(o.Delimiter))
+		if o.From.Separator(o.Delimiter) == o.To.Separator(o.OutDelimiter) && len(o.Columns) == 0 {
+			return fmt.Errorf("input and output are both %s separated by %q: nothing to convert", o.From, o.From.Separator(o.Delimiter))
 		}
 	case o.From == o.To:
 		return fmt.Errorf("input and output are both %s: nothing to convert", o.From)
@@ -201,7 +201,7 @@ func (o *Options) checkCSVOptions() error {
 		return nil
 	}
 	if o.Delimiter != 0 {
-		if err := checkSeparator("input", o.Delimiter); err != nil {
+		if err := CheckSeparator("input", o.Delimiter); err != nil {
 			return err
 		}
 	}
@@ -213,8 +213,9 @@ func (o *Options) checkCSVOptions() error {
 	return nil
 }
 
-// checkSeparator refuses a field separator that CSV cannot use.
-func checkSeparator(side string, d byte) error {
+// CheckSeparator refuses a field separator that CSV cannot use; side
+// ("input", "output") names it in the message.
+func CheckSeparator(side string, d byte) error {
 	if d == '"' || d == '\n' || d == '\r' || d >= 0x80 {
 		return fmt.Errorf("%s delimiter %q: use one ASCII character other than a quote or a line end, such as ';', '|' or a tab", side, d)
 	}
@@ -223,7 +224,7 @@ func checkSeparator(side string, d byte) error {
 
 // csvOptions are the source options of CSV or TSV input.
 func (o *Options) csvOptions() source.CSVOptions {
-	return source.CSVOptions{Comma: o.From.separator(o.Delimiter), Columns: o.Columns}
+	return source.CSVOptions{Comma: o.From.Separator(o.Delimiter), Columns: o.Columns}
 }
 
 // params are what a resume must find unchanged: the formats, the type
@@ -348,7 +349,7 @@ type csvToCSVState struct {
 // csvToCSV rewrites CSV with another separator, or gives header-less
 // input its header line.
 func csvToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
-	comma := o.To.separator(o.OutDelimiter)
+	comma := o.To.Separator(o.OutDelimiter)
 	return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(o.csvOptions(), o.Input), pipeline.File(o.Output),
 		func(ctx context.Context, row *source.Row, st *csvToCSVState, out *sink.File) error {
 			b := out.Buffered()
@@ -384,7 +385,7 @@ func stringsAsBytes(ss []string) [][]byte {
 }
 
 func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
-	comma := o.To.separator(o.OutDelimiter)
+	comma := o.To.Separator(o.OutDelimiter)
 	var row objectRow
 	return pipeline.Run(ctx, o.Pipeline, LinesInput(o.Input, o.Until), pipeline.File(o.Output),
 		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {

@@ -150,7 +150,7 @@ func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.C
 	}
 	sc.Columns = tableColumns(header, sc.RowColumn)
 	recordTypes(&cfg, sc.Types)
-	comma := o.From.separator(o.Delimiter)
+	comma := o.From.Separator(o.Delimiter)
 	var null []bool
 	if sc.Types != nil {
 		null = make([]bool, len(header))

@@ -97,7 +97,7 @@ func (o *Options) resolveStream() error {
 			if !o.To.IsCSV() {
 				return fmt.Errorf("the output is %s: an output delimiter applies to CSV and TSV output only", o.To)
 			}
-			if err := checkSeparator("output", o.OutDelimiter); err != nil {
+			if err := CheckSeparator("output", o.OutDelimiter); err != nil {
 				return err
 			}
 		}

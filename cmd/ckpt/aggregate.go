@@ -18,6 +18,7 @@ func newAggregateCmd(a *app) *cobra.Command {
 		groupBy  []string
 		aggs     []string
 		memory   string
+		csvf     csvFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "aggregate INPUT OUTPUT --group-by COL[,COL] --agg SPEC[,SPEC]",
@@ -44,8 +45,10 @@ max compare exact values and are printed as written in the input (as JSON
 numbers in JSON Lines output), and a mean is the exact sum divided by the
 count, rounded once to the nearest float64.
 
-INPUT, the store, the triggers and the exit codes work as for ckpt convert.
---from, --group-by and --agg are the job's: a resume with others is refused
+INPUT, the store, the triggers and the exit codes work as for ckpt convert,
+compressed inputs (.gz, .zst), TSV, --delimiter, --out-delimiter and
+--columns included. --from, --group-by, --agg and the separators and
+columns are the job's: a resume with others is refused
 (pass --restart to start over). INPUT may be a NATS JetStream stream of JSON
 objects, 'nats://HOST:PORT/STREAM?subject=FILTER', with --until (now, a
 sequence or a time): the groups are written when the bound is reached.`,
@@ -104,6 +107,15 @@ sequence or a time): the groups are written when the bound is reached.`,
 					return usageErrorf("%v", err)
 				}
 			}
+			if o.Delimiter, o.OutDelimiter, o.Columns, err = csvf.parse(cmd); err != nil {
+				return err
+			}
+			if !o.From.IsCSV() && (o.Delimiter != 0 || len(o.Columns) > 0) {
+				return usageErrorf("the input is %s: --delimiter and --columns apply to CSV and TSV input only", o.From)
+			}
+			if !o.To.IsCSV() && o.OutDelimiter != 0 {
+				return usageErrorf("the output is %s: --out-delimiter applies to CSV and TSV output only", o.To)
+			}
 			if err := checkOutput(o.Output); err != nil {
 				return err
 			}
@@ -134,8 +146,9 @@ sequence or a time): the groups are written when the bound is reached.`,
 	fl := cmd.Flags()
 	fl.StringSliceVar(&groupBy, "group-by", nil, "columns to group by, comma-separated (required)")
 	fl.StringSliceVar(&aggs, "agg", nil, "aggregations, comma-separated: count, sum:COL, min:COL, max:COL, mean:COL (required)")
-	fl.StringVar(&from, "from", "", "input format: csv or jsonl (default: from INPUT's extension)")
-	fl.StringVar(&to, "to", "", "output format: csv or jsonl (default: from OUTPUT's extension)")
+	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
+	csvf.add(cmd, true)
 	fl.StringVar(&memory, "memory", "512MiB", "memory for the groups, past which they spill to local disk: bytes, or KiB, MiB, GiB, KB, MB, GB (0: no limit)")
 	pf.add(cmd)
 	return cmd
