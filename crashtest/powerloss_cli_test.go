@@ -41,17 +41,22 @@ func TestPowerLossFindsMissingFsync(t *testing.T) {
 			if !tc.powerLoss {
 				return
 			}
-			undone := 0
-			for _, tr := range rep.Trials {
-				for _, r := range tr.Runs {
-					undone += r.Undone
-				}
-			}
-			if undone == 0 {
+			if undone(rep) == 0 {
 				t.Errorf("no power cut undid anything:\n%s", rep)
 			}
 		})
 	}
+}
+
+// undone counts the changes the power cuts of a crash test undid.
+func undone(rep *crashtest.Report) int {
+	n := 0
+	for _, tr := range rep.Trials {
+		for _, r := range tr.Runs {
+			n += r.Undone
+		}
+	}
+	return n
 }
 
 // `ckpt convert` and `ckpt aggregate` resume exactly after power cuts: every
@@ -83,13 +88,7 @@ func TestCkptCommandsSurvivePowerLoss(t *testing.T) {
 			if rep.Failed() {
 				t.Fatalf("ckpt %s failed its power-loss test:\n%s", tc.name, rep)
 			}
-			undone := 0
-			for _, tr := range rep.Trials {
-				for _, r := range tr.Runs {
-					undone += r.Undone
-				}
-			}
-			if undone == 0 {
+			if undone(rep) == 0 {
 				t.Errorf("no power cut undid anything:\n%s", rep)
 			}
 		})
