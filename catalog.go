@@ -46,6 +46,60 @@ func List(ctx context.Context, st store.Store, job string) ([]Entry, error) {
 	return listManifests(ctx, st, job)
 }
 
+// BlobCheck is what CheckBlobs found in a job's blobs.
+type BlobCheck struct {
+	// Blobs is the number of blobs the store holds for the job.
+	Blobs int
+	// Unreferenced are blobs no kept manifest names: what a crash left
+	// before a commit or during retention, which the job's next open
+	// removes.
+	Unreferenced []string
+	// Missing are blobs a kept manifest names that the store lacks: those
+	// checkpoints are damaged (Verify says which).
+	Missing []string
+}
+
+// CheckBlobs compares the job's blobs with the ones its kept manifests
+// name, the mark and sweep of retention without the sweep. A manifest that
+// cannot be read is an error: without it, no blob can be called
+// unreferenced.
+func CheckBlobs(ctx context.Context, st store.Store, job string) (BlobCheck, error) {
+	var bc BlobCheck
+	entries, err := List(ctx, st, job)
+	if err != nil {
+		return bc, err
+	}
+	named := map[string]bool{}
+	for _, e := range entries {
+		if e.Err != nil {
+			return bc, fmt.Errorf("ckpt: job %q: checkpoint %d: %w", job, e.Seq, e.Err)
+		}
+		for _, id := range e.Checkpoint.blobIDs() {
+			named[id] = true
+		}
+	}
+	names, err := st.List(ctx, blobsPrefix(job))
+	if err != nil {
+		return bc, fmt.Errorf("ckpt: job %q: list blobs: %w", job, err)
+	}
+	bc.Blobs = len(names)
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		id := n[len(blobsPrefix(job)):]
+		have[id] = true
+		if !named[id] {
+			bc.Unreferenced = append(bc.Unreferenced, id)
+		}
+	}
+	for id := range named {
+		if !have[id] {
+			bc.Missing = append(bc.Missing, id)
+		}
+	}
+	slices.Sort(bc.Missing)
+	return bc, nil
+}
+
 // Get reads checkpoint seq of job and verifies its manifest (not its
 // blobs; see Verify).
 func Get(ctx context.Context, st store.Store, job string, seq uint64) (*Checkpoint, error) {

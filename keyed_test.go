@@ -1,6 +1,7 @@
 package ckpt_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,48 +111,13 @@ func randomOps(t *testing.T, r *rand.Rand, k *ckpt.Keyed[string, int64], model m
 // by a kept manifest, and that every blob a manifest names is there.
 func checkNoOrphans(t *testing.T, st store.Store, job string) {
 	t.Helper()
-	ctx := context.Background()
-	entries, err := ckpt.List(ctx, st, job)
+	bc, err := ckpt.CheckBlobs(context.Background(), st, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	named := make(map[string]bool)
-	for _, e := range entries {
-		if e.Err != nil {
-			t.Fatalf("checkpoint %d: %v", e.Seq, e.Err)
-		}
-		for _, s := range e.Checkpoint.State {
-			for _, c := range s.Chunks {
-				if c.Data == nil {
-					named[c.ID] = true
-				}
-			}
-		}
-		for _, k := range e.Checkpoint.Keyed {
-			for _, r := range k.Runs {
-				for _, c := range r.Chunks {
-					named[c.ID] = true
-				}
-			}
-		}
-	}
-	prefix := "jobs/" + job + "/blobs/"
-	names, err := st.List(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := make(map[string]bool)
-	for _, n := range names {
-		id := strings.TrimPrefix(n, prefix)
-		have[id] = true
-		if !named[id] {
-			t.Errorf("blob %s is named by no kept checkpoint", id)
-		}
-	}
-	for id := range named {
-		if !have[id] {
-			t.Errorf("blob %s named by a kept checkpoint is missing", id)
-		}
+	if len(bc.Unreferenced) > 0 || len(bc.Missing) > 0 {
+		t.Errorf("%d blobs: %d named by no kept checkpoint (%q), %d named by one but missing (%q)",
+			bc.Blobs, len(bc.Unreferenced), bc.Unreferenced, len(bc.Missing), bc.Missing)
 	}
 }
 
@@ -619,4 +585,48 @@ func TestKeyedDamagedLocalCopyIsDownloaded(t *testing.T) {
 		t.Fatalf("resumed from %v, want checkpoint %d", j.Resumed(), cp.Seq)
 	}
 	checkKeyed(t, k, model)
+}
+
+// CheckBlobs finds a blob that no kept checkpoint names and a named blob
+// that is gone.
+func TestCheckBlobs(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	j, k := openKeyedJob(t, st, t.TempDir(), ckpt.Config{Retain: 2})
+	model := map[string]int64{}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 3 {
+		randomOps(t, r, k, model, 2000, 3000)
+		if _, err := j.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bc, err := ckpt.CheckBlobs(ctx, st, "kv")
+	if err != nil || bc.Blobs == 0 || len(bc.Unreferenced) > 0 || len(bc.Missing) > 0 {
+		t.Fatalf("after clean checkpoints: %+v, %v; want blobs, none unreferenced or missing", bc, err)
+	}
+	names, err := st.List(ctx, "jobs/kv/blobs/")
+	if err != nil || len(names) == 0 {
+		t.Fatal(names, err)
+	}
+	if err := st.Delete(ctx, names[0]); err != nil {
+		t.Fatal(err)
+	}
+	stray := "jobs/kv/blobs/" + strings.Repeat("ab", 32)
+	if err := st.Put(ctx, stray, bytes.NewReader([]byte("left by a crash"))); err != nil {
+		t.Fatal(err)
+	}
+	bc, err = ckpt.CheckBlobs(ctx, st, "kv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimPrefix(names[0], "jobs/kv/blobs/"); len(bc.Missing) != 1 || bc.Missing[0] != want {
+		t.Errorf("missing %q, want %q", bc.Missing, want)
+	}
+	if len(bc.Unreferenced) != 1 || bc.Unreferenced[0] != strings.Repeat("ab", 32) {
+		t.Errorf("unreferenced %q, want the stray blob", bc.Unreferenced)
+	}
 }

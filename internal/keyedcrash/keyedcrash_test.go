@@ -223,58 +223,14 @@ func crashLoop(t *testing.T, url string, env []string, open func() store.Store) 
 // manifest, and each blob a manifest names must be there.
 func checkNoOrphans(t *testing.T, st store.Store) {
 	t.Helper()
-	ctx := context.Background()
-	entries, err := ckpt.List(ctx, st, job)
+	bc, err := ckpt.CheckBlobs(context.Background(), st, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	named := make(map[string]bool)
-	for _, e := range entries {
-		if e.Err != nil {
-			t.Fatalf("checkpoint %d: %v", e.Seq, e.Err)
-		}
-		for _, id := range blobIDs(e.Checkpoint) {
-			named[id] = true
-		}
+	if len(bc.Unreferenced) > 0 || len(bc.Missing) > 0 {
+		t.Errorf("%d blobs: %d named by no kept checkpoint (%q), %d named by one but missing (%q)",
+			bc.Blobs, len(bc.Unreferenced), bc.Unreferenced, len(bc.Missing), bc.Missing)
 	}
-	prefix := "jobs/" + job + "/blobs/"
-	names, err := st.List(ctx, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	have := make(map[string]bool)
-	for _, n := range names {
-		id := strings.TrimPrefix(n, prefix)
-		have[id] = true
-		if !named[id] {
-			t.Errorf("blob %s is named by no kept checkpoint", id)
-		}
-	}
-	for id := range named {
-		if !have[id] {
-			t.Errorf("blob %s named by a kept checkpoint is missing", id)
-		}
-	}
-	t.Logf("%d checkpoints kept, %d blobs", len(entries), len(names))
-}
-
-func blobIDs(cp *ckpt.Checkpoint) []string {
-	var ids []string
-	for _, s := range cp.State {
-		for _, c := range s.Chunks {
-			if c.Data == nil {
-				ids = append(ids, c.ID)
-			}
-		}
-	}
-	for _, k := range cp.Keyed {
-		for _, r := range k.Runs {
-			for _, c := range r.Chunks {
-				ids = append(ids, c.ID)
-			}
-		}
-	}
-	return ids
 }
 
 func openURL(t *testing.T, url string) func() store.Store {
