@@ -81,7 +81,13 @@ type Keyed[K Key, V any] struct {
 	// first: the state is their merge, the newest entry of a key winning.
 	runs     []*run
 	inflight chan struct{} // closed when the checkpoint in flight has its run
-	failed   error         // set when a checkpoint could not write its run
+	// pend lists MergeEncoded's batches not yet taken by a checkpoint,
+	// oldest first, all older than batch and dirty; encInFlight is set
+	// while batches are being written in the background, which lookups
+	// must wait for.
+	pend        []EncodedBatch
+	encInFlight bool
+	failed      error // set when a checkpoint could not write its run
 
 	buf []byte
 }
@@ -524,7 +530,7 @@ func (k *Keyed[K, V]) MergeAll(seq iter.Seq2[K, V]) error {
 
 // flushBatch writes MergeAll's operands out before a lookup.
 func (k *Keyed[K, V]) flushBatch() error {
-	if len(k.batch) == 0 {
+	if len(k.batch) == 0 && len(k.pend) == 0 && !k.encInFlight {
 		return nil
 	}
 	return k.flushDirty(k.nocache)
@@ -599,6 +605,9 @@ func (k *Keyed[K, V]) learn(raw, entries int64) {
 // its memory: for a caller that hands over a batch of changes when its
 // own memory is full.
 func (k *Keyed[K, V]) Flush() error {
+	if len(k.pend) > 0 && len(k.dirty) == 0 && len(k.batch) == 0 {
+		return k.flushPendingAsync()
+	}
 	return k.flushDirty(k.nocache)
 }
 
@@ -642,6 +651,9 @@ func (k *Keyed[K, V]) flushDirty(clear bool) error {
 	if err := k.waitFrozen(); err != nil {
 		return err
 	}
+	if err := k.writePending(); err != nil {
+		return err
+	}
 	if len(k.dirty) == 0 && len(k.batch) == 0 {
 		return nil
 	}
@@ -659,7 +671,7 @@ func (k *Keyed[K, V]) flushDirty(clear bool) error {
 func (k *Keyed[K, V]) waitFrozen() error {
 	if k.inflight != nil {
 		<-k.inflight
-		k.inflight = nil
+		k.inflight, k.encInFlight = nil, false
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -95,6 +95,9 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 		}
 	}
 	frozen := k.takeDirty(false)
+	enc := k.pend
+	k.pend = nil
+	k.encInFlight = len(enc) > 0
 	k.mu.Lock()
 	k.frozen, k.frozenIdx = frozen, nil
 	k.frozenLen.Store(int64(len(frozen)))
@@ -107,7 +110,7 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	done := make(chan struct{})
 	k.inflight = done
 	return func(ctx context.Context, st store.Store, prefix string, known blobSet) (KeyedRef, int64, error) {
-		runs, err := k.settle(frozen, runs, done)
+		runs, err := k.settle(enc, frozen, runs, done)
 		if err != nil || st == nil {
 			return KeyedRef{}, 0, err
 		}
@@ -128,12 +131,23 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	}
 }
 
-// settle writes the frozen changes as a run after runs, merges runs where
+// settle writes the batches of MergeEncoded, then the frozen changes, as
+// runs after runs, merges runs where
 // the policy says (see compactPlan), and installs the result as the
 // state's runs. It returns the checkpoint's runs. done is closed once the
 // frozen changes are in a run (or failed to be).
-func (k *Keyed[K, V]) settle(frozen []frozenEntry[K, V], runs []*run, done chan struct{}) ([]*run, error) {
+func (k *Keyed[K, V]) settle(enc []EncodedBatch, frozen []frozenEntry[K, V], runs []*run, done chan struct{}) ([]*run, error) {
 	defer close(done)
+	for _, b := range enc {
+		r, err := k.writeEncodedRun(b)
+		if err != nil {
+			k.mu.Lock()
+			k.failed = err
+			k.mu.Unlock()
+			return nil, fmt.Errorf("keyed state %q: %w", k.name, err)
+		}
+		runs = append(runs, r)
+	}
 	if len(frozen) > 0 {
 		r, err := k.writeRun(frozen)
 		if err != nil {

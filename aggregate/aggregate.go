@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"slices"
 	"strconv"
@@ -209,26 +210,59 @@ type aggregator struct {
 	obj     records.Object
 	scratch big.Int // for sums past int64
 	first   []int   // per aggregation, the first one of the same column
-	// maxRecent is how many groups State.groups may hold before they are
-	// handed to the keyed state; zero means no limit (they are handed
-	// over at every checkpoint).
-	maxRecent int
+	// maxMemory is how many bytes State's table may hold before its
+	// groups are handed to the keyed state; zero means no limit (they are
+	// handed over at every checkpoint).
+	maxMemory int64
 
 	// The output being written: buffered bytes, whether the header is
 	// in them, the cells of a line.
 	outBuf []byte
 	header bool
 	cells  [][]byte
+	names  []string // the output's columns
+	accs   []acc
+	// Scratch space of writeEncoded: the cells' bytes and where each ends.
+	cellBuf  []byte
+	cellEnds []int
+
+	// The size of the last table handed over, which the next one is
+	// likely to reach.
+	lastGroups, lastKeyBytes int
+	spares                   spares // tables the keyed state is done with
+}
+
+// newTable returns an empty table for the run's groups, with room for as
+// many as the last one held.
+func (a *aggregator) newTable() *table {
+	if t := a.spares.get(); t != nil {
+		t.reset()
+		t.seed = maphash.MakeSeed()
+		return t
+	}
+	t := &table{na: len(a.opts.Aggs), seed: maphash.MakeSeed(), spare: &a.spares}
+	if a.maxMemory > 0 {
+		// Room for every group the budget allows: memory from the
+		// operating system is zero already and takes no room until
+		// used, and the table never copies itself to grow.
+		n := groupsIn(a.maxMemory, t.na)
+		t.reserve(n, 16*n)
+	} else {
+		t.reserve(a.lastGroups, a.lastKeyBytes)
+	}
+	return t
 }
 
 // State is the job's state: the groups seen since the last checkpoint
 // (all of them when the state is used without a job), and the keyed
 // state that holds the others.
 type State struct {
-	groups map[string]*group
-	keyed  *ckpt.Keyed[string, partial]
+	tab   *table
+	keyed *ckpt.Keyed[string, partial]
 }
 
+// group is a group decoded from a checkpoint's plain state (State's
+// encoding), as ckpt before keyed state wrote them.
 type group struct {
 	keys  []string
 	count int64
@@ -362,11 +396,13 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 		a.nums = append(a.nums, p)
 	}
 	a.key = appendGroupKey(a.key[:0], vals[:ng])
-	if st.groups == nil {
-		st.groups = make(map[string]*group)
+	if st.tab == nil {
+		st.tab = a.newTable()
+	} else if st.tab.na != len(a.opts.Aggs) {
+		return fmt.Errorf("aggregate: the checkpoint's groups have %d aggregates, the job %d", st.tab.na, len(a.opts.Aggs))
 	}
-	g := st.groups[string(a.key)]
-	if g == nil {
+	gi, h := st.tab.find(a.key)
+	if gi < 0 {
 		if a.opts.To == convert.JSONL {
 			// Caught here, as a bad record, rather than when the groups
 			// are written after the whole input is read.
@@ -376,7 +412,7 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 				}
 			}
 		}
-		if a.maxRecent > 0 && len(st.groups) >= a.maxRecent {
+		if a.maxMemory > 0 && st.tab.memory() >= a.maxMemory {
 			// Memory is full: the groups go to disk now.
 			if err := a.handoff(st); err != nil {
 				return err
@@ -384,17 +420,15 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 			if err := st.keyed.Flush(); err != nil {
 				return err
 			}
+			_, h = st.tab.find(a.key) // the new table's hash
 		}
-		g = &group{keys: make([]string, ng), accs: make([]acc, len(a.opts.Aggs))}
-		for i, v := range vals[:ng] {
-			g.keys[i] = string(v)
-		}
-		st.groups[string(a.key)] = g
+		gi = st.tab.insert(a.key, h)
 	}
-	g.count++
+	st.tab.ents[gi].count++
+	accs := st.tab.group(gi)
 	for i := range a.opts.Aggs {
 		if p := &a.nums[i]; !p.empty {
-			g.accs[i].add(a.opts.Aggs[i].Op, p, &a.scratch)
+			st.tab.add(&accs[i], a.opts.Aggs[i].Op, p, &a.scratch)
 		}
 	}
 	return nil
@@ -452,14 +486,9 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 		if err := a.handoff(st); err != nil {
 			return err
 		}
-		ng := len(a.opts.GroupBy)
 		var err error
-		rerr := st.keyed.Range(func(key string, p partial) bool {
-			var keys []string
-			if keys, err = decodeGroupKey(key, ng); err != nil {
-				return false
-			}
-			err = a.writeGroup(&group{keys: keys, count: p.count, accs: p.accs}, out, false)
+		rerr := st.keyed.RangeEncoded(func(key, val []byte) bool {
+			err = a.writeEncoded(out, key, val)
 			return err == nil
 		})
 		if err == nil {
@@ -470,13 +499,13 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 		}
 		return err
 	}
-	groups := make([]*group, 0, len(st.groups))
-	for _, g := range st.groups {
-		groups = append(groups, g)
-	}
-	slices.SortFunc(groups, func(x, y *group) int { return slices.Compare(x.keys, y.keys) })
-	for _, g := range groups {
-		if err := a.writeGroup(g, out, false); err != nil {
+	for _, i := range st.tab.sorted() {
+		keys, err := decodeGroupKey(string(st.tab.key(int(i))), len(a.opts.GroupBy))
+		if err != nil {
+			return err
+		}
+		a.accs = st.tab.appendAccs(a.accs[:0], int(i))
+		if err := a.writeGroup(&group{keys: keys, count: st.tab.ents[i].count, accs: a.accs}, out, false); err != nil {
 			return err
 		}
 	}
@@ -487,21 +516,7 @@ func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error
 // first), through a buffer; last flushes the buffer and writes nothing
 // else (the header only, if there were no groups).
 func (a *aggregator) writeGroup(g *group, out *sink.File, last bool) error {
-	names := a.opts.columns()
-	b := a.outBuf
-	csv := a.opts.To.IsCSV()
-	comma := a.opts.To.Separator(a.opts.OutDelimiter)
-	if csv && !a.header {
-		for i, n := range names {
-			if i > 0 {
-				b = append(b, comma)
-			}
-			b = records.AppendCSVField(b, []byte(n), comma)
-		}
-		b = append(b, '\n')
-	}
-	a.header = true
-	var err error
+	b := a.begin()
 	if g != nil {
 		a.cells = a.cells[:0]
 		for _, k := range g.keys {
@@ -510,51 +525,12 @@ func (a *aggregator) writeGroup(g *group, out *sink.File, last bool) error {
 		for i, s := range a.opts.Aggs {
 			a.cells = append(a.cells, g.accs[i].result(s.Op, g.count))
 		}
-		if csv {
-			for i, c := range a.cells {
-				if i > 0 {
-					b = append(b, comma)
-				}
-				b = records.AppendCSVField(b, c, comma)
-			}
-			b = append(b, '\n')
-		} else {
-			for i, c := range a.cells {
-				if i == 0 {
-					b = append(b, '{')
-				} else {
-					b = append(b, ',')
-				}
-				if b, err = records.AppendString(b, []byte(names[i])); err != nil {
-					return fmt.Errorf("aggregate: column name %q: %w", names[i], err)
-				}
-				b = append(b, ':')
-				switch {
-				case i < len(g.keys):
-					if b, err = records.AppendString(b, c); err != nil {
-						return fmt.Errorf("aggregate: group %q: %w", g.keys, err)
-					}
-				case len(c) == 0:
-					b = append(b, "null"...)
-				case records.IsNumber(c):
-					b = append(b, c...)
-				default:
-					// A min or max written in a form JSON does not allow
-					// (+5, 007, .5, 1.): the same number in JSON's form.
-					b = append(b, jsonNumber(c)...)
-				}
-			}
-			b = append(b, "}\n"...)
-		}
-	}
-	if len(b) > 1<<20 || last {
-		if _, err := out.Write(b); err != nil {
+		var err error
+		if b, err = a.appendRow(b, len(g.keys), a.cells); err != nil {
 			return err
 		}
-		b = b[:0]
 	}
-	a.outBuf = b
-	return nil
+	return a.end(out, b, last)
 }
 
 // jsonNumber rewrites text, a number parseNumber accepted, as a JSON

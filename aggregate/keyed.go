@@ -14,11 +14,11 @@ import (
 
 // The groups live in the job's keyed state (ckpt.Keyed), one entry per
 // group: its key the group-by values in an order-preserving form, its
-// value the group's aggregates. Records are folded into State.groups, a
-// map of the groups seen since the last checkpoint, exactly as before;
-// before every checkpoint those are handed to the keyed state as merge
-// operands (ckpt.Keyed.Merge) and the map starts empty. So the per-record
-// path stays a map update, a checkpoint writes only the groups that
+// value the group's aggregates. Records are folded into State's table of
+// the groups seen since the last checkpoint (table.go); before every
+// checkpoint the table is handed to the keyed state as merge operands,
+// already encoded (ckpt.Keyed.MergeEncoded), and a new one starts. So the
+// per-record path stays a hash-table update, a checkpoint writes only the groups that
 // changed since the previous one, and past the memory budget the keyed
 // state spills to disk without reading anything back until the end, when
 // the groups are read in key order, already sorted.
@@ -132,39 +132,33 @@ func (a *aggregator) open(ctx context.Context, j pipeline.Job, st *State) error 
 	}
 	st.keyed = k
 	if memory > 0 {
-		a.maxRecent = max(int(memory/2/groupMemory), 1024)
+		// Half the budget for the table of recent groups; as a table
+		// handed over stays in memory until its run is written, two
+		// tables take it.
+		a.maxMemory = max(memory/4, 1<<20)
 	}
 	j.OnCapture(func() error { return a.handoff(st) })
 	return nil
 }
 
-// groupMemory is about what a group takes in State.groups, garbage
-// collection's headroom included.
-const groupMemory = 512
-
-// handoff merges the recent groups into the keyed state and empties the
-// map.
+// handoff hands the recent groups to the keyed state, which writes them
+// as a sorted run of merge operands (in the background when a checkpoint
+// takes them), and starts a new table.
 func (a *aggregator) handoff(st *State) error {
-	if st.keyed == nil || len(st.groups) == 0 {
+	if st.keyed == nil || st.tab.len() == 0 {
 		return nil
 	}
-	err := st.keyed.MergeAll(func(yield func(string, partial) bool) {
-		for key, g := range st.groups {
-			if !yield(key, partial{count: g.count, accs: g.accs}) {
-				return
-			}
-		}
-	})
-	if err != nil {
+	if err := st.keyed.MergeEncoded(st.tab); err != nil {
 		return fmt.Errorf("aggregate: %w", err)
 	}
-	st.groups = make(map[string]*group)
+	a.lastGroups, a.lastKeyBytes = st.tab.len(), len(st.tab.keys)
+	st.tab = a.newTable()
 	return nil
 }
 
 // appendGroupKey appends the group-by values in a form whose byte order
 // is their order (slices.Compare): each value with 0x00 written as 0x00
-// 0xff, then 0x00 0x01. It is the key of a group in State.groups and in
+// 0xff, then 0x00 0x01. It is the key of a group in State's table and in
 // the keyed state.
 func appendGroupKey[T ~string | ~[]byte](b []byte, keys []T) []byte {
 	for _, k := range keys {
@@ -185,9 +179,10 @@ func appendGroupKey[T ~string | ~[]byte](b []byte, keys []T) []byte {
 	return b
 }
 
-// decodeGroupKey is the inverse of appendGroupKey.
+// decodeGroupKey is the inverse of appendGroupKey: n values, or any
+// number if n is negative.
 func decodeGroupKey(key string, n int) ([]string, error) {
-	keys := make([]string, 0, n)
+	keys := make([]string, 0, max(n, 0))
 	var cur []byte
 	for i := 0; i < len(key); i++ {
 		c := key[i]
@@ -209,7 +204,7 @@ func decodeGroupKey(key string, n int) ([]string, error) {
 			return nil, errors.New("aggregate: corrupt group key")
 		}
 	}
-	if len(cur) > 0 || len(keys) != n {
+	if len(cur) > 0 || n >= 0 && len(keys) != n {
 		return nil, errors.New("aggregate: corrupt group key")
 	}
 	return keys, nil

@@ -4,37 +4,29 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
-	"slices"
 )
 
 // MarshalBinary encodes the groups compactly and deterministically (sorted
 // by key), for the job's checkpoints.
 func (s *State) MarshalBinary() ([]byte, error) {
-	keys := make([]string, 0, len(s.groups))
-	for k := range s.groups {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	order := s.tab.sorted()
 	b := []byte{stateVersion}
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		g := s.groups[k]
-		b = appendString(b, k)
-		b = binary.AppendUvarint(b, uint64(len(g.keys)))
-		for _, gk := range g.keys {
+	b = binary.AppendUvarint(b, uint64(len(order)))
+	for _, i := range order {
+		k := s.tab.key(int(i))
+		keys, err := decodeGroupKey(string(k), -1)
+		if err != nil {
+			return nil, err
+		}
+		b = appendString(b, string(k))
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, gk := range keys {
 			b = appendString(b, gk)
 		}
-		b = binary.AppendVarint(b, g.count)
-		b = binary.AppendUvarint(b, uint64(len(g.accs)))
-		for _, c := range g.accs {
-			b = binary.AppendVarint(b, c.n)
-			// A min or max is read back from its text; a sum has none.
-			b = appendString(b, c.text)
-			if c.text == "" {
-				b = appendNumBinary(b, &c.v)
-			}
-		}
+		// A min or max is read back from its text; a sum has none.
+		b = s.tab.appendPartial(b, int(i))
 	}
 	return b, nil
 }
@@ -89,7 +81,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	if d.err == nil && n > uint64(len(b)) {
 		return errors.New("aggregate: corrupt state: impossible group count")
 	}
-	s.groups = make(map[string]*group, n)
+	s.tab = nil
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.string()
 		g := &group{}
@@ -120,7 +112,24 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		if v == stateVersion && key != k && d.err == nil {
 			d.fail(fmt.Errorf("group key %q does not match its values", k))
 		}
-		s.groups[key] = g
+		if d.err != nil {
+			break
+		}
+		if s.tab == nil {
+			s.tab = &table{na: len(g.accs), seed: maphash.MakeSeed()}
+		}
+		if len(g.accs) != s.tab.na {
+			return fmt.Errorf("aggregate: corrupt state: groups of %d and %d aggregates", s.tab.na, len(g.accs))
+		}
+		j, h := s.tab.find([]byte(key))
+		if j >= 0 {
+			return fmt.Errorf("aggregate: corrupt state: group %q twice", key)
+		}
+		j = s.tab.insert([]byte(key), h)
+		s.tab.ents[j].count = g.count
+		for k := range g.accs {
+			s.tab.setAcc(&s.tab.group(j)[k], &g.accs[k])
+		}
 	}
 	if d.err == nil && d.i != len(b) {
 		d.err = errors.New("trailing bytes")

@@ -16,7 +16,7 @@ import (
 )
 
 func sampleState() *State {
-	s := &State{groups: map[string]*group{}}
+	s := &State{}
 	a := &aggregator{opts: Options{GroupBy: []string{"k"}, Aggs: []Spec{{Op: Count}, {Op: Sum, Column: "x"}, {Op: Min, Column: "x"}}}}
 	for i, rec := range [][]string{{"a", "1"}, {"b", "2.5"}, {"a", ""}, {"é,\n", "-7"}, {"b", "9223372036854775807"}, {"b", "-0.000000000000000000001"}} {
 		vals := [][]byte{[]byte(rec[0]), nil, []byte(rec[1]), []byte(rec[1])}
@@ -41,8 +41,8 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(b, b2) || len(back.groups) != 3 {
-		t.Fatalf("round trip changed the state: %d groups", len(back.groups))
+	if !bytes.Equal(b, b2) || back.tab.len() != 3 {
+		t.Fatalf("round trip changed the state: %d groups", back.tab.len())
 	}
 	for i := range b {
 		if err := new(State).UnmarshalBinary(b[:i]); err == nil {

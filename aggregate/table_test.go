@@ -1,0 +1,123 @@
+package aggregate
+
+import (
+	"bytes"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The table's accumulators, without pointers, hold what acc holds: for
+// random records over thousands of groups (sums past int64, minima and
+// maxima in odd forms, blanks), each group encodes to the bytes of the
+// partial that acc.add computes, the groups come out in key order, and a
+// table emptied for reuse holds the same after the same records.
+func TestTableMatchesAcc(t *testing.T) {
+	aggs := []Spec{{Op: Count}, {Op: Sum, Column: "x"}, {Op: Mean, Column: "x"}, {Op: Min, Column: "x"}, {Op: Max, Column: "x"}, {Op: Sum, Column: "y"}}
+	a := &aggregator{opts: Options{GroupBy: []string{"k1", "k2"}, Aggs: aggs}}
+	values := []string{"1", "-2.5", "007", "+5", "1e3", ".5", "9223372036854775807", "-9223372036854775808",
+		"123456789012345678901234567890", "0.000000000000000000001", "", "3.14159", "-0"}
+	r := rand.New(rand.NewPCG(1, 2))
+	type ref struct {
+		count int64
+		accs  []acc
+	}
+	var scratch big.Int
+	st := &State{}
+	for pass := range 2 {
+		want := make(map[string]*ref)
+		for range 20000 {
+			k1 := fmt.Sprintf("g%d", r.IntN(3000))
+			k2 := []string{"", "a", "a\x00b", "zz"}[r.IntN(4)]
+			x, y := values[r.IntN(len(values))], values[r.IntN(len(values))]
+			vals := [][]byte{[]byte(k1), []byte(k2), nil, []byte(x), []byte(x), []byte(x), []byte(x), []byte(y)}
+			if err := a.add(st, vals, func(err error) error { return err }); err != nil {
+				t.Fatal(err)
+			}
+			key := string(appendGroupKey(nil, []string{k1, k2}))
+			g := want[key]
+			if g == nil {
+				g = &ref{accs: make([]acc, len(aggs))}
+				want[key] = g
+			}
+			g.count++
+			for i, s := range aggs {
+				v := vals[2+i]
+				if s.Op == Count || len(v) == 0 {
+					continue
+				}
+				p, err := parseNumber(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.accs[i].add(s.Op, &p, &scratch)
+			}
+		}
+		if st.tab.len() != len(want) {
+			t.Fatalf("pass %d: %d groups, want %d", pass, st.tab.len(), len(want))
+		}
+		var prev []byte
+		for n, i := range st.tab.sorted() {
+			key := st.tab.key(int(i))
+			if n > 0 && bytes.Compare(prev, key) >= 0 {
+				t.Fatalf("pass %d: %q sorted after %q", pass, key, prev)
+			}
+			prev = key
+			g := want[string(key)]
+			if g == nil {
+				t.Fatalf("pass %d: group %q was never added", pass, key)
+			}
+			wantEnc, _ := (&partial{count: g.count, accs: g.accs}).AppendBinary(nil)
+			if got := st.tab.appendPartial(nil, int(i)); !bytes.Equal(got, wantEnc) {
+				t.Fatalf("pass %d: group %q encodes as %x, want %x", pass, key, got, wantEnc)
+			}
+			if j, _ := st.tab.find(key); j != int(i) {
+				t.Fatalf("pass %d: find(%q) = %d, want %d", pass, key, j, i)
+			}
+		}
+		// The second pass reuses the table's memory, as a table the
+		// keyed state released is reused.
+		st.tab.reset()
+		r = rand.New(rand.NewPCG(1, 2))
+	}
+}
+
+// A table handed to the keyed state yields its groups sorted, encoded,
+// and is reused once released.
+func TestTableSortedAndReused(t *testing.T) {
+	a := &aggregator{opts: Options{GroupBy: []string{"k"}, Aggs: []Spec{{Op: Count}}}}
+	t1 := a.newTable()
+	for _, k := range []string{"b", "a", "c", "ab", ""} {
+		key := appendGroupKey(nil, []string{k})
+		_, h := t1.find(key)
+		t1.ents[t1.insert(key, h)].count = int64(len(k))
+	}
+	var keys []string
+	if err := t1.Sorted(func(key, val []byte) error {
+		keys = append(keys, string(key))
+		var p partial
+		if err := p.UnmarshalBinary(val); err != nil {
+			return err
+		}
+		ks, err := decodeGroupKey(string(key), 1)
+		if err != nil || p.count != int64(len(ks[0])) {
+			return fmt.Errorf("%q: count %d, %v", key, p.count, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.IsSorted(keys) || len(keys) != 5 {
+		t.Fatalf("Sorted gave %q", keys)
+	}
+	t1.Release()
+	t2 := a.newTable()
+	if t2 != t1 || t2.len() != 0 {
+		t.Fatalf("a released table is not reused empty: %p %p, %d groups", t1, t2, t2.len())
+	}
+	if j, _ := t2.find(appendGroupKey(nil, []string{"a"})); j >= 0 {
+		t.Fatal("a reused table still finds an old group")
+	}
+}
