@@ -53,10 +53,10 @@ type Keyed[K Key, V any] struct {
 	// else the keys read or changed since the memory was last cleared.
 	// A slot changed since the last checkpoint is listed in dirty, once:
 	// its epoch is the current one.
-	cache    map[K]*slot[V]
+	cache    *keyedMap[K, V]
 	complete bool
 	nocache  bool
-	dirty    []dirtyRef[K, V]
+	dirty    []K
 	// batch holds merge operands given by MergeAll to a state without
 	// cache, older than every dirty slot; lookups write it out first.
 	batch []frozenEntry[K, V]
@@ -97,12 +97,8 @@ type Keyed[K Key, V any] struct {
 type slot[V any] struct {
 	v     V
 	kind  byte
+	ctrl  byte   // keyedMap's control byte of the entry
 	epoch uint32 // when it last changed; 0 if read from the runs
-}
-
-type dirtyRef[K Key, V any] struct {
-	key K
-	s   *slot[V]
 }
 
 // frozenEntry is a change as a checkpoint captured it.
@@ -200,7 +196,7 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 		merge:    opts.Merge,
 		dir:      filepath.Join(h.dir, name),
 		budget:   h.memory,
-		cache:    make(map[K]*slot[V]),
+		cache:    newKeyedMap[K, V](keyKindOf[K](), 0),
 		complete: true,
 		epoch:    1,
 	}
@@ -227,7 +223,7 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 	}
 	if opts.NoCache && k.complete {
 		k.complete = false
-		k.cache = make(map[K]*slot[V])
+		k.cache = newKeyedMap[K, V](k.kk, 0)
 	}
 	k.nocache = opts.NoCache
 	k.removeStale()
@@ -259,7 +255,7 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 		k.complete = false
 		return nil
 	}
-	k.cache = make(map[K]*slot[V], max(ref.Len, 0))
+	k.cache = newKeyedMap[K, V](k.kk, int(max(ref.Len, 0)))
 	err := k.scan(k.runs, func(key, val []byte) error {
 		kd, err := decodeKey[K](k.kk, key)
 		if err != nil {
@@ -269,16 +265,20 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 		if err != nil {
 			return err
 		}
-		k.cache[kd] = &slot[V]{v: v}
+		if s := k.cache.find(kd); s != nil {
+			s.v = v
+		} else {
+			k.cache.insert(kd).v = v
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if ref.Len >= 0 && int64(len(k.cache)) != ref.Len {
-		return fmt.Errorf("the manifest says %d keys, its runs hold %d", ref.Len, len(k.cache))
+	if ref.Len >= 0 && int64(k.cache.len()) != ref.Len {
+		return fmt.Errorf("the manifest says %d keys, its runs hold %d", ref.Len, k.cache.len())
 	}
-	k.count, k.unsure = int64(len(k.cache)), false
+	k.count, k.unsure = int64(k.cache.len()), false
 	return nil
 }
 
@@ -327,7 +327,7 @@ func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
 		var zero V
 		return zero, false, err
 	}
-	if s := k.cache[key]; s != nil {
+	if s := k.cache.find(key); s != nil {
 		switch s.kind {
 		case entryPut:
 			return s.v, true, nil
@@ -349,7 +349,7 @@ func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
 	}
 	v, ok, err := k.lookup(key, nil)
 	if err == nil && ok && !k.nocache && k.fits() {
-		k.cache[key] = &slot[V]{v: v}
+		k.cache.insert(key).v = v
 	}
 	return v, ok, err
 }
@@ -420,11 +420,12 @@ func (k *Keyed[K, V]) exists(key K) (bool, error) {
 	return ok, err
 }
 
-// touch lists s among the changes since the last checkpoint.
+// touch lists key, whose slot is s, among the changes since the last
+// checkpoint, once.
 func (k *Keyed[K, V]) touch(key K, s *slot[V]) {
 	if s.epoch != k.epoch {
 		s.epoch = k.epoch
-		k.dirty = append(k.dirty, dirtyRef[K, V]{key, s})
+		k.dirty = append(k.dirty, key)
 	}
 }
 
@@ -433,7 +434,7 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 	if err := k.flushBatch(); err != nil {
 		return err
 	}
-	s := k.cache[key]
+	s := k.cache.find(key)
 	switch {
 	case s == nil:
 		ok, err := k.exists(key)
@@ -443,8 +444,7 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 		if !ok {
 			k.count++
 		}
-		s = &slot[V]{}
-		k.cache[key] = s
+		s = k.cache.insert(key)
 	case s.kind == entryDelete:
 		k.count++
 	}
@@ -455,9 +455,9 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 
 // Update sets the value of key to fn(old, ok), where old and ok are what
 // Get would return: a read-modify-write that looks a key held in memory
-// up once.
+// up once. fn must not use the state.
 func (k *Keyed[K, V]) Update(key K, fn func(old V, ok bool) V) error {
-	if s := k.cache[key]; s != nil && s.kind == entryPut && len(k.batch) == 0 {
+	if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
 		s.v = fn(s.v, true)
 		k.touch(key, s)
 		return k.account()
@@ -477,17 +477,17 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	if k.merge == nil {
 		return fmt.Errorf("ckpt: keyed state %q: Merge needs KeyedOptions.Merge", k.name)
 	}
-	s := k.cache[key]
+	s := k.cache.find(key)
 	switch {
 	case s == nil:
-		s = &slot[V]{v: v, kind: entryMerge}
+		s = k.cache.insert(key)
+		s.v, s.kind = v, entryMerge
 		if k.complete {
 			s.kind = entryPut
 			k.count++
 		} else {
 			k.unsure = true
 		}
-		k.cache[key] = s
 	case s.kind == entryDelete:
 		s.v, s.kind = v, entryPut
 		k.count++
@@ -506,7 +506,7 @@ func (k *Keyed[K, V]) MergeAll(seq iter.Seq2[K, V]) error {
 	if k.merge == nil {
 		return fmt.Errorf("ckpt: keyed state %q: MergeAll needs KeyedOptions.Merge", k.name)
 	}
-	if !k.nocache || len(k.cache) > 0 {
+	if !k.nocache || k.cache.len() > 0 {
 		for key, v := range seq {
 			if err := k.Merge(key, v); err != nil {
 				return err
@@ -541,7 +541,7 @@ func (k *Keyed[K, V]) Delete(key K) error {
 	if err := k.flushBatch(); err != nil {
 		return err
 	}
-	s := k.cache[key]
+	s := k.cache.find(key)
 	switch {
 	case s == nil:
 		ok, err := k.exists(key)
@@ -554,8 +554,7 @@ func (k *Keyed[K, V]) Delete(key K) error {
 		if ok {
 			k.count--
 		}
-		s = &slot[V]{}
-		k.cache[key] = s
+		s = k.cache.insert(key)
 	case s.kind == entryDelete:
 		return nil
 	case s.kind == entryPut:
@@ -582,7 +581,7 @@ func (k *Keyed[K, V]) fits() bool {
 	if k.budget <= 0 {
 		return true
 	}
-	return (int64(len(k.cache)+len(k.batch))+k.frozenLen.Load())*k.perEntry.Load() < k.budget
+	return (int64(k.cache.len()+len(k.batch))+k.frozenLen.Load())*k.perEntry.Load() < k.budget
 }
 
 // learn raises the estimate of an entry's memory to what entries
@@ -618,7 +617,7 @@ func (k *Keyed[K, V]) spill() error {
 		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
 	}
 	k.complete = false
-	k.cache = make(map[K]*slot[V])
+	k.cache = newKeyedMap[K, V](k.kk, 0)
 	return nil
 }
 
@@ -631,16 +630,17 @@ func (k *Keyed[K, V]) takeDirty(clear bool) []frozenEntry[K, V] {
 	clear = clear || k.nocache
 	out := slices.Grow(k.batch, len(k.dirty))
 	k.batch = nil
-	for _, d := range k.dirty {
-		out = append(out, frozenEntry[K, V]{key: d.key, v: d.s.v, kind: d.s.kind})
-		if !clear && (d.s.kind == entryMerge || d.s.kind == entryDelete && k.complete) {
-			delete(k.cache, d.key)
+	for _, key := range k.dirty {
+		s := k.cache.find(key)
+		out = append(out, frozenEntry[K, V]{key: key, v: s.v, kind: s.kind})
+		if !clear && (s.kind == entryMerge || s.kind == entryDelete && k.complete) {
+			k.cache.delete(key)
 		}
 	}
-	k.dirty = make([]dirtyRef[K, V], 0, len(k.dirty))
+	k.dirty = make([]K, 0, len(k.dirty))
 	k.epoch++
 	if clear {
-		k.cache = make(map[K]*slot[V])
+		k.cache = newKeyedMap[K, V](k.kk, 0)
 	}
 	return out
 }
@@ -685,15 +685,16 @@ func (k *Keyed[K, V]) waitFrozen() error {
 // false. fn must not change the state.
 func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 	if k.complete {
-		keys := make([]K, 0, len(k.cache))
-		for key, s := range k.cache {
+		keys := make([]K, 0, k.cache.len())
+		k.cache.all(func(key K, s *slot[V]) bool {
 			if s.kind == entryPut {
 				keys = append(keys, key)
 			}
-		}
+			return true
+		})
 		slices.SortFunc(keys, cmp.Compare)
 		for _, key := range keys {
-			if !fn(key, k.cache[key].v) {
+			if !fn(key, k.cache.find(key).v) {
 				return nil
 			}
 		}

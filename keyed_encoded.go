@@ -59,9 +59,9 @@ func (k *Keyed[K, V]) MergeEncoded(b EncodedBatch) error {
 		}
 	}
 	// Values held in memory no longer include every operand.
-	if k.complete || len(k.cache) > 0 {
+	if k.complete || k.cache.len() > 0 {
 		k.complete = false
-		k.cache = make(map[K]*slot[V])
+		k.cache = newKeyedMap[K, V](k.kk, 0)
 	}
 	k.pend = append(k.pend, b)
 	k.unsure = true

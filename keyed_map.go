@@ -1,0 +1,149 @@
+package ckpt
+
+import (
+	"hash/maphash"
+	"unsafe"
+)
+
+// keyedMap is the memory of a keyed state: an open-addressing hash table
+// from keys to slots. Unlike a Go map it hands out a pointer to a slot,
+// so that a read-modify-write (Keyed.Update) looks the key up once and
+// changes the slot in place, where a map needs a lookup and an
+// assignment. The pointer is valid until the next insert.
+type keyedMap[K Key, V any] struct {
+	kk    keyKind
+	seed  maphash.Seed
+	ents  []mapEntry[K, V]
+	n     int // live entries
+	dead  int // deleted entries still in the table
+	mask  uint64
+	iseed uint64 // for integer keys
+}
+
+// mapEntry is an entry of the table; its control byte (s.ctrl: empty,
+// deleted, or a tag of the key's hash) is in the slot's padding, so that
+// a probe reads one place.
+type mapEntry[K Key, V any] struct {
+	key K
+	s   slot[V]
+}
+
+const (
+	ctrlEmpty   = 0
+	ctrlDeleted = 1
+)
+
+func newKeyedMap[K Key, V any](kk keyKind, size int) *keyedMap[K, V] {
+	m := &keyedMap[K, V]{kk: kk, seed: maphash.MakeSeed()}
+	m.iseed = maphash.Comparable(m.seed, uint64(0x9e3779b97f4a7c15)) | 1
+	m.alloc(size)
+	return m
+}
+
+// alloc makes room for size entries, empty.
+func (m *keyedMap[K, V]) alloc(size int) {
+	c := 16
+	for c*3/4 < size {
+		c *= 2
+	}
+	m.ents = make([]mapEntry[K, V], c)
+	m.mask = uint64(c - 1)
+	m.n, m.dead = 0, 0
+}
+
+// hash returns key's hash.
+func (m *keyedMap[K, V]) hash(key K) uint64 {
+	p := unsafe.Pointer(&key)
+	if m.kk.name == "string" {
+		return maphash.String(m.seed, *(*string)(p))
+	}
+	// A multiply-xorshift mix of the key's bits: integers need no more.
+	h := intBits(p, m.kk) * m.iseed
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>32
+}
+
+// tag is the control byte of a hash: never empty or deleted.
+func tag(h uint64) uint8 { return uint8(h>>57) | 2 }
+
+// len returns the number of keys.
+func (m *keyedMap[K, V]) len() int { return m.n }
+
+// find returns key's slot, or nil.
+func (m *keyedMap[K, V]) find(key K) *slot[V] {
+	h := m.hash(key)
+	t := tag(h)
+	for i := h & m.mask; ; i = (i + 1) & m.mask {
+		e := &m.ents[i]
+		switch e.s.ctrl {
+		case ctrlEmpty:
+			return nil
+		case t:
+			if e.key == key {
+				return &e.s
+			}
+		}
+	}
+}
+
+// insert adds key, which find did not find, with a zero slot, and returns
+// the slot.
+func (m *keyedMap[K, V]) insert(key K) *slot[V] {
+	if (m.n+m.dead+1)*4 > len(m.ents)*3 {
+		m.rehash()
+	}
+	h := m.hash(key)
+	i := h & m.mask
+	for m.ents[i].s.ctrl > ctrlDeleted {
+		i = (i + 1) & m.mask
+	}
+	if m.ents[i].s.ctrl == ctrlDeleted {
+		m.dead--
+	}
+	m.ents[i] = mapEntry[K, V]{key: key, s: slot[V]{ctrl: tag(h)}}
+	m.n++
+	return &m.ents[i].s
+}
+
+// delete removes key, if present.
+func (m *keyedMap[K, V]) delete(key K) {
+	h := m.hash(key)
+	t := tag(h)
+	for i := h & m.mask; ; i = (i + 1) & m.mask {
+		switch m.ents[i].s.ctrl {
+		case ctrlEmpty:
+			return
+		case t:
+			if m.ents[i].key == key {
+				m.ents[i] = mapEntry[K, V]{s: slot[V]{ctrl: ctrlDeleted}}
+				m.n--
+				m.dead++
+				return
+			}
+		}
+	}
+}
+
+// rehash moves the live entries to a table sized for them, dropping the
+// deleted ones: twice the size when the table is mostly live.
+func (m *keyedMap[K, V]) rehash() {
+	ents := m.ents
+	m.alloc(2*m.n + 1)
+	for i := range ents {
+		if ents[i].s.ctrl > ctrlDeleted {
+			s := m.insert(ents[i].key)
+			s.v, s.kind, s.epoch = ents[i].s.v, ents[i].s.kind, ents[i].s.epoch
+		}
+	}
+}
+
+// all calls fn for every key and its slot, in no order, until fn returns
+// false.
+func (m *keyedMap[K, V]) all(fn func(K, *slot[V]) bool) {
+	for i := range m.ents {
+		if m.ents[i].s.ctrl > ctrlDeleted && !fn(m.ents[i].key, &m.ents[i].s) {
+			return
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package ckpt
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// keyedMap against a Go map: random inserts, updates in place through
+// the returned slot, deletes (which leave tombstones that rehashing
+// clears) and lookups of present and absent keys, with string and
+// integer keys, then every entry listed once.
+func TestKeyedMapMatchesMap(t *testing.T) {
+	t.Run("string", func(t *testing.T) {
+		testKeyedMap(t, keyKindOf[string](), func(i int) string { return fmt.Sprintf("k%d", i) })
+	})
+	t.Run("int8", func(t *testing.T) {
+		testKeyedMap(t, keyKindOf[int8](), func(i int) int8 { return int8(i) })
+	})
+	t.Run("int64", func(t *testing.T) {
+		testKeyedMap(t, keyKindOf[int64](), func(i int) int64 { return int64(i)*7919 - 1<<40 })
+	})
+	t.Run("uint32", func(t *testing.T) {
+		testKeyedMap(t, keyKindOf[uint32](), func(i int) uint32 { return uint32(i) << 20 })
+	})
+}
+
+func testKeyedMap[K Key](t *testing.T, kk keyKind, key func(int) K) {
+	r := rand.New(rand.NewPCG(3, 4))
+	m := newKeyedMap[K, int](kk, 0)
+	model := make(map[K]int)
+	space := 5000
+	if kk.size == 1 {
+		space = 256
+	}
+	for op := range 200_000 {
+		k := key(r.IntN(space))
+		s := m.find(k)
+		want, ok := model[k]
+		if (s != nil) != ok || ok && s.v != want {
+			t.Fatalf("op %d: find(%v) = %v, model %d, %v", op, k, s, want, ok)
+		}
+		switch r.IntN(3) {
+		case 0:
+			m.delete(k)
+			delete(model, k)
+		default:
+			if s == nil {
+				s = m.insert(k)
+			}
+			s.v += op
+			model[k] += op
+		}
+		if m.len() != len(model) {
+			t.Fatalf("op %d: len %d, want %d", op, m.len(), len(model))
+		}
+	}
+	seen := make(map[K]bool)
+	m.all(func(k K, s *slot[int]) bool {
+		if seen[k] || model[k] != s.v {
+			t.Fatalf("all: %v = %d (seen %v), want %d", k, s.v, seen[k], model[k])
+		}
+		seen[k] = true
+		return true
+	})
+	if len(seen) != len(model) {
+		t.Fatalf("all listed %d keys, want %d", len(seen), len(model))
+	}
+	if len(m.ents) > 4*(len(model)+16)*2 {
+		t.Fatalf("%d entries for %d keys: tombstones are not cleared", len(m.ents), len(model))
+	}
+}
