@@ -166,3 +166,35 @@ func TestBinaryDecodesWhateverTheReader(t *testing.T) {
 		}
 	}
 }
+
+// keeper keeps the buffer UnmarshalBinary is given.
+type keeper struct{ b []byte }
+
+func (x *keeper) UnmarshalBinary(b []byte) error {
+	x.b = b
+	return nil
+}
+
+// Decode's buffer belongs to the value: it shares no memory with what the
+// reader was reading from, and a second Decode does not reuse it.
+func TestBinaryBufferIsTheValues(t *testing.T) {
+	for name, newReader := range map[string]func([]byte) io.Reader{
+		"sized":   func(b []byte) io.Reader { return bytes.NewReader(b) },
+		"unsized": func(b []byte) io.Reader { return bytes.NewBuffer(b) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := []byte("first value")
+			var a, b keeper
+			if err := (codec.Binary{}).Decode(newReader(src), &a); err != nil {
+				t.Fatal(err)
+			}
+			copy(src, "XXXXX")
+			if err := (codec.Binary{}).Decode(newReader([]byte("second value")), &b); err != nil {
+				t.Fatal(err)
+			}
+			if string(a.b) != "first value" || string(b.b) != "second value" {
+				t.Fatalf("kept buffers hold %q and %q", a.b, b.b)
+			}
+		})
+	}
+}
