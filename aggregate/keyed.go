@@ -18,10 +18,10 @@ import (
 // the groups seen since the last checkpoint (table.go); before every
 // checkpoint the table is handed to the keyed state as merge operands,
 // already encoded (ckpt.Keyed.MergeEncoded), and a new one starts. So the
-// per-record path stays a hash-table update, a checkpoint writes only the groups that
-// changed since the previous one, and past the memory budget the keyed
-// state spills to disk without reading anything back until the end, when
-// the groups are read in key order, already sorted.
+// per-record path stays a hash-table update, a checkpoint writes only the
+// groups that changed since the previous one, and past the memory budget
+// the keyed state spills to disk without reading anything back until the
+// end, when the groups are read in key order, already sorted.
 
 // partial is a group's aggregates over a part of the input; two parts
 // merge into the aggregates over both.
