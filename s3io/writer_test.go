@@ -166,7 +166,7 @@ func TestWriterResumeReplacesLaterPartsAndKeepsTheTail(t *testing.T) {
 	if len(p.Parts) != 1 || p.Tail == nil || p.Tail.Size != 2*mib {
 		t.Fatalf("position %s: want one part and a tail of 2 MiB", pos)
 	}
-	write(t, w, text("lost", 9*mib)) // parts 2 and 3, after the checkpoint
+	write(t, w, text("lost", 9*mib))  // parts 2 and 3, after the checkpoint
 	if err := w.Close(); err != nil { // a crash: nothing completed
 		t.Fatal(err)
 	}
