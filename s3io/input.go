@@ -229,6 +229,14 @@ func (c *closing[R]) Consumed() int64 { return c.Source.(positioned[R]).Consumed
 func (c *closing[R]) Size() int64     { return c.Source.(positioned[R]).Size() }
 func (c *closing[R]) Paths() []string { return c.in.Paths }
 
+// Header returns a CSV source's column names.
+func (c *closing[R]) Header() []string {
+	if h, ok := c.Source.(interface{ Header() []string }); ok {
+		return h.Header()
+	}
+	return nil
+}
+
 func (c *closing[R]) Close() error {
 	err := c.Source.Close()
 	c.in.Close()

@@ -86,7 +86,7 @@ func (w *Writer) start(ctx context.Context, replace bool) error {
 	}
 	if !replace {
 		if _, err := w.st.HeadObject(ctx, w.key); err == nil {
-			return fmt.Errorf("%w: %s exists; a job creates its output and overwrites no object it did not write: delete it, or restart the job to replace it when the job finishes", ErrOutputExists, w.object)
+			return fmt.Errorf("%w: %s exists, and a job creates its output: it overwrites no object it did not write (restart the job to replace the object when the job finishes, or delete it)", ErrOutputExists, w.object)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -167,7 +167,7 @@ func parseCRC(s string) (uint32, error) {
 // that died after its final checkpoint but before its upload completed
 // has its upload completed now: the final checkpoint is the commit
 // point, and completing is carrying it out (the only change Verify
-// makes).
+// makes, besides removing the job's tail objects).
 func (o Output) Verify(ctx context.Context, raw json.RawMessage) error {
 	st, key, err := open(ctx, o.URL, o.log())
 	if err != nil {
@@ -188,6 +188,9 @@ func (o Output) Verify(ctx context.Context, raw json.RawMessage) error {
 		if n := aws.ToInt64(head.ContentLength); n != pos.Length {
 			return fmt.Errorf("%w: %s is %d bytes; the job wrote %d", sink.ErrOutputChanged, object, n, pos.Length)
 		}
+		// A run killed between completing the upload and removing the
+		// tail objects left them: they are the job's own, and useless.
+		removeTails(ctx, st, key, o.log())
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
 		return err

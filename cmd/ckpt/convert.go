@@ -138,6 +138,10 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
 				if t, err = streamTarget("convert", o.Output, &pf); err != nil {
 					return err
 				}
+			} else if convert.IsS3(o.Output) {
+				if t, err = s3Target("convert", o.Output, &pf); err != nil {
+					return err
+				}
 			} else if convert.IsPostgres(o.Output) {
 				var storeURL string
 				t.isFile = false
