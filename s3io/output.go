@@ -14,7 +14,6 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/store"
-	"github.com/ckptdev/ckpt/store/s3store"
 )
 
 // Output is a pipeline output written to the S3 object at URL (see the
@@ -49,7 +48,7 @@ func (o Output) Open(ctx context.Context, pos json.RawMessage, inputs []string) 
 	if err != nil {
 		return nil, err
 	}
-	w := &Writer{st: st, key: key, object: display(st.Bucket(), key), log: o.log(), partSize: st.PartSize(),
+	w := &Writer{st: st, key: key, object: display(st.Bucket(), key), addr: o.URL, log: o.log(), partSize: st.PartSize(),
 		sem: make(chan struct{}, st.Concurrency())}
 	for _, in := range inputs {
 		if in == w.object {
@@ -211,6 +210,16 @@ func (o Output) Verify(ctx context.Context, raw json.RawMessage) error {
 	return complete(ctx, st, key, pos, map[int32]string{}, tail, o.log())
 }
 
+// AddressOf returns the address of the S3 output whose position in a
+// checkpoint is raw, or false if raw is no S3 output's position.
+func AddressOf(raw json.RawMessage) (string, bool) {
+	var p Position
+	if json.Unmarshal(raw, &p) != nil || p.Upload == "" || !IsAddress(p.Address) {
+		return "", false
+	}
+	return p.Address, true
+}
+
 // Abandon aborts the incomplete uploads of the object at url and removes
 // their tail objects: what a job deleted or restarted leaves.
 func Abandon(ctx context.Context, url string, log *slog.Logger) error {
@@ -224,5 +233,3 @@ func Abandon(ctx context.Context, url string, log *slog.Logger) error {
 	}
 	return abortUploads(ctx, st, key, log)
 }
-
-var _ = s3store.MinPartSize

@@ -56,7 +56,8 @@ const metaUpload = "ckpt-upload"
 // a random id of the job's write, kept in the object's metadata, by
 // which a finished job recognises its object.
 type Position struct {
-	Object  string `json:"object"` // s3://bucket/key
+	Object  string `json:"object"`  // s3://bucket/key
+	Address string `json:"address"` // the output's address as given, with its query: where ckpt delete finds the upload
 	Upload  string `json:"upload"`
 	Write   string `json:"write"`
 	Parts   []Part `json:"parts,omitempty"`
@@ -109,6 +110,7 @@ type Writer struct {
 	st     *s3store.Store
 	key    string
 	object string
+	addr   string
 	log    *slog.Logger
 
 	partSize int64
@@ -330,7 +332,7 @@ func (w *Writer) Flush() (json.RawMessage, error) {
 
 // position is the writer's position now.
 func (w *Writer) position() Position {
-	pos := Position{Object: w.object, Upload: w.upload, Write: w.write, Length: w.n + int64(len(w.buf)),
+	pos := Position{Object: w.object, Address: w.addr, Upload: w.upload, Write: w.write, Length: w.n + int64(len(w.buf)),
 		CRC: strconv.FormatUint(uint64(w.crc), 16), Replace: w.replace}
 	w.mu.Lock()
 	for _, p := range w.parts {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,6 +125,58 @@ func TestConvertS3CrashLoops(t *testing.T) {
 	}
 	if got := getObject(t, bucket, "out/exists.jsonl"); string(got) != "{}\n" {
 		t.Fatalf("the existing object changed: %q", got)
+	}
+}
+
+// A job stopped midway and then deleted leaves no incomplete upload: ckpt
+// checkpoints delete --all aborts it.
+func TestDeleteAbortsTheJobsUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the built ckpt binary: skipped with -short")
+	}
+	bucket := testenv.S3(t)
+	for _, kv := range bucket.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	c := buildCLI(t)
+	dir := t.TempDir()
+	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: 200_000, Seed: 7})
+	args := []string{"convert", "in.csv", bucket.URL("out.jsonl", "part_size=5MiB"), "--store", "st", "--job", "j", "--no-progress"}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the upload has begun, the job is open and takes a shutdown
+	// checkpoint on SIGTERM.
+	for deadline := time.Now().Add(30 * time.Second); openUploads(t, bucket, "out.jsonl") == 0; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no upload began in 30s\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the bucket, not waiting for an event
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("the job ended with %v, not interrupted (it may have finished before the signal)\n%s", err, out.String())
+	}
+	if n := openUploads(t, bucket, "out.jsonl"); n != 1 {
+		t.Fatalf("%d uploads after the interruption, want the job's", n)
+	}
+	if code, out := c.run(dir, "checkpoints", "delete", "--all", "--yes", "--store", "st", "--job", "j"); code != 0 {
+		t.Fatalf("delete: exit %d\n%s", code, out)
+	}
+	if n := openUploads(t, bucket, "out.jsonl"); n != 0 {
+		t.Fatalf("%d uploads left after the job was deleted", n)
+	}
+	if ks := listKeys(t, bucket, ""); len(ks) != 0 {
+		t.Fatalf("objects left after the job was deleted: %v", ks)
 	}
 }
 
