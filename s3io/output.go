@@ -49,7 +49,7 @@ func (o Output) Open(ctx context.Context, pos json.RawMessage, inputs []string) 
 		return nil, err
 	}
 	w := &Writer{st: st, key: key, object: display(st.Bucket(), key), addr: o.URL, log: o.log(), partSize: st.PartSize(),
-		sem: make(chan struct{}, st.Concurrency())}
+		sem: make(chan struct{}, st.Concurrency()), free: make(chan []byte, st.Concurrency())}
 	for _, in := range inputs {
 		if in == w.object {
 			st.Close()

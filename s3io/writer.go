@@ -122,7 +122,8 @@ type Writer struct {
 	crc uint32 // of the bytes in parts
 	n   int64  // bytes in parts
 
-	sem chan struct{} // one token per part in flight
+	sem  chan struct{} // one token per part in flight
+	free chan []byte   // buffers of parts uploaded, for reuse
 	wg  sync.WaitGroup
 
 	mu     sync.Mutex
@@ -229,7 +230,11 @@ func (w *Writer) cut() error {
 		return err
 	}
 	data := w.buf
-	w.buf = make([]byte, 0, w.partSize+w.partSize/8)
+	select {
+	case w.buf = <-w.free:
+	default:
+		w.buf = make([]byte, 0, w.partSize+w.partSize/8)
+	}
 	off := w.n
 	w.crc = crc32.Update(w.crc, castagnoli, data)
 	w.n += int64(len(data))
@@ -266,6 +271,12 @@ func (w *Writer) startPart(data []byte, off int64) error {
 			return
 		}
 		p.etag = etag
+		// Only a buffer whose upload succeeded is reused: the transport
+		// may still read the body of a failed request.
+		select {
+		case w.free <- data[:0]:
+		default:
+		}
 	}()
 	return nil
 }
