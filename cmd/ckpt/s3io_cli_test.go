@@ -116,6 +116,16 @@ func TestConvertS3CrashLoops(t *testing.T) {
 		})
 	}
 
+	// ckpt aggregate reads the same objects as the local files.
+	agg := []string{"--group-by", "city", "--agg", "count,sum:amount", "--no-progress"}
+	if code, out := c.run(dir, append([]string{"aggregate", "local/*.csv", "agg-ref.csv", "--store", "agg-ref"}, agg...)...); code != 0 {
+		t.Fatalf("aggregate of the local files: exit %d\n%s", code, out)
+	}
+	if code, out := c.run(dir, append([]string{"aggregate", input, "agg-s3.csv", "--store", "agg-s3"}, agg...)...); code != 0 {
+		t.Fatalf("aggregate of the objects: exit %d\n%s", code, out)
+	}
+	sameFile(t, filepath.Join(dir, "agg-s3.csv"), filepath.Join(dir, "agg-ref.csv"))
+
 	// A first run over an object that exists is refused: the job would
 	// replace an object it did not write.
 	putObject(t, bucket, "out/exists.jsonl", []byte("{}\n"))
