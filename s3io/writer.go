@@ -124,7 +124,7 @@ type Writer struct {
 
 	sem  chan struct{} // one token per part in flight
 	free chan []byte   // buffers of parts uploaded, for reuse
-	wg  sync.WaitGroup
+	wg   sync.WaitGroup
 
 	mu     sync.Mutex
 	parts  []*partState // cut, in order
