@@ -143,7 +143,7 @@ func TestInputPrefixAndMissing(t *testing.T) {
 // from the byte it stopped at.
 func TestInputSurvivesDroppedConnections(t *testing.T) {
 	b := bucketEnv(t)
-	data := text("r", 24*mib)
+	data := text("r", 16*mib)
 	data[len(data)-1] = '\n'
 	put(t, b, "big.txt", data)
 	proxy := testenv.NewProxy(t, strings.TrimPrefix(b.Endpoint, "http://"))

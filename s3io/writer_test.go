@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -34,11 +34,17 @@ func bucketEnv(t *testing.T) testenv.S3Bucket {
 
 // text returns n bytes of numbered lines, different for each seed.
 func text(seed string, n int) []byte {
-	var b bytes.Buffer
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, "%s,%d,%s\n", seed, i, strings.Repeat("x", i%50))
+	b := make([]byte, 0, n+100)
+	xs := strings.Repeat("x", 50)
+	for i := 0; len(b) < n; i++ {
+		b = append(b, seed...)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, ',')
+		b = append(b, xs[:i%50]...)
+		b = append(b, '\n')
 	}
-	return b.Bytes()[:n]
+	return b[:n]
 }
 
 // write writes data in 64 KiB pieces.
