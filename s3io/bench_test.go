@@ -20,7 +20,7 @@ import (
 	"github.com/ckptdev/ckpt/store/s3store"
 )
 
-// BenchmarkS3Output writes 128 MiB of lines (records of about 100 bytes)
+// BenchmarkS3Output writes 128 MiB of lines (records of about 40 bytes)
 // to an object through the S3 output, with a checkpoint at the end only
 // and with one every 8 MiB, next to a plain multipart upload of the same
 // bytes through the same client: the same part size (16 MiB), the same
