@@ -2,6 +2,7 @@ package convert
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/ckptdev/ckpt/pipeline"
@@ -48,6 +49,9 @@ type recordOutput interface {
 // with Restart replaces an existing object when it finishes; otherwise
 // an existing object is refused.
 func runToS3(ctx context.Context, o Options) (pipeline.Result, error) {
+	if IsS3(o.Input) && s3io.Names(o.Input, o.Output) {
+		return pipeline.Result{}, fmt.Errorf("%w: the output object %s would be one of the input's objects once written: write it elsewhere", pipeline.ErrOutputIsInput, objectName(o.Output))
+	}
 	out := s3io.Output{URL: o.Output, Replace: o.Pipeline.Restart, Logger: o.Pipeline.Logger}
 	switch {
 	case o.From.IsCSV() && o.To.IsCSV():

@@ -242,3 +242,26 @@ func (c *closing[R]) Close() error {
 	c.in.Close()
 	return err
 }
+
+// Names reports whether the input address in would name the object at
+// the output address out once it exists: the same bucket, and the same
+// key, a pattern that matches it, or a prefix that holds it. A job whose
+// output is among its inputs would read it on a rerun.
+func Names(in, out string) bool {
+	li, err1 := store.ParseURL(in)
+	lo, err2 := store.ParseURL(out)
+	if err1 != nil || err2 != nil || li.URL == nil || lo.URL == nil || li.URL.Host != lo.URL.Host {
+		return false
+	}
+	pattern := strings.TrimPrefix(li.URL.Path, "/")
+	key := strings.TrimPrefix(lo.URL.Path, "/")
+	switch {
+	case strings.HasSuffix(pattern, "/"):
+		rest, ok := strings.CutPrefix(key, pattern)
+		return ok && !strings.Contains(rest, "/")
+	case strings.ContainsAny(pattern, "*?["):
+		ok, _ := path.Match(pattern, key)
+		return ok
+	}
+	return pattern == key
+}

@@ -171,3 +171,22 @@ func TestInputSurvivesDroppedConnections(t *testing.T) {
 		t.Fatalf("read %d bytes, want the object's %d", got.Len(), len(data))
 	}
 }
+
+func TestNames(t *testing.T) {
+	for _, c := range []struct {
+		in, out string
+		want    bool
+	}{
+		{"s3://b/drop/*.jsonl?region=x", "s3://b/drop/all.jsonl?region=x", true},
+		{"s3://b/drop/*.jsonl", "s3://b/out/all.jsonl", false},
+		{"s3://b/drop/*.jsonl", "s3://c/drop/all.jsonl", false},
+		{"s3://b/drop/", "s3://b/drop/all.csv", true},
+		{"s3://b/drop/", "s3://b/drop/sub/all.csv", false},
+		{"s3://b/in.csv", "s3://b/in.csv?endpoint=http://127.0.0.1:1", true},
+		{"s3://b/in.csv", "s3://b/in.jsonl", false},
+	} {
+		if got := s3io.Names(c.in, c.out); got != c.want {
+			t.Errorf("Names(%s, %s) = %v, want %v", c.in, c.out, got, c.want)
+		}
+	}
+}

@@ -26,5 +26,5 @@ func s3Target(verb, output string, pf *pipelineFlags) (target, error) {
 	if pf.store == "" {
 		pf.store = ckpt.DefaultStore
 	}
-	return target{verb: verb, output: path.Base(key), id: object, display: object}, nil
+	return target{verb: verb, output: path.Base(key), id: object, display: object, noLegacy: true}, nil
 }
