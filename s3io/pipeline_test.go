@@ -44,7 +44,9 @@ func TestPipelineCompletesAfterDyingAtTheEnd(t *testing.T) {
 	in := s3io.Lines(b.URL("in.txt"), nil)
 	out := s3io.Output{URL: b.URL("out.txt", "part_size=5MiB")}
 	_, err := pipeline.Run(context.Background(), cfg, in, dyingOutput{out},
-		func(ctx context.Context, l *source.Line, st *struct{}, w dyingWriter) error { return copyLine(ctx, l, st, w) })
+		func(ctx context.Context, l *source.Line, st *struct{}, w dyingWriter) error {
+			return copyLine(ctx, l, st, w)
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +54,9 @@ func TestPipelineCompletesAfterDyingAtTheEnd(t *testing.T) {
 		t.Fatal("the object exists though its upload was not completed")
 	}
 	_, err = pipeline.Run(context.Background(), cfg, in, out,
-		func(ctx context.Context, l *source.Line, st *struct{}, w *s3io.Writer) error { return copyLine(ctx, l, st, w) })
+		func(ctx context.Context, l *source.Line, st *struct{}, w *s3io.Writer) error {
+			return copyLine(ctx, l, st, w)
+		})
 	if !errors.Is(err, pipeline.ErrAlreadyDone) {
 		t.Fatalf("rerun of the finished job: %v, want ErrAlreadyDone", err)
 	}
