@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -357,5 +358,38 @@ func TestFreshStartAbortsAbandonedUploads(t *testing.T) {
 	}
 	if ks := keys(t, b); len(ks) != 0 {
 		t.Fatalf("objects left after Abandon: %v", ks)
+	}
+}
+
+// An output smaller than a part lives in its tail alone, checkpoint after
+// checkpoint, and ends as an object of one small part.
+func TestWriterSmallOutputAcrossResumes(t *testing.T) {
+	b := bucketEnv(t)
+	ctx := context.Background()
+	out := s3io.Output{URL: b.URL("small.csv", "part_size=5MiB")}
+	var want []byte
+	var pos json.RawMessage
+	for i := range 3 {
+		w, err := out.Open(ctx, pos, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := text(fmt.Sprint("run", i), 700<<10)
+		write(t, w, chunk)
+		want = append(want, chunk...)
+		pos = checkpoint(t, w)
+		write(t, w, text("lost", 100<<10)) // after the checkpoint: rolled back
+		w.Close()
+	}
+	w, err := out.Open(ctx, pos, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete(t, w)
+	if got := getObject(t, b, "small.csv"); !bytes.Equal(got, want) {
+		t.Fatalf("object of %d bytes, want the %d bytes of the checkpoints", len(got), len(want))
+	}
+	if ks := keys(t, b); len(ks) != 1 {
+		t.Fatalf("objects left beside the output: %v", ks)
 	}
 }
