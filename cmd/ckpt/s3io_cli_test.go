@@ -66,13 +66,25 @@ func TestConvertS3CrashLoops(t *testing.T) {
 	input = strings.Replace(input, "/drop?", "/drop/*.csv?", 1)
 	flags := []string{"--every", "2000", "--interval", "5ms", "--no-progress"}
 
+	// JSON Lines objects into CSV: the reference output, as an object.
+	putObject(t, bucket, "lines/all.jsonl", ref)
+	if code, out := c.run(dir, "convert", "ref.jsonl", "ref.csv", "--store", "ref-store"); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, out)
+	}
+	refCSV, err := os.ReadFile(filepath.Join(dir, "ref.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name, in, out string
 		key           string // the output object's key, or "" for a local file
+		want          []byte
 	}{
-		{"s3-to-s3", input, bucket.URL("out/a.jsonl", "part_size=5MiB"), "out/a.jsonl"},
-		{"s3-to-local", input, "b.jsonl", ""},
-		{"local-to-s3", "local/*.csv", bucket.URL("out/c.jsonl", "part_size=5MiB"), "out/c.jsonl"},
+		{"s3-to-s3", input, bucket.URL("out/a.jsonl", "part_size=5MiB"), "out/a.jsonl", ref},
+		{"s3-to-local", input, "b.jsonl", "", ref},
+		{"local-to-s3", "local/*.csv", bucket.URL("out/c.jsonl", "part_size=5MiB"), "out/c.jsonl", ref},
+		{"jsonl-to-csv", bucket.URL("lines/all.jsonl"), bucket.URL("out/d.csv", "part_size=5MiB"), "out/d.csv", refCSV},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,12 +106,12 @@ func TestConvertS3CrashLoops(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !bytes.Equal(got, ref) {
+			if want := tc.want; !bytes.Equal(got, want) {
 				n := 0
-				for n < len(got) && n < len(ref) && got[n] == ref[n] {
+				for n < len(got) && n < len(want) && got[n] == want[n] {
 					n++
 				}
-				t.Fatalf("output differs from the uninterrupted run's at byte %d (sizes %d and %d)", n, len(got), len(ref))
+				t.Fatalf("output differs from the uninterrupted run's at byte %d (sizes %d and %d)", n, len(got), len(want))
 			}
 			code, out := c.run(dir, args...)
 			if code != 0 || !strings.Contains(out, "already finished") {
