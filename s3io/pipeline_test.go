@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ckptdev/ckpt"
@@ -31,8 +33,11 @@ func (o dyingOutput) Open(ctx context.Context, pos json.RawMessage, inputs []str
 // is done.
 func TestPipelineCompletesAfterDyingAtTheEnd(t *testing.T) {
 	b := bucketEnv(t)
-	data := text("in", 7*mib)
-	data[len(data)-1] = '\n'
+	// Long lines: few records, one part and a tail.
+	var data []byte
+	for i := 0; len(data) < 6*mib; i++ {
+		data = append(data, fmt.Sprintf("%06d %s\n", i, strings.Repeat("y", 2000))...)
+	}
 	put(t, b, "in.txt", data)
 	cfg := pipeline.Config{Job: "copy", Config: ckpt.Config{Store: filepath.Join(t.TempDir(), "st"), NoSignals: true}}
 	copyLine := func(_ context.Context, l *source.Line, _ *struct{}, out interface {
