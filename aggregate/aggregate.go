@@ -185,7 +185,7 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	onOpen := pipeline.OnOpen[State, *sink.File](a.open)
 	if o.From.IsCSV() {
 		csvOpts := source.CSVOptions{Comma: o.From.Separator(o.Delimiter), Columns: o.Columns}
-		return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(csvOpts, o.Input), pipeline.File(o.Output), a.csvRow, end, onOpen)
+		return pipeline.Run(ctx, o.Pipeline, convert.CSVInput(o.Input, csvOpts), pipeline.File(o.Output), a.csvRow, end, onOpen)
 	}
 	return pipeline.Run(ctx, o.Pipeline, convert.LinesInput(o.Input, o.Until), pipeline.File(o.Output), a.jsonLine, end, onOpen)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/pipeline"
-	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
 	"github.com/ckptdev/ckpt/stream"
@@ -77,6 +76,7 @@ func ParseFormat(s string) (Format, error) {
 // InputFormatOf is FormatOf for an input, which may be compressed: the
 // extension before .gz, .zst or .zstd decides.
 func InputFormatOf(path string) (Format, error) {
+	path = objectName(path)
 	if s := source.CompressionSuffix(path); s != "" {
 		f, err := FormatOf(path[:len(path)-len(s)])
 		if err != nil {
@@ -92,6 +92,7 @@ func InputFormatOf(path string) (Format, error) {
 // pattern decides. A compressed name is refused: outputs are written
 // plain (inputs: InputFormatOf).
 func FormatOf(path string) (Format, error) {
+	path = objectName(path)
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv":
 		return CSV, nil
@@ -141,6 +142,9 @@ type Options struct {
 
 // Resolve fills in the formats from the file names.
 func (o *Options) Resolve() error {
+	if IsS3(o.Output) && IsStream(o.Input) {
+		return errors.New("an S3 output is written from CSV, TSV or JSON Lines files or objects, not from a stream")
+	}
 	if IsStream(o.Input) {
 		return o.resolveStream()
 	}
@@ -258,23 +262,26 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		return pipeline.Result{}, err
 	}
 	o.Pipeline.Params = o.params()
+	if IsS3(o.Output) {
+		return runToS3(ctx, o)
+	}
 	switch {
 	case o.From.IsCSV() && o.To.IsCSV():
-		return csvToCSV(ctx, o)
+		return csvToCSV(ctx, o, pipeline.File(o.Output))
 	case o.From.IsCSV():
-		return csvToJSONL(ctx, o)
+		return csvToJSONL(ctx, o, pipeline.File(o.Output))
 	}
-	return jsonlToCSV(ctx, o)
+	return jsonlToCSV(ctx, o, pipeline.File(o.Output))
 }
 
 // csvState is empty: conversion keeps no state besides the positions.
 type csvState struct{}
 
-func csvToJSONL(ctx context.Context, o Options) (pipeline.Result, error) {
+func csvToJSONL[W recordOutput](ctx context.Context, o Options, output pipeline.SinkOpener[W]) (pipeline.Result, error) {
 	var prefixes [][]byte // `{"name":` and `,"name":` per column
 	infer := o.InferTypes
-	return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(o.csvOptions(), o.Input), pipeline.File(o.Output),
-		func(ctx context.Context, row *source.Row, _ *csvState, out *sink.File) error {
+	return pipeline.Run(ctx, o.Pipeline, CSVInput(o.Input, o.csvOptions()), output,
+		func(ctx context.Context, row *source.Row, _ *csvState, out W) error {
 			if prefixes == nil {
 				prefixes = jsonKeyPrefixes(row.Header)
 			}
@@ -348,10 +355,10 @@ type csvToCSVState struct {
 
 // csvToCSV rewrites CSV with another separator, or gives header-less
 // input its header line.
-func csvToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
+func csvToCSV[W recordOutput](ctx context.Context, o Options, output pipeline.SinkOpener[W]) (pipeline.Result, error) {
 	comma := o.To.Separator(o.OutDelimiter)
-	return pipeline.Run(ctx, o.Pipeline, pipeline.CSVWith(o.csvOptions(), o.Input), pipeline.File(o.Output),
-		func(ctx context.Context, row *source.Row, st *csvToCSVState, out *sink.File) error {
+	return pipeline.Run(ctx, o.Pipeline, CSVInput(o.Input, o.csvOptions()), output,
+		func(ctx context.Context, row *source.Row, st *csvToCSVState, out W) error {
 			b := out.Buffered()
 			if !st.Header {
 				st.Header = true
@@ -384,11 +391,11 @@ func stringsAsBytes(ss []string) [][]byte {
 	return out
 }
 
-func jsonlToCSV(ctx context.Context, o Options) (pipeline.Result, error) {
+func jsonlToCSV[W recordOutput](ctx context.Context, o Options, output pipeline.SinkOpener[W]) (pipeline.Result, error) {
 	comma := o.To.Separator(o.OutDelimiter)
 	var row objectRow
-	return pipeline.Run(ctx, o.Pipeline, LinesInput(o.Input, o.Until), pipeline.File(o.Output),
-		func(ctx context.Context, line *source.Line, st *jsonlState, out *sink.File) error {
+	return pipeline.Run(ctx, o.Pipeline, LinesInput(o.Input, o.Until), output,
+		func(ctx context.Context, line *source.Line, st *jsonlState, out W) error {
 			if ok, err := row.scan(line); !ok {
 				return err // nil for a blank line, which holds no record
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // InferSample is how many records of the input --infer-types reads to
@@ -149,7 +150,7 @@ func inferCSVTypes(src pipeline.Source[*source.Row], ncols int) ([]pgsink.Column
 // inferJSONLTypes does the same for JSON Lines, from the text of each
 // value (a JSON string "42" counts as the number it spells).
 func inferJSONLTypes(ctx context.Context, input string, keys []string) ([]pgsink.ColumnType, error) {
-	src, err := pipeline.Lines(input)(ctx, nil)
+	src, err := LinesInput(input, stream.Until{})(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -133,11 +133,11 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 }
 
 func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.Config) (pipeline.Result, error) {
-	src, err := pipeline.CSVWith(o.csvOptions(), o.Input)(ctx, nil)
+	src, err := CSVInput(o.Input, o.csvOptions())(ctx, nil)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	header := src.(*source.CSV).Header()
+	header := src.(interface{ Header() []string }).Header()
 	if o.InferTypes {
 		sc.Types, err = inferCSVTypes(src, len(header))
 	}
@@ -155,7 +155,7 @@ func csvToTable(ctx context.Context, o Options, cfg pipeline.Config, sc pgsink.C
 	if sc.Types != nil {
 		null = make([]bool, len(header))
 	}
-	return pipeline.Run(ctx, cfg, pipeline.CSVWith(o.csvOptions(), o.Input), pgsink.Output(sc),
+	return pipeline.Run(ctx, cfg, CSVInput(o.Input, o.csvOptions()), pgsink.Output(sc),
 		func(ctx context.Context, row *source.Row, _ *csvState, out *pgsink.Sink) error {
 			if null != nil && len(row.Fields) == len(null) {
 				// In typed columns an empty field is NULL, as in JSON

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/s3io"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
 	"github.com/ckptdev/ckpt/stream"
@@ -37,6 +38,9 @@ func IsStream(s string) bool { return natsstream.IsAddress(s) }
 func LinesInput(input string, until stream.Until) pipeline.Opener[*source.Line] {
 	if IsStream(input) {
 		return natsstream.Lines(natsstream.SourceConfig{URL: input, Until: until})
+	}
+	if IsS3(input) {
+		return s3io.Lines(input, nil)
 	}
 	return pipeline.Lines(input)
 }
@@ -127,7 +131,7 @@ func fromStream(ctx context.Context, o Options) (pipeline.Result, error) {
 		o.Pipeline.Params["to"] = "stream"
 		return streamToStream(ctx, o, src)
 	case o.To.IsCSV():
-		return jsonlToCSV(ctx, o)
+		return jsonlToCSV(ctx, o, pipeline.File(o.Output))
 	}
 	return streamToJSONL(ctx, o, src)
 }

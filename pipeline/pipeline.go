@@ -180,6 +180,16 @@ type Output interface {
 	Close() error
 }
 
+// Completer is an Output whose result appears only once the job has
+// finished, such as an S3 object written by one multipart upload: Run
+// calls Complete after the final checkpoint is committed. A job that
+// dies before Complete returns has finished all the same; its
+// SinkOpener's Verify, which a rerun calls, must then complete what the
+// final checkpoint describes.
+type Completer interface {
+	Complete(ctx context.Context) error
+}
+
 // SinkOpener opens a run's output, and checks a finished job's.
 type SinkOpener[W Output] interface {
 	// Open opens the output at a position recorded in a checkpoint, or
@@ -465,6 +475,11 @@ func Run[S, R any, W Output](ctx context.Context, cfg Config, open Opener[R], ou
 	}
 	res = r.result(res)
 	res.Final = final
+	if c, ok := any(r.out).(Completer); ok {
+		if err := c.Complete(ctx); err != nil {
+			return res, fmt.Errorf("job %s finished at checkpoint %d, but its output was not completed: %w (run the job again to complete it)", cfg.Job, final.Seq, err)
+		}
+	}
 	if err := r.close(); err != nil {
 		return res, err
 	}

@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream keyed)
+SECTIONS=(engine pipeline postgres s3 stream keyed s3io)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -167,6 +167,16 @@ JS
 	else
 		echo "| DuckDB | not installed | |"
 	fi
+}
+
+# S3 output: 128 MiB of lines written to an object through the
+# exactly-once S3 output (checkpoints at the end only, and every 8 MiB)
+# next to a plain multipart upload of the same lines through the same
+# client, against versitygw on loopback. Under a minute.
+bench_s3io() {
+	echo "## S3 output"
+	echo
+	gobench ./s3io '^BenchmarkS3Output$' 3x | table -base way=plain
 }
 
 main() {

@@ -19,6 +19,9 @@ type CSVOptions struct {
 	// Columns, if set, names the columns of input that has no header
 	// line: every line of every file is a record.
 	Columns []string
+	// Objects, if set, is where the paths are: objects of a bucket rather
+	// than local files (see Objects).
+	Objects Objects
 }
 
 // Row is one CSV record. Its slices are valid until the next call to Next.
@@ -57,7 +60,7 @@ func OpenCSV(paths []string, pos json.RawMessage, opts CSVOptions) (*CSV, error)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := openReader(paths, p)
+	rd, err := openReader(opts.Objects, paths, p)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +140,7 @@ func (c *CSV) headerFrom(rd *reader) error {
 	for i < len(files)-1 && files[i].Size == 0 {
 		i++
 	}
-	first, err := openReader([]string{rd.paths[i]}, nil)
+	first, err := openReader(rd.objs, []string{rd.paths[i]}, nil)
 	if err != nil {
 		return err
 	}

@@ -65,8 +65,9 @@ var errNeedMore = errors.New("need more input")
 type reader struct {
 	files []Fingerprint // Path: the file's name in messages and positions
 	paths []string      // the files to open, as given to this run
+	objs  Objects       // where the files are; nil: the local file system
 	idx   int           // current file
-	f     *os.File      // open current file, nil before the first and after the last
+	f     inputFile     // open current file, nil before the first and after the last
 	dec   *decoder      // the current file's decompressor, if it is compressed
 	buf   []byte
 	r, w  int
@@ -85,13 +86,13 @@ type reader struct {
 // openReader fingerprints paths and opens the first file at its start, or
 // the file and offset of pos, after checking that the input matches the
 // fingerprints pos recorded.
-func openReader(paths []string, pos *Position) (*reader, error) {
+func openReader(objs Objects, paths []string, pos *Position) (*reader, error) {
 	if len(paths) == 0 {
 		return nil, ErrNoInput
 	}
-	rd := &reader{buf: make([]byte, initialBuffer), line: 1, paths: paths}
+	rd := &reader{buf: make([]byte, initialBuffer), line: 1, paths: paths, objs: objs}
 	for _, p := range paths {
-		fp, err := fingerprint(p)
+		fp, err := rd.fingerprint(p)
 		if err != nil {
 			if pos != nil && errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("%w: %s no longer exists: %w", ErrInputChanged, p, err)
@@ -176,13 +177,34 @@ func listChange(now, then []Fingerprint) string {
 }
 
 func (rd *reader) open(off, line int64) error {
+	suffix := CompressionSuffix(rd.paths[rd.idx])
+	if rd.objs != nil {
+		// An object is read from off with one ranged request (a
+		// compressed one from its start, to decompress up to off).
+		from := off
+		if suffix != "" {
+			from = 0
+		}
+		fp := rd.files[rd.idx]
+		body, err := rd.objs.Open(fp, from)
+		if err != nil {
+			return err
+		}
+		f := &objectFile{ReadCloser: body, fp: fp}
+		if suffix != "" && fp.Size > 0 {
+			return rd.openCompressed(f, suffix, off, line)
+		}
+		rd.f, rd.base, rd.line, rd.r, rd.w, rd.eof = f, off, line, 0, 0, false
+		rd.started, rd.changed = off != 0, nil
+		return nil
+	}
 	f, err := os.Open(rd.paths[rd.idx])
 	if err != nil {
 		return err
 	}
 	// A compressed file of no bytes is read as the empty file it is (an
 	// export of no rows), not as a damaged stream.
-	if suffix := CompressionSuffix(rd.paths[rd.idx]); suffix != "" && rd.files[rd.idx].Size > 0 {
+	if suffix != "" && rd.files[rd.idx].Size > 0 {
 		return rd.openCompressed(f, suffix, off, line)
 	}
 	if off > 0 {
@@ -199,7 +221,7 @@ func (rd *reader) open(off, line int64) error {
 // openCompressed opens the decompressor of the current file, f, and reads
 // it up to the decompressed offset off. It reads no further than the
 // size the file had when fingerprinted, as fill does for plain files.
-func (rd *reader) openCompressed(f *os.File, suffix string, off, line int64) error {
+func (rd *reader) openCompressed(f inputFile, suffix string, off, line int64) error {
 	fp := rd.files[rd.idx]
 	raw := &countingReader{r: io.LimitReader(f, fp.Size)}
 	dec, err := newDecoder(suffix, raw)

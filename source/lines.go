@@ -27,11 +27,17 @@ type Lines struct {
 // OpenLines opens line input at the start, or at the position recorded in
 // a checkpoint (nil for the start): an O(1) seek.
 func OpenLines(paths []string, pos json.RawMessage) (*Lines, error) {
+	return OpenLinesFrom(nil, paths, pos)
+}
+
+// OpenLinesFrom is OpenLines over the objects objs names by paths (nil:
+// local files).
+func OpenLinesFrom(objs Objects, paths []string, pos json.RawMessage) (*Lines, error) {
 	p, err := ParsePosition(pos)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := openReader(paths, p)
+	rd, err := openReader(objs, paths, p)
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,9 @@ type Fingerprint struct {
 	// between the head and the tail (empty when they overlap, or in
 	// positions written before it was recorded).
 	Samples string `json:"samples,omitempty"`
+	// ETag is an object's entity tag (inputs read from a bucket, whose
+	// fingerprint is their ETag and size).
+	ETag string `json:"etag,omitempty"`
 }
 
 const (
@@ -139,6 +142,8 @@ func (fp Fingerprint) diff(want Fingerprint) string {
 	switch {
 	case fp.Size != want.Size:
 		return fmt.Sprintf("size %d bytes, was %d", fp.Size, want.Size)
+	case fp.ETag != want.ETag:
+		return fmt.Sprintf("ETag %s, was %s (the object was replaced)", fp.ETag, want.ETag)
 	case fp.Head != want.Head || fp.Tail != want.Tail,
 		fp.Samples != "" && want.Samples != "" && fp.Samples != want.Samples:
 		return "content differs"

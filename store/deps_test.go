@@ -65,3 +65,17 @@ func TestLocalProgramsLinkNoRemoteBackend(t *testing.T) {
 		}
 	})
 }
+
+// The packages a pipeline over local files uses link no remote client
+// either: S3 inputs and outputs live in package s3io, which only the
+// programs that read or write S3 import.
+func TestFilePipelinesLinkNoRemoteClient(t *testing.T) {
+	for _, pkg := range []string{"github.com/ckptdev/ckpt/pipeline", "github.com/ckptdev/ckpt/source", "github.com/ckptdev/ckpt/sink"} {
+		pkgs := deps(t, pkg)
+		for _, m := range remoteModules {
+			if found := linked(pkgs, m); len(found) > 0 {
+				t.Errorf("%s links %s (%s)", pkg, m, strings.Join(found, ", "))
+			}
+		}
+	}
+}

@@ -89,7 +89,19 @@ then. A stream input checkpoints every second and every 100,000 messages
 by default; progress shows messages per second and the lag behind the
 stream's end. OUTPUT may be another stream, 'nats://HOST:PORT/STREAM?subject=S'
 (or ?prefix=P to keep each subject behind P): every message is published
-once, with a message id the server deduplicates (see docs/STREAMS.md).`,
+once, with a message id the server deduplicates (see docs/STREAMS.md).
+
+INPUT may be S3 objects and OUTPUT an S3 object, 's3://BUCKET/KEY' with the
+query parameters of an S3 store (endpoint=, region=, path_style=true,
+part_size=, ...) and credentials from the AWS environment variables or
+files: a key, a quoted glob over keys ('s3://b/drops/*.csv.gz') or a prefix
+ending in '/' (give --from), read in key order from the checkpoint's offset
+with ranged requests, refused if an object changed since. The output object
+is written by one multipart upload that every checkpoint records, and
+appears only when the job finishes, created only if absent: a first run
+over an existing object is refused, and --restart replaces it at the end.
+Its checkpoints go to .ckpt in the working directory unless --store says
+otherwise (see docs/S3.md).`,
 		Example: `  ckpt convert orders.csv orders.jsonl
   ckpt convert 'nats://127.0.0.1:4222/ORDERS?subject=orders.>' orders.jsonl
   ckpt convert --until now 'nats://127.0.0.1:4222/ORDERS' 'postgres://app@db/shop?table=orders'
@@ -99,7 +111,8 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
   ckpt convert --from jsonl --to csv data.txt data.out
   ckpt convert --delimiter ';' --columns id,name,amount export.txt orders.jsonl
   ckpt convert orders.tsv orders.csv
-  ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'`,
+  ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'
+  ckpt convert 's3://drops/2026-12-05/*.csv.gz?region=eu-west-1' 's3://lake/orders.jsonl?region=eu-west-1'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o := convert.Options{Input: args[0], Output: args[1], InferTypes: inferTypes, WithMeta: withMeta}
@@ -136,6 +149,10 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
 			t := target{verb: "convert", output: o.Output, display: o.Output, isFile: true}
 			if convert.IsStream(o.Output) {
 				if t, err = streamTarget("convert", o.Output, &pf); err != nil {
+					return err
+				}
+			} else if convert.IsS3(o.Output) {
+				if t, err = s3Target("convert", o.Output, &pf); err != nil {
 					return err
 				}
 			} else if convert.IsPostgres(o.Output) {

@@ -21,7 +21,8 @@ starts from the beginning.
 On a terminal, delete asks for confirmation; --yes skips the question.
 When stdin is not a terminal and --yes is absent, delete refuses (exit
 code 2) rather than guess. delete takes the job's lock: while the job runs
-it is refused with exit code 4. --job is required.`,
+it is refused with exit code 4. --job is required. Deleting a whole job that
+writes an S3 object aborts the job's incomplete upload of it.`,
 		Example: `  ckpt checkpoints delete --job orders 7
   ckpt checkpoints delete --job orders --all --yes`,
 		Args: maxArgs(1),
@@ -101,6 +102,7 @@ it is refused with exit code 4. --job is required.`,
 				return err
 			}
 			if all {
+				a.abandonS3Outputs(ctx, entries)
 				a.infof("deleted job %q: %s\n", job, plural(int64(len(entries)), "checkpoint"))
 			} else {
 				a.infof("deleted checkpoint %d of job %q\n", seq, job)

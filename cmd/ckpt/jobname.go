@@ -91,6 +91,9 @@ type target struct {
 	id      string
 	display string // for messages: the path, or the address without password
 	isFile  bool
+	// noLegacy: no earlier ckpt wrote such outputs, so no job can have
+	// the name earlier versions gave jobs (an S3 object).
+	noLegacy bool
 }
 
 // checkStoreApart refuses a local store that is the output, lies inside
@@ -182,7 +185,7 @@ func (a *app) inspectStore(ctx context.Context, cfg *pipeline.Config, t target, 
 // --restart starts the new one.
 func (a *app) settleLegacyName(ctx context.Context, st store.Store, loc store.Location, cfg *pipeline.Config, t target, defaultStore bool) error {
 	legacy := legacyJobName(t.verb, t.output)
-	if ckpt.ValidJobName(legacy) != nil || legacy == cfg.Job {
+	if t.noLegacy || ckpt.ValidJobName(legacy) != nil || legacy == cfg.Job {
 		return nil
 	}
 	old, err := ckpt.List(ctx, st, legacy)

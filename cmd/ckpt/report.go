@@ -13,6 +13,7 @@ import (
 	"github.com/ckptdev/ckpt/internal/progress"
 	"github.com/ckptdev/ckpt/metrics"
 	"github.com/ckptdev/ckpt/pipeline"
+	"github.com/ckptdev/ckpt/s3io"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
 	"github.com/ckptdev/ckpt/store"
@@ -112,6 +113,8 @@ func runError(verb string, res pipeline.Result, err error) error {
 			"run the same command again to resume")
 	case errors.Is(err, pipeline.ErrParamsChanged):
 		return withHint(err, "run it with the options it started with, or pass --restart to start over from the beginning")
+	case errors.Is(err, s3io.ErrOutputExists):
+		return withHint(err, "delete the object, or pass --restart to replace it when the job finishes")
 	case errors.Is(err, source.ErrInputChanged), errors.Is(err, sink.ErrOutputChanged):
 		return withHint(err, "pass --restart to start over from the beginning")
 	case errors.Is(err, context.Canceled):
