@@ -97,10 +97,10 @@ type File struct {
 	// returns one unwrapped), so that a flush is one write(2) and no more.
 	f    vfs.File
 	buf  []byte
-	n    int64  // bytes handed to the OS
-	crc  uint32 // CRC-32C of the n bytes
-	tail []byte // the last ≤ tailSpan bytes handed to the OS
-	err  error  // the failed write, if any
+	n    int64       // bytes handed to the OS
+	crc  uint32      // CRC-32C of the n bytes
+	tail []byte      // the last ≤ tailSpan bytes handed to the OS
+	err  error       // the failed write, if any
 	z    *compressor // nil for a plain file
 
 	syncMu    sync.Mutex
