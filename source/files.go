@@ -15,11 +15,19 @@ import (
 // Position is where a file source resumes: the next record starts at byte
 // Offset of file number File, on line Line. Files fingerprints the whole
 // input, so a resume on changed input is refused.
+//
+// In a compressed file, Offset is in the decompressed text, and the gzip
+// member or zstd frame that holds it starts at byte MemberOffset of the
+// file and MemberStart of the text: a resume decompresses from there.
+// Both are 0 (omitted) in the first member, and in positions recorded
+// before they were, which resume from the file's start.
 type Position struct {
-	File   int           `json:"file"`
-	Offset int64         `json:"offset"`
-	Line   int64         `json:"line"`
-	Files  []Fingerprint `json:"files"`
+	File         int           `json:"file"`
+	Offset       int64         `json:"offset"`
+	Line         int64         `json:"line"`
+	MemberOffset int64         `json:"member_offset,omitempty"`
+	MemberStart  int64         `json:"member_start,omitempty"`
+	Files        []Fingerprint `json:"files"`
 }
 
 // ParsePosition decodes a position recorded in a checkpoint. A nil or
@@ -34,6 +42,9 @@ func ParsePosition(raw json.RawMessage) (*Position, error) {
 	}
 	if p.File < 0 || p.File > len(p.Files) || p.Offset < 0 || p.Line < 1 {
 		return nil, fmt.Errorf("bad input position in checkpoint: file %d, offset %d, line %d", p.File, p.Offset, p.Line)
+	}
+	if p.MemberOffset < 0 || p.MemberStart < 0 || p.MemberStart > p.Offset || (p.File < len(p.Files) && p.MemberOffset > p.Files[p.File].Size) {
+		return nil, fmt.Errorf("bad input position in checkpoint: offset %d in a member at byte %d (text %d)", p.Offset, p.MemberOffset, p.MemberStart)
 	}
 	return &p, nil
 }
@@ -102,7 +113,9 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 		rd.total += fp.Size
 	}
 	idx, off, line := 0, int64(0), int64(1)
+	var m member
 	if pos != nil {
+		m = member{pos.MemberOffset, pos.MemberStart}
 		if err := sameInput(rd.files, pos.Files); err != nil {
 			return nil, err
 		}
@@ -124,7 +137,7 @@ func openReader(paths []string, pos *Position) (*reader, error) {
 		if off > rd.files[idx].Size && CompressionSuffix(rd.paths[idx]) == "" {
 			return nil, fmt.Errorf("%w: %s is shorter than the checkpoint's offset %d", ErrInputChanged, rd.files[idx].Path, off)
 		}
-		if err := rd.open(off, line); err != nil {
+		if err := rd.open(off, line, m); err != nil {
 			return nil, err
 		}
 	} else {
@@ -175,7 +188,10 @@ func listChange(now, then []Fingerprint) string {
 	return msg
 }
 
-func (rd *reader) open(off, line int64) error {
+// open opens the current file at offset off, on line line; in a
+// compressed file, decompressing from m, the start of the member or frame
+// that holds off.
+func (rd *reader) open(off, line int64, m member) error {
 	f, err := os.Open(rd.paths[rd.idx])
 	if err != nil {
 		return err
@@ -183,7 +199,7 @@ func (rd *reader) open(off, line int64) error {
 	// A compressed file of no bytes is read as the empty file it is (an
 	// export of no rows), not as a damaged stream.
 	if suffix := CompressionSuffix(rd.paths[rd.idx]); suffix != "" && rd.files[rd.idx].Size > 0 {
-		return rd.openCompressed(f, suffix, off, line)
+		return rd.openCompressed(f, suffix, off, line, m)
 	}
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -196,19 +212,30 @@ func (rd *reader) open(off, line int64) error {
 	return nil
 }
 
-// openCompressed opens the decompressor of the current file, f, and reads
-// it up to the decompressed offset off. It reads no further than the
-// size the file had when fingerprinted, as fill does for plain files.
-func (rd *reader) openCompressed(f *os.File, suffix string, off, line int64) error {
+// openCompressed opens the decompressor of the current file, f, at the
+// member or frame m, and reads it up to the decompressed offset off. It
+// reads no further than the size the file had when fingerprinted, as fill
+// does for plain files.
+func (rd *reader) openCompressed(f *os.File, suffix string, off, line int64, m member) error {
 	fp := rd.files[rd.idx]
-	raw := &countingReader{r: io.LimitReader(f, fp.Size)}
-	dec, err := newDecoder(suffix, raw)
+	if m.comp > 0 {
+		if _, err := f.Seek(m.comp, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: seek to %d: %w", fp.Path, m.comp, err)
+		}
+	}
+	raw := &countingReader{r: io.LimitReader(f, fp.Size-m.comp), n: m.comp}
+	dec, err := newDecoder(suffix, raw, m.text)
 	if err != nil {
 		f.Close()
+		if m.comp > 0 {
+			err = fmt.Errorf("at byte %d, where the checkpoint's member starts: %w", m.comp, err)
+		}
 		return corruptInput(fp.Path, err)
 	}
-	if off > 0 {
-		n, err := io.CopyN(io.Discard, dec, off)
+	if off > m.text {
+		n, err := io.CopyN(io.Discard, dec, off-m.text)
+		n += m.text
 		if err != nil {
 			dec.close()
 			f.Close()
@@ -253,7 +280,7 @@ func (rd *reader) nextFile() (bool, error) {
 		rd.r, rd.w, rd.base, rd.line = 0, 0, 0, 1
 		return false, nil
 	}
-	return true, rd.open(0, 1)
+	return true, rd.open(0, 1, member{})
 }
 
 // fill makes more bytes of the current file available in buf[r:w],
@@ -425,7 +452,12 @@ func (rd *reader) offset() int64 { return rd.base + int64(rd.r) }
 
 // position returns the resume position of the next record.
 func (rd *reader) position() (json.RawMessage, error) {
-	return json.Marshal(Position{File: rd.idx, Offset: rd.offset(), Line: rd.line, Files: rd.files})
+	p := Position{File: rd.idx, Offset: rd.offset(), Line: rd.line, Files: rd.files}
+	if rd.dec != nil {
+		m := rd.dec.at(p.Offset)
+		p.MemberOffset, p.MemberStart = m.comp, m.text
+	}
+	return json.Marshal(p)
 }
 
 // consumed is the number of input bytes before the next record, over all
