@@ -16,7 +16,7 @@ import (
 type frameReader struct {
 	br       *bufio.Reader
 	at       func() int64 // the offset in the file of br's next byte
-	left     int64 // bytes of the current part still to pass on
+	left     int64        // bytes of the current part still to pass on
 	state    int
 	checksum bool
 }
@@ -104,7 +104,7 @@ func (f *frameReader) header() error {
 		size++ // window descriptor
 	}
 	size += []int64{0, 1, 2, 4}[d&3] // dictionary ID
-	switch d >> 6 {                   // frame content size
+	switch d >> 6 {                  // frame content size
 	case 0:
 		if single {
 			size++
