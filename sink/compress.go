@@ -32,11 +32,14 @@ const (
 	Zstd  Compression = "zstd"
 )
 
-// GzipLevel and the zstd level are the ones compressed outputs are
-// written at: gzip's default level (6) and zstd's default (level 3), as
-// the gzip and zstd commands use. See docs/BENCHMARKS.md for what they
-// cost against a plain output.
-const GzipLevel = gzip.DefaultCompression
+// The levels compressed outputs are written at: gzip's default (6) and
+// zstd's default (level 3), as the gzip and zstd commands use. Tests and
+// benchmarks change them; see docs/BENCHMARKS.md for what they cost
+// against a plain output, and against gzip's fastest level.
+var (
+	gzipLevel = gzip.DefaultCompression
+	zstdLevel = zstd.SpeedDefault
+)
 
 // CompressionOf returns the compression a file name asks for by its
 // ending: .gz gzip, .zst or .zstd zstd, anything else Plain.
@@ -78,7 +81,7 @@ func newCompressor(c Compression) (*compressor, error) {
 	z := &compressor{kind: c}
 	switch c {
 	case Gzip:
-		enc, err := gzip.NewWriterLevel(&z.out, GzipLevel)
+		enc, err := gzip.NewWriterLevel(&z.out, gzipLevel)
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +90,7 @@ func newCompressor(c Compression) (*compressor, error) {
 		// One goroutine: the sink is written from one, and the frames
 		// come out the same however the writes are cut. Zero frames
 		// are written, so that an output of no records is a valid file.
-		enc, err := zstd.NewWriter(&z.out, zstd.WithEncoderLevel(zstd.SpeedDefault),
+		enc, err := zstd.NewWriter(&z.out, zstd.WithEncoderLevel(zstdLevel),
 			zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
 		if err != nil {
 			return nil, err
