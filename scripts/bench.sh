@@ -176,7 +176,9 @@ JS
 # member against a member per 16 MiB (go test -bench; BIG=1 for 2 GB of
 # text instead of 200 MB). Inputs: $ROWS rows (default 3 million, about
 # 180 MB) of sample CSV in $BENCH_DIR/compress. Times from GNU time, one
-# run each. A few minutes.
+# run each: on a machine shared with other work, the CPU seconds (user and
+# system, of every process of the run) are the steadier measure. A few
+# minutes.
 bench_compress() {
 	echo "## Compressed files"
 	echo
@@ -192,20 +194,21 @@ bench_compress() {
 	local ck=(.bin/ckpt convert --no-progress -q --restart --store "$dir/store")
 	echo "ckpt convert of $rows rows of CSV ($(($(stat -c %s "$in") / 1000000)) MB; gzip -6 $(($(stat -c %s "$in.gz") / 1000000)) MB, zstd -3 $(($(stat -c %s "$in.zst") / 1000000)) MB) to JSON Lines, checkpoints at the defaults:"
 	echo
-	echo "| run | seconds | ÷ plain | output MB |"
-	echo "| --- | ------: | ------: | --------: |"
-	local base=""
+	echo "| run | seconds | ÷ plain | CPU seconds | ÷ plain | output MB |"
+	echo "| --- | ------: | ------: | ----------: | ------: | --------: |"
+	local base="" cbase=""
 	measure() {
 		local name=$1 out=$2
 		shift 2
 		rm -f "$dir"/out.*
-		if /usr/bin/time -o "$dir/time.txt" -f '%e' bash -c "$*" >/dev/null 2>&1; then
-			local secs
-			secs=$(tail -1 "$dir/time.txt")
-			[[ -n $base ]] || base=$secs
-			echo "| $name | $secs | $(awk -v a="$secs" -v b="$base" 'BEGIN { printf "%.2f", a / b }') | $(($(stat -c %s "$out") / 1000000)) |"
+		if /usr/bin/time -o "$dir/time.txt" -f '%e %U %S' bash -c "$*" >/dev/null 2>&1; then
+			local secs user sys cpu
+			read -r secs user sys < <(tail -1 "$dir/time.txt")
+			cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+			[[ -n $base ]] || base=$secs cbase=$cpu
+			echo "| $name | $secs | $(awk -v a="$secs" -v b="$base" 'BEGIN { printf "%.2f", a / b }') | $cpu | $(awk -v a="$cpu" -v b="$cbase" 'BEGIN { printf "%.2f", a / b }') | $(($(stat -c %s "$out") / 1000000)) |"
 		else
-			echo "| $name | failed | | |"
+			echo "| $name | failed | | | | |"
 		fi
 	}
 	local o=$dir/out
