@@ -22,9 +22,9 @@ import (
 // which offset of the text (Position.MemberOffset, MemberStart). A resume
 // seeks there and decompresses that member only up to the position.
 // Files ckpt writes have a member or frame per checkpoint, as bgzip and
-// multi-frame zstd files have many; a file of one member (gzip's own) is
-// decompressed again from its start (about 160 MB of text a second; see
-// docs/ARCHITECTURE.md on why no restart index).
+// pzstd files have many; a file of one member (gzip's own) is
+// decompressed again from its start (about 4.5 s per GB of text for gzip;
+// see docs/ARCHITECTURE.md on why no restart index).
 
 // CompressionSuffixes are the file name endings of the compressed inputs
 // the sources read.
@@ -122,6 +122,11 @@ func (d *decoder) Read(p []byte) (int, error) {
 		d.text += int64(n)
 		if err != io.EOF {
 			return n, err
+		}
+		if d.fr != nil {
+			if err := d.fr.done(); err != nil {
+				return n, err
+			}
 		}
 		// The end of a member or frame: another may follow.
 		next := member{d.compOffset(), d.text}

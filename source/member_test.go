@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -173,4 +174,62 @@ func TestResumeWithoutMember(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCompressedMembers compresses arbitrary text as gzip members or zstd
+// frames cut at arbitrary places (empty ones too), and checks that it
+// reads as the plain text does and resumes at every line from the member
+// its position names; and reads the fuzzed bytes themselves as a .gz and
+// a .zst file, which may fail but must end.
+func FuzzCompressedMembers(f *testing.F) {
+	for _, s := range []string{"", "a\n", "a\nb\nc\n", "x\r\ny", "\n\n\n\n\n\n"} {
+		f.Add([]byte(s), uint64(0x0103), false)
+		f.Add([]byte(s), uint64(0x050201), true)
+	}
+	f.Add([]byte("\x28\xb5\x2f\xfd\x00\x00\x01\x00\x00"), uint64(0), true)
+	f.Fuzz(func(t *testing.T, data []byte, cuts uint64, zst bool) {
+		var ps []string
+		rest := string(data)
+		for c := cuts; c != 0 || len(rest) > 0; c >>= 8 {
+			n := min(len(rest), int(c&0xff))
+			if c == 0 {
+				n = len(rest)
+			}
+			ps = append(ps, rest[:n])
+			rest = rest[n:]
+		}
+		dir := t.TempDir()
+		plain := filepath.Join(dir, "in.txt")
+		os.WriteFile(plain, data, 0o644)
+		name, b := "in.txt.gz", gzipped(t, ps...)
+		if zst {
+			name, b = "in.txt.zst", zstded(t, ps...)
+		}
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, b, 0o644)
+		for _, n := range []string{"raw.gz", "raw.zst"} {
+			p := filepath.Join(dir, n)
+			os.WriteFile(p, data, 0o644)
+			readLines([]string{p}, nil)
+		}
+		want, werr := readLines([]string{plain}, nil)
+		got, err := readLines([]string{path}, nil)
+		if werr != nil || err != nil {
+			if !errors.Is(werr, source.ErrNotUTF8) || !errors.Is(err, source.ErrNotUTF8) {
+				t.Fatalf("plain: %v; compressed: %v", werr, err)
+			}
+			return
+		}
+		if len(got.events) != len(want.events) {
+			t.Fatalf("%d lines, plain %d", len(got.events), len(want.events))
+		}
+		for i := range got.events {
+			g, w := got.events[i], want.events[i]
+			g.File, w.File = "", ""
+			if g.String() != w.String() {
+				t.Fatalf("line %d: %s, plain %s", i, g, w)
+			}
+		}
+		checkResumeAt(t, got, func(pos json.RawMessage) (stream, error) { return readLines([]string{path}, pos) }, 20)
+	})
 }

@@ -19,6 +19,9 @@ type frameReader struct {
 	left     int64        // bytes of the current part still to pass on
 	state    int
 	checksum bool
+	// err is the error Read returned, other than io.EOF: the decoder may
+	// report a reader's error at a frame's start as the stream's end.
+	err error
 }
 
 const (
@@ -28,11 +31,30 @@ const (
 	frameDone
 )
 
-func (f *frameReader) reset() { f.left, f.state, f.checksum = 0, frameStart, false }
+func (f *frameReader) reset() { f.left, f.state, f.checksum, f.err = 0, frameStart, false, nil }
+
+// done reports whether the whole frame was passed on, or else why not.
+func (f *frameReader) done() error {
+	if f.err != nil {
+		return f.err
+	}
+	if f.state != frameDone || f.left > 0 {
+		return fmt.Errorf("%w: the decoder stopped before the frame's end, at byte %d", errFrame, f.at())
+	}
+	return nil
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	n, err := f.read(p)
+	if err != nil && err != io.EOF {
+		f.err = err
+	}
+	return n, err
+}
 
 var errFrame = errors.New("zstd: not a frame")
 
-func (f *frameReader) Read(p []byte) (int, error) {
+func (f *frameReader) read(p []byte) (int, error) {
 	for f.left == 0 {
 		switch f.state {
 		case frameStart:
