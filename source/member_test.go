@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/ckptdev/ckpt/source"
 )
@@ -47,6 +50,28 @@ func parts(text string, n int) []string {
 	return out
 }
 
+// bgzf compresses text as bgzip does: members of at most 64 KiB of text,
+// each with the BC extra field that gives its size, and an empty member at
+// the end.
+func bgzf(t *testing.T, text string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	for _, p := range append(parts(text, len(text)/(60<<10)+1), "") {
+		var m bytes.Buffer
+		w := gzip.NewWriter(&m)
+		w.Header.Extra = []byte{'B', 'C', 2, 0, 0, 0} // BSIZE-1, filled in below
+		w.Write([]byte(p))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		mb := m.Bytes()
+		size := len(mb) - 1
+		mb[16], mb[17] = byte(size), byte(size>>8)
+		b.Write(mb)
+	}
+	return b.Bytes()
+}
+
 // A multi-member gzip and a multi-frame zstd file record in their
 // positions the member that holds them, and a resume at any position
 // decompresses from that member only: it gives the same records and
@@ -56,8 +81,9 @@ func parts(text string, n int) []string {
 func TestResumeAtMember(t *testing.T) {
 	text := memberText(12000)
 	for name, b := range map[string][]byte{
-		"in.csv.gz":  gzipped(t, parts(text, 40)...),
-		"in.csv.zst": zstded(t, parts(text, 40)...),
+		"in.csv.gz":   gzipped(t, parts(text, 40)...),
+		"in.csv.zst":  zstded(t, parts(text, 40)...),
+		"bgzf.csv.gz": bgzf(t, text),
 	} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), name)
