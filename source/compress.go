@@ -23,7 +23,7 @@ import (
 // seeks there and decompresses that member only up to the position.
 // Files ckpt writes have a member or frame per checkpoint, as bgzip and
 // pzstd files have many; a file of one member (gzip's own) is
-// decompressed again from its start (about 4.5 s per GB of text for gzip;
+// decompressed again from its start (about 5 s per GB of text for gzip;
 // see docs/ARCHITECTURE.md on why no restart index).
 
 // CompressionSuffixes are the file name endings of the compressed inputs
