@@ -579,7 +579,7 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 			outFile, _ = f.Stat()
 		}
 		refuse := notOneOf(cfg.DeadLetterPath, inputs, "the output", outFile)
-		if r.dl, err = sink.OpenFileWith(cfg.DeadLetterPath, pos.DeadLetter, sink.FileOptions{Refuse: refuse}); err != nil {
+		if r.dl, err = sink.OpenFileWith(cfg.DeadLetterPath, pos.DeadLetter, sink.FileOptions{Refuse: refuse, Compression: sink.CompressionOf(cfg.DeadLetterPath)}); err != nil {
 			src.Close()
 			r.out.Close()
 			return nil, restartHint(err)

@@ -189,3 +189,15 @@ func corruptInput(path string, err error) error {
 	}
 	return fmt.Errorf("%s: cannot decompress: %w", path, err)
 }
+
+// compressedMagic returns "gzip" or "zstd" if b starts as a file
+// compressed so does, for a plain file that is not text.
+func compressedMagic(b []byte) string {
+	switch {
+	case len(b) >= 3 && string(b[:3]) == "\x1f\x8b\x08":
+		return "gzip"
+	case len(b) >= 4 && string(b[:4]) == "\x28\xb5\x2f\xfd":
+		return "zstd"
+	}
+	return ""
+}

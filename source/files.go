@@ -493,6 +493,12 @@ func (rd *reader) start() error {
 	}
 	rd.started = true
 	b := rd.buf[rd.r:rd.w]
+	if rd.dec == nil {
+		if kind := compressedMagic(b); kind != "" {
+			name := rd.path()
+			return fmt.Errorf("%w: %s holds %s data, and its name does not say so: name it %s so that ckpt decompresses it", ErrNotUTF8, name, kind, name+map[string]string{"gzip": ".gz", "zstd": ".zst"}[kind])
+		}
+	}
 	if enc := sniffEncoding(b[:min(len(b), encodingSniff)]); enc != "" {
 		name := rd.path()
 		return fmt.Errorf("%w: %s looks like %s; ckpt reads UTF-8: convert it first, as with iconv -f %s -t UTF-8 %s > %s.utf8",

@@ -259,3 +259,17 @@ func FuzzCompressedMembers(f *testing.F) {
 		checkResumeAt(t, got, func(pos json.RawMessage) (stream, error) { return readLines([]string{path}, pos) }, 20)
 	})
 }
+
+// A compressed file whose name does not say so is refused, saying what to
+// name it, not read as text.
+func TestCompressedWithoutItsName(t *testing.T) {
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"data.csv": gzipped(t, "a,b\n1,2\n"), "data.jsonl": zstded(t, "{}\n")} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, b, 0o644)
+		_, err := readLines([]string{path}, nil)
+		if !errors.Is(err, source.ErrNotUTF8) || !strings.Contains(err.Error(), "name it "+path+".") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
