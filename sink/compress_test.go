@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/ckptdev/ckpt/internal/vfs"
 	"github.com/ckptdev/ckpt/sink"
 )
 
@@ -298,6 +300,71 @@ func TestCompressedEmptyAndChunking(t *testing.T) {
 				outs = append(outs, b)
 				if k > 0 && !bytes.Equal(b, outs[0]) {
 					t.Fatalf("writes of %d bytes made another output (%d bytes) than writes of 1 byte (%d bytes)", chunk, len(b), len(outs[0]))
+				}
+			}
+		})
+	}
+}
+
+// A compressed file sink cut off by a power loss at any of its
+// operations resumes from the position its last Sync returned, and ends
+// with the bytes of a run that lost no power, checkpoints falling at the
+// same batches.
+func TestCompressedPowerLoss(t *testing.T) {
+	for _, c := range compressions {
+		t.Run(string(c), func(t *testing.T) {
+			const path = "/out/out.gz"
+			base := vfs.NewMemFS()
+			if err := base.Mkdir("/out", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			base.SyncAll()
+			// write writes batches from on, each flushed and synced, and
+			// returns the position of the last batch whose Sync returned
+			// and the batches it covers.
+			write := func(fsys vfs.FS, pos json.RawMessage, from int) (json.RawMessage, int, error) {
+				w, err := sink.OpenFileWith(path, pos, sink.FileOptions{FS: fsys, Compression: c})
+				if err != nil {
+					return pos, from, err
+				}
+				defer w.Close()
+				for batch := from; batch < 3; batch++ {
+					if _, err := w.WriteString(strings.Repeat(fmt.Sprintf("batch %d\n", batch), 1000)); err != nil {
+						return pos, batch, err
+					}
+					p, err := w.Flush()
+					if err != nil {
+						return pos, batch, err
+					}
+					if err := w.Sync(t.Context()); err != nil {
+						return pos, batch, err
+					}
+					pos = p
+				}
+				return pos, 3, nil
+			}
+			ref := base.CrashClone()
+			counter := vfs.NewCrashing(ref, 0)
+			if _, _, err := write(counter, nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := ref.ReadFile(path)
+			ops := counter.Ops()
+			for at := 1; at <= len(ops); at++ {
+				live := base.CrashClone()
+				pos, done, err := write(vfs.NewCrashing(live, at), nil, 0)
+				if !errors.Is(err, vfs.ErrCrashed) {
+					t.Fatalf("before operation %d (%s): %v, want a crash", at, ops[at-1], err)
+				}
+				after := live.CrashClone()
+				if pos == nil {
+					done = 0
+				}
+				if _, _, err := write(after, pos, done); err != nil {
+					t.Fatalf("power lost before operation %d (%s): resume from %s: %v", at, ops[at-1], pos, err)
+				}
+				if got, _ := after.ReadFile(path); !bytes.Equal(got, want) {
+					t.Fatalf("power lost before operation %d (%s): %d bytes, want %d", at, ops[at-1], len(got), len(want))
 				}
 			}
 		})
