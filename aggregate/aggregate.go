@@ -23,6 +23,7 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/store"
 	"github.com/ckptdev/ckpt/stream"
 )
 
@@ -130,6 +131,9 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		if o.From, err = convert.InputFormatOf(o.Input); err != nil {
 			return pipeline.Result{}, fmt.Errorf("aggregate: input: %w", err)
 		}
+	}
+	if convert.IsS3(o.Output) || convert.IsPostgres(o.Output) || convert.IsStream(o.Output) {
+		return pipeline.Result{}, fmt.Errorf("aggregate: output %s: ckpt aggregate writes a local file (CSV, TSV or JSON Lines, compressed if named .gz or .zst); convert it from there", store.RedactString(o.Output))
 	}
 	if o.To == convert.Auto {
 		if o.To, err = convert.FormatOf(o.Output); err != nil {

@@ -302,3 +302,24 @@ func TestDeadLetterKeepsTheCSVRecord(t *testing.T) {
 		t.Fatalf("dead letter %s", b)
 	}
 }
+
+// An output that is not a local file is refused, not written to a local
+// path spelled like an address.
+func TestRemoteOutputIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "in.csv"), []byte("g,a\nx,1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	for _, out := range []string{"s3://bucket/out.csv", "postgres://u:secret@127.0.0.1/db?table=t", "nats://127.0.0.1:4222/S"} {
+		opts := aggOptions(dir, 0)
+		opts.Output = out
+		_, err := aggregate.Run(context.Background(), opts)
+		if err == nil || !strings.Contains(err.Error(), "writes a local file") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("output %s: %v", out, err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("the refused runs left %d entries in the directory", len(ents))
+	}
+}

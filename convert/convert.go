@@ -89,10 +89,14 @@ func InputFormatOf(path string) (Format, error) {
 
 // FormatOf guesses a file's format from its extension (.csv; .tsv, .tab;
 // .jsonl, .ndjson). For a directory or a glob, the extension of the
-// pattern decides. A compressed name is refused: outputs are written
-// plain (inputs: InputFormatOf).
+// pattern decides. A name compressed with gzip or zstd (out.csv.gz,
+// out.jsonl.zst) is told by the extension before: outputs so named are
+// written compressed (see sink.Compression).
 func FormatOf(path string) (Format, error) {
 	path = objectName(path)
+	if s := source.CompressionSuffix(path); s != "" {
+		return InputFormatOf(path)
+	}
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".csv":
 		return CSV, nil
@@ -100,10 +104,8 @@ func FormatOf(path string) (Format, error) {
 		return TSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
-	case ".gz", ".zst", ".zstd":
-		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads gzip and zstd inputs, and writes plain CSV, TSV and JSON Lines (compress the output once the job has finished)", path, ext)
 	case ".bz2", ".xz", ".zip", ".lz4", ".br":
-		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads plain, gzip (.gz) and zstd (.zst) files only (recompress it, or decompress it first)", path, ext)
+		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain, gzip (.gz) and zstd (.zst) files only (recompress it, or decompress it first)", path, ext)
 	}
 	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson): name it with --from/--to", path)
 }
@@ -169,6 +171,11 @@ func (o *Options) Resolve() error {
 	if o.To == Auto {
 		if o.To, err = FormatOf(o.Output); err != nil {
 			return fmt.Errorf("output: %w", err)
+		}
+	}
+	if IsS3(o.Output) {
+		if ext := source.CompressionSuffix(objectName(o.Output)); ext != "" {
+			return fmt.Errorf("output %s: S3 objects are written uncompressed: name the object without %s, or write a local %s file", objectName(o.Output), ext, ext)
 		}
 	}
 	if err := o.checkCSVOptions(); err != nil {

@@ -252,8 +252,9 @@ func TestUTF16IsRefused(t *testing.T) {
 
 // Compressed input is refused by name, not read as text.
 func TestCompressedNames(t *testing.T) {
-	// Outputs are written plain; inputs other than gzip and zstd are refused.
-	for _, tc := range []struct{ in, out string }{{"a.jsonl", "b.csv.gz"}, {"a.csv.bz2", "b.jsonl"}, {"a.csv.xz", "b.jsonl"}, {"a.gz", "b.csv"}} {
+	// Compressions other than gzip and zstd are refused, and a compressed
+	// name must tell the format inside.
+	for _, tc := range []struct{ in, out string }{{"a.jsonl", "b.gz"}, {"a.jsonl", "b.csv.xz"}, {"a.csv.bz2", "b.jsonl"}, {"a.csv.xz", "b.jsonl"}, {"a.gz", "b.csv"}} {
 		o := convert.Options{Input: tc.in, Output: tc.out}
 		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "compress") {
 			t.Errorf("%s -> %s: %v, want an error about compression", tc.in, tc.out, err)
@@ -269,6 +270,18 @@ func TestCompressedNames(t *testing.T) {
 		}
 		if err := o.Resolve(); err != nil || o.From != tc.from {
 			t.Errorf("%s: %v, from %v; want %v", tc.in, err, o.From, tc.from)
+		}
+	}
+	for _, tc := range []struct {
+		out string
+		to  convert.Format
+	}{{"b.csv.gz", convert.CSV}, {"b.jsonl.zst", convert.JSONL}, {"b.tsv.zstd", convert.TSV}} {
+		o := convert.Options{Input: "a.jsonl", Output: tc.out}
+		if tc.to == convert.JSONL {
+			o.Input = "a.csv"
+		}
+		if err := o.Resolve(); err != nil || o.To != tc.to {
+			t.Errorf("-> %s: %v, to %v; want %v", tc.out, err, o.To, tc.to)
 		}
 	}
 }
@@ -382,5 +395,18 @@ func TestOutputThatIsTheInputIsRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(in); string(b) != data {
 		t.Fatalf("input now %q", b)
+	}
+}
+
+// An S3 object named as compressed is refused before anything is read or
+// written: the S3 output writes plain bytes, which that name would
+// misdescribe.
+func TestCompressedS3OutputIsRefused(t *testing.T) {
+	for _, out := range []string{"s3://bucket/out.jsonl.gz?endpoint=http://127.0.0.1:1", "s3://bucket/out.csv.zst"} {
+		o := convert.Options{Input: "in.csv", Output: out}
+		err := o.Resolve()
+		if err == nil || !strings.Contains(err.Error(), "uncompressed") {
+			t.Errorf("Resolve of %s: %v, want a refusal", out, err)
+		}
 	}
 }

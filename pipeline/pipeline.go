@@ -217,13 +217,15 @@ func (f SinkFunc[W]) Open(ctx context.Context, pos json.RawMessage, _ []string) 
 func (f SinkFunc[W]) Verify(context.Context, json.RawMessage) error { return nil }
 
 // File writes the output to a file at path (see sink.OpenFile: one
-// writer at a time, a regular file only).
+// writer at a time, a regular file only), compressed if its name ends in
+// .gz, .zst or .zstd (see sink.Compression: a member or frame per
+// checkpoint).
 func File(path string) SinkOpener[*sink.File] { return fileOutput(path) }
 
 type fileOutput string
 
 func (p fileOutput) Open(_ context.Context, pos json.RawMessage, inputs []string) (*sink.File, error) {
-	return sink.OpenFileWith(string(p), pos, sink.FileOptions{Refuse: notOneOf(string(p), inputs, "", nil)})
+	return sink.OpenFileWith(string(p), pos, sink.FileOptions{Refuse: notOneOf(string(p), inputs, "", nil), Compression: sink.CompressionOf(string(p))})
 }
 
 // precheck refuses an output that cannot be resumed before the job is
@@ -592,7 +594,7 @@ func newRun[S, R any, W Output](ctx context.Context, job *ckpt.Job[state[S]], cf
 			outFile, _ = f.Stat()
 		}
 		refuse := notOneOf(cfg.DeadLetterPath, inputs, "the output", outFile)
-		if r.dl, err = sink.OpenFileWith(cfg.DeadLetterPath, pos.DeadLetter, sink.FileOptions{Refuse: refuse}); err != nil {
+		if r.dl, err = sink.OpenFileWith(cfg.DeadLetterPath, pos.DeadLetter, sink.FileOptions{Refuse: refuse, Compression: sink.CompressionOf(cfg.DeadLetterPath)}); err != nil {
 			src.Close()
 			r.out.Close()
 			return nil, restartHint(err)

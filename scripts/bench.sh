@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io, compress; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream keyed s3io)
+SECTIONS=(engine pipeline postgres s3 stream keyed s3io compress)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -177,6 +177,65 @@ bench_s3io() {
 	echo "## S3 output"
 	echo
 	gobench ./s3io '^BenchmarkS3Output$' 3x | table -base way=plain
+}
+
+# Compressed files: ckpt convert reading gzip and zstd against
+# decompressing first (ckpt reads no standard input: it could not resume
+# it), writing them against writing plain and compressing after with the
+# gzip and zstd commands, and resuming at 99 % of a compressed input, one
+# member against a member per 16 MiB (go test -bench; BIG=1 for 2 GB of
+# text instead of 200 MB). Inputs: $ROWS rows (default 3 million, about
+# 180 MB) of sample CSV in $BENCH_DIR/compress. Times from GNU time, one
+# run each: on a machine shared with other work, the CPU seconds (user and
+# system, of every process of the run) are the steadier measure. A few
+# minutes.
+bench_compress() {
+	echo "## Compressed files"
+	echo
+	local dir=${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-bench}/compress rows=${ROWS:-3000000}
+	mkdir -p "$dir"
+	local in=$dir/in-$rows.csv
+	if [[ ! -s $in ]]; then
+		go run ./internal/cmd/gendata -rows "$rows" -seed 14 -o "$in"
+	fi
+	[[ -s $in.gz ]] || gzip -6 -k -c "$in" >"$in.gz"
+	[[ -s $in.zst ]] || zstd -3 -q -c "$in" >"$in.zst"
+	go build -o .bin/ckpt ./cmd/ckpt
+	local ck=(.bin/ckpt convert --no-progress -q --restart --store "$dir/store")
+	echo "ckpt convert of $rows rows of CSV ($(($(stat -c %s "$in") / 1000000)) MB; gzip -6 $(($(stat -c %s "$in.gz") / 1000000)) MB, zstd -3 $(($(stat -c %s "$in.zst") / 1000000)) MB) to JSON Lines, checkpoints at the defaults:"
+	echo
+	echo "| run | seconds | ÷ plain | CPU seconds | ÷ plain | output MB |"
+	echo "| --- | ------: | ------: | ----------: | ------: | --------: |"
+	local base="" cbase=""
+	measure() {
+		local name=$1 out=$2
+		shift 2
+		rm -f "$dir"/out.*
+		if /usr/bin/time -o "$dir/time.txt" -f '%e %U %S' bash -c "$*" >/dev/null 2>&1; then
+			local secs user sys cpu
+			read -r secs user sys < <(tail -1 "$dir/time.txt")
+			cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+			[[ -n $base ]] || base=$secs cbase=$cpu
+			echo "| $name | $secs | $(awk -v a="$secs" -v b="$base" 'BEGIN { printf "%.2f", a / b }') | $cpu | $(awk -v a="$cpu" -v b="$cbase" 'BEGIN { printf "%.2f", a / b }') | $(($(stat -c %s "$out") / 1000000)) |"
+		else
+			echo "| $name | failed | | | | |"
+		fi
+	}
+	local o=$dir/out
+	measure "plain to plain" "$o.jsonl" "${ck[*]} $in $o.jsonl"
+	measure "gzip input" "$o.jsonl" "${ck[*]} $in.gz $o.jsonl"
+	measure "zcat to a file, then convert" "$o.jsonl" "zcat $in.gz >$dir/tmp.csv && ${ck[*]} $dir/tmp.csv $o.jsonl"
+	measure "zstd input" "$o.jsonl" "${ck[*]} $in.zst $o.jsonl"
+	measure "zstd -d to a file, then convert" "$o.jsonl" "zstd -d -q -c $in.zst >$dir/tmp.csv && ${ck[*]} $dir/tmp.csv $o.jsonl"
+	measure "gzip output (.jsonl.gz, level 6)" "$o.jsonl.gz" "${ck[*]} $in $o.jsonl.gz"
+	measure "plain output, then gzip -6" "$o.jsonl.gz" "${ck[*]} $in $o.jsonl && gzip -6 $o.jsonl"
+	measure "zstd output (.jsonl.zst, level 3)" "$o.jsonl.zst" "${ck[*]} $in $o.jsonl.zst"
+	measure "plain output, then zstd -3" "$o.jsonl.zst" "${ck[*]} $in $o.jsonl && zstd -3 -q --rm $o.jsonl"
+	rm -f "$dir"/out.* "$dir/tmp.csv"
+	echo
+	gobench ./sink '^BenchmarkCompressedOutput$' 3x | table -base out=plain -order stored/text
+	echo
+	gobench ./source '^BenchmarkCompressedResume$' 3x | table -base file=plain -drop allocs/op,ns/op -order ms-to-first-record,text-MB/s
 }
 
 main() {

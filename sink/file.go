@@ -48,6 +48,10 @@ type FilePosition struct {
 	// CRC is the CRC-32C (hex) of the Length bytes; empty in positions
 	// written before it was recorded.
 	CRC string `json:"crc32c,omitempty"`
+	// Compression is the output's compression ("gzip", "zstd"), empty
+	// for a plain file: Length counts compressed bytes, and ends a gzip
+	// member or zstd frame.
+	Compression Compression `json:"compression,omitempty"`
 }
 
 // FileOptions are the optional parts of opening a file sink.
@@ -63,6 +67,10 @@ type FileOptions struct {
 	// operating system's file system, and held within the process on a
 	// MemFS.
 	FS vfs.FS
+	// Compression compresses the output (see Compression): every
+	// checkpoint ends a gzip member or zstd frame, so that the file cut
+	// at any checkpoint's length is whole. Empty: a plain file.
+	Compression Compression
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -89,10 +97,11 @@ type File struct {
 	// returns one unwrapped), so that a flush is one write(2) and no more.
 	f    vfs.File
 	buf  []byte
-	n    int64  // bytes handed to the OS
-	crc  uint32 // CRC-32C of the n bytes
-	tail []byte // the last ≤ tailSpan bytes handed to the OS
-	err  error  // the failed write, if any
+	n    int64       // bytes handed to the OS
+	crc  uint32      // CRC-32C of the n bytes
+	tail []byte      // the last ≤ tailSpan bytes handed to the OS
+	err  error       // the failed write, if any
+	z    *compressor // nil for a plain file
 
 	syncMu    sync.Mutex
 	syncErr   error // the failed fsync, if any
@@ -155,7 +164,15 @@ func OpenFileWith(path string, pos json.RawMessage, opts FileOptions) (*File, er
 		}
 		return fail(fmt.Errorf("lock the output: %w", err))
 	}
+	if !fresh && p.Compression != opts.Compression {
+		return fail(fmt.Errorf("%w: the checkpoint wrote %s as %s, this run would write it as %s", ErrOutputChanged, path, p.Compression.name(), opts.Compression.name()))
+	}
 	w := &File{path: path, fs: fsys, f: f, buf: make([]byte, 0, maxBuffered)}
+	if opts.Compression != "" {
+		if w.z, err = newCompressor(opts.Compression); err != nil {
+			return fail(err)
+		}
+	}
 	if fresh {
 		if err := f.Truncate(0); err != nil {
 			return fail(fmt.Errorf("truncate %s: %w", path, err))
@@ -335,7 +352,7 @@ func (w *File) Write(p []byte) (int, error) {
 		}
 	}
 	if len(p) > flushAt {
-		if err := w.writeOS(p); err != nil {
+		if err := w.emit(p); err != nil {
 			return 0, err
 		}
 		return len(p), nil
@@ -385,9 +402,17 @@ func (w *File) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	err := w.writeOS(w.buf)
+	err := w.emit(w.buf)
 	w.buf = w.buf[:0]
 	return err
+}
+
+// emit hands p to the OS, compressed if the output is.
+func (w *File) emit(p []byte) error {
+	if w.z == nil {
+		return w.writeOS(p)
+	}
+	return w.compress(p)
 }
 
 func (w *File) writeOS(p []byte) error {
@@ -412,8 +437,14 @@ func (w *File) writeOS(p []byte) error {
 
 // Flush hands buffered output to the OS and returns the position covering
 // all of it (a FilePosition).
+//
+// A compressed output ends its gzip member or zstd frame first, so that
+// the file cut at the position's length is a whole compressed file.
 func (w *File) Flush() (json.RawMessage, error) {
 	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	if err := w.endMember(); err != nil {
 		return nil, err
 	}
 	w.syncMu.Lock()
@@ -422,7 +453,11 @@ func (w *File) Flush() (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(FilePosition{Length: w.n, Tail: tailHash(w.tail), CRC: crcHex(w.crc)})
+	p := FilePosition{Length: w.n, Tail: tailHash(w.tail), CRC: crcHex(w.crc)}
+	if w.z != nil {
+		p.Compression = w.z.kind
+	}
+	return json.Marshal(p)
 }
 
 // Sync makes everything flushed so far durable, the file's directory
@@ -460,6 +495,9 @@ func (w *File) Close() error {
 		return nil
 	}
 	err := w.flush()
+	if err == nil && w.z != nil && w.z.open {
+		err = w.endMember()
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}

@@ -15,11 +15,19 @@ import (
 // Position is where a file source resumes: the next record starts at byte
 // Offset of file number File, on line Line. Files fingerprints the whole
 // input, so a resume on changed input is refused.
+//
+// In a compressed file, Offset is in the decompressed text, and the gzip
+// member or zstd frame that holds it starts at byte MemberOffset of the
+// file and MemberStart of the text: a resume decompresses from there.
+// Both are 0 (omitted) in the first member, and in positions recorded
+// before they were, which resume from the file's start.
 type Position struct {
-	File   int           `json:"file"`
-	Offset int64         `json:"offset"`
-	Line   int64         `json:"line"`
-	Files  []Fingerprint `json:"files"`
+	File         int           `json:"file"`
+	Offset       int64         `json:"offset"`
+	Line         int64         `json:"line"`
+	MemberOffset int64         `json:"member_offset,omitempty"`
+	MemberStart  int64         `json:"member_start,omitempty"`
+	Files        []Fingerprint `json:"files"`
 }
 
 // ParsePosition decodes a position recorded in a checkpoint. A nil or
@@ -34,6 +42,9 @@ func ParsePosition(raw json.RawMessage) (*Position, error) {
 	}
 	if p.File < 0 || p.File > len(p.Files) || p.Offset < 0 || p.Line < 1 {
 		return nil, fmt.Errorf("bad input position in checkpoint: file %d, offset %d, line %d", p.File, p.Offset, p.Line)
+	}
+	if p.MemberOffset < 0 || p.MemberStart < 0 || p.MemberStart > p.Offset || (p.File < len(p.Files) && p.MemberOffset > p.Files[p.File].Size) {
+		return nil, fmt.Errorf("bad input position in checkpoint: offset %d in a member at byte %d (text %d)", p.Offset, p.MemberOffset, p.MemberStart)
 	}
 	return &p, nil
 }
@@ -103,7 +114,9 @@ func openReader(objs Objects, paths []string, pos *Position) (*reader, error) {
 		rd.total += fp.Size
 	}
 	idx, off, line := 0, int64(0), int64(1)
+	var m member
 	if pos != nil {
+		m = member{pos.MemberOffset, pos.MemberStart}
 		if err := sameInput(rd.files, pos.Files); err != nil {
 			return nil, err
 		}
@@ -125,7 +138,7 @@ func openReader(objs Objects, paths []string, pos *Position) (*reader, error) {
 		if off > rd.files[idx].Size && CompressionSuffix(rd.paths[idx]) == "" {
 			return nil, fmt.Errorf("%w: %s is shorter than the checkpoint's offset %d", ErrInputChanged, rd.files[idx].Path, off)
 		}
-		if err := rd.open(off, line); err != nil {
+		if err := rd.open(off, line, m); err != nil {
 			return nil, err
 		}
 	} else {
@@ -176,14 +189,18 @@ func listChange(now, then []Fingerprint) string {
 	return msg
 }
 
-func (rd *reader) open(off, line int64) error {
+// open opens the current file at offset off, on line line; in a
+// compressed file, decompressing from m, the start of the member or frame
+// that holds off.
+func (rd *reader) open(off, line int64, m member) error {
 	suffix := CompressionSuffix(rd.paths[rd.idx])
 	if rd.objs != nil {
 		// An object is read from off with one ranged request (a
-		// compressed one from its start, to decompress up to off).
+		// compressed one from the start of the member or frame m, to
+		// decompress up to off).
 		from := off
 		if suffix != "" {
-			from = 0
+			from = m.comp
 		}
 		fp := rd.files[rd.idx]
 		body, err := rd.objs.Open(fp, from)
@@ -192,7 +209,7 @@ func (rd *reader) open(off, line int64) error {
 		}
 		f := &objectFile{ReadCloser: body, fp: fp}
 		if suffix != "" && fp.Size > 0 {
-			return rd.openCompressed(f, suffix, off, line)
+			return rd.openCompressed(f, suffix, off, line, m)
 		}
 		rd.f, rd.base, rd.line, rd.r, rd.w, rd.eof = f, off, line, 0, 0, false
 		rd.started, rd.changed = off != 0, nil
@@ -205,7 +222,13 @@ func (rd *reader) open(off, line int64) error {
 	// A compressed file of no bytes is read as the empty file it is (an
 	// export of no rows), not as a damaged stream.
 	if suffix != "" && rd.files[rd.idx].Size > 0 {
-		return rd.openCompressed(f, suffix, off, line)
+		if m.comp > 0 {
+			if _, err := f.Seek(m.comp, io.SeekStart); err != nil {
+				f.Close()
+				return fmt.Errorf("%s: seek to %d: %w", rd.files[rd.idx].Path, m.comp, err)
+			}
+		}
+		return rd.openCompressed(f, suffix, off, line, m)
 	}
 	if off > 0 {
 		if _, err := f.Seek(off, io.SeekStart); err != nil {
@@ -218,19 +241,24 @@ func (rd *reader) open(off, line int64) error {
 	return nil
 }
 
-// openCompressed opens the decompressor of the current file, f, and reads
-// it up to the decompressed offset off. It reads no further than the
-// size the file had when fingerprinted, as fill does for plain files.
-func (rd *reader) openCompressed(f inputFile, suffix string, off, line int64) error {
+// openCompressed opens the decompressor of the current file, f, which is
+// read from m.comp, the start of the member or frame m, and reads it up
+// to the decompressed offset off. It reads no further than the size the
+// file had when fingerprinted, as fill does for plain files.
+func (rd *reader) openCompressed(f inputFile, suffix string, off, line int64, m member) error {
 	fp := rd.files[rd.idx]
-	raw := &countingReader{r: io.LimitReader(f, fp.Size)}
-	dec, err := newDecoder(suffix, raw)
+	raw := &countingReader{r: io.LimitReader(f, fp.Size-m.comp), n: m.comp}
+	dec, err := newDecoder(suffix, raw, m.text)
 	if err != nil {
 		f.Close()
+		if m.comp > 0 {
+			err = fmt.Errorf("at byte %d, where the checkpoint's member starts: %w", m.comp, err)
+		}
 		return corruptInput(fp.Path, err)
 	}
-	if off > 0 {
-		n, err := io.CopyN(io.Discard, dec, off)
+	if off > m.text {
+		n, err := io.CopyN(io.Discard, dec, off-m.text)
+		n += m.text
 		if err != nil {
 			dec.close()
 			f.Close()
@@ -275,7 +303,7 @@ func (rd *reader) nextFile() (bool, error) {
 		rd.r, rd.w, rd.base, rd.line = 0, 0, 0, 1
 		return false, nil
 	}
-	return true, rd.open(0, 1)
+	return true, rd.open(0, 1, member{})
 }
 
 // fill makes more bytes of the current file available in buf[r:w],
@@ -447,7 +475,12 @@ func (rd *reader) offset() int64 { return rd.base + int64(rd.r) }
 
 // position returns the resume position of the next record.
 func (rd *reader) position() (json.RawMessage, error) {
-	return json.Marshal(Position{File: rd.idx, Offset: rd.offset(), Line: rd.line, Files: rd.files})
+	p := Position{File: rd.idx, Offset: rd.offset(), Line: rd.line, Files: rd.files}
+	if rd.dec != nil {
+		m := rd.dec.at(p.Offset)
+		p.MemberOffset, p.MemberStart = m.comp, m.text
+	}
+	return json.Marshal(p)
 }
 
 // consumed is the number of input bytes before the next record, over all
@@ -483,6 +516,12 @@ func (rd *reader) start() error {
 	}
 	rd.started = true
 	b := rd.buf[rd.r:rd.w]
+	if rd.dec == nil {
+		if kind := compressedMagic(b); kind != "" {
+			name := rd.path()
+			return fmt.Errorf("%w: %s holds %s data, and its name does not say so: name it %s so that ckpt decompresses it", ErrNotUTF8, name, kind, name+map[string]string{"gzip": ".gz", "zstd": ".zst"}[kind])
+		}
+	}
 	if enc := sniffEncoding(b[:min(len(b), encodingSniff)]); enc != "" {
 		name := rd.path()
 		return fmt.Errorf("%w: %s looks like %s; ckpt reads UTF-8: convert it first, as with iconv -f %s -t UTF-8 %s > %s.utf8",

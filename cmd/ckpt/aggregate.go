@@ -46,10 +46,10 @@ numbers in JSON Lines output), and a mean is the exact sum divided by the
 count, rounded once to the nearest float64.
 
 INPUT, the store, the triggers and the exit codes work as for ckpt convert,
-compressed inputs (.gz, .zst), S3 objects ('s3://BUCKET/drops/*.csv'), TSV,
---delimiter, --out-delimiter and --columns included; OUTPUT is a file.
---from, --group-by, --agg and the separators and columns are the job's: a
-resume with others is refused
+compressed inputs and outputs (.gz, .zst), S3 objects ('s3://BUCKET/drops/*.csv'),
+TSV, --delimiter, --out-delimiter and --columns included; OUTPUT is a file
+(written compressed when named .gz or .zst). --from, --group-by, --agg and
+the separators and columns are the job's: a resume with others is refused
 (pass --restart to start over). INPUT may be a NATS JetStream stream of JSON
 objects, 'nats://HOST:PORT/STREAM?subject=FILTER', with --until (now, a
 sequence or a time): the groups are written when the bound is reached.`,

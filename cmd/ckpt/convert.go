@@ -35,9 +35,12 @@ INPUT is a file, a directory (its files with the input's extension, in name
 order; give --from) or a quoted glob pattern such as 'logs/*.csv'. Formats
 come from the extensions (.csv; .tsv and .tab, separated by tabs; .jsonl,
 .ndjson) or --from/--to. Inputs may be compressed with gzip (.gz) or zstd
-(.zst), as orders.csv.gz; a resume decompresses the current file again up
-to its position. Outputs are written plain. OUTPUT and --dead-letter must
-not be input files.
+(.zst), as orders.csv.gz; a resume decompresses the current file again from
+the gzip member or zstd frame that holds its position (from the file's
+start if it has one only, as gzip writes). An OUTPUT named .gz or .zst, as
+out.jsonl.gz, is written compressed, a member or frame per checkpoint, so
+that it is a whole compressed file at every checkpoint. OUTPUT and
+--dead-letter must not be input files.
 
 CSV input may use another separator (--delimiter ';', '|', tab) and may have
 no header line (--columns names the columns; every line is then a record).
@@ -111,6 +114,7 @@ otherwise (see docs/S3.md).`,
   ckpt convert --from jsonl --to csv data.txt data.out
   ckpt convert --delimiter ';' --columns id,name,amount export.txt orders.jsonl
   ckpt convert orders.tsv orders.csv
+  ckpt convert orders.csv.gz orders.jsonl.zst
   ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'
   ckpt convert 's3://drops/2026-12-05/*.csv.gz?region=eu-west-1' 's3://lake/orders.jsonl?region=eu-west-1'`,
 		Args: cobra.ExactArgs(2),
