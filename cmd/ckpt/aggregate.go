@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,7 +39,9 @@ store: .ckpt-keyed beside .ckpt; else under the system's temporary
 directory), merged in the background and read back in order at
 the end: an aggregation over more groups than fit in memory runs in
 bounded memory, and checkpoints stay frequent however many groups there
-are. Empty values
+are. --memory also sets the Go runtime's soft memory limit to 1.75 times
+itself (unless GOMEMLIMIT is set), so the process's memory stays near
+the budget: with the default, under 1 GiB. Empty values
 are left out of sum, min, max and mean; a value that is not a number (NaN
 and Inf included) is a bad record (see --on-error). The arithmetic is exact
 decimal arithmetic: sums are exact at any size (0.1+0.2 is 0.3), min and
@@ -133,6 +137,7 @@ sequence or a time): the groups are written when the bound is reached.`,
 			if o.Pipeline.Memory, err = parseSize(memory); err != nil {
 				return usageErrorf("--memory: %v", err)
 			}
+			setMemoryLimit(o.Pipeline.Memory)
 			// The groups' local runs go beside a local store (so .ckpt
 			// gets .ckpt-keyed), or under the system's temporary
 			// directory for a remote one.
@@ -153,4 +158,17 @@ sequence or a time): the groups are written when the bound is reached.`,
 	fl.StringVar(&memory, "memory", "512MiB", "memory for the groups, past which they spill to local disk: bytes, or KiB, MiB, GiB, KB, MB, GB (0: no limit)")
 	pf.add(cmd)
 	return cmd
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to 1.75 times
+// the groups' budget, unless GOMEMLIMIT sets one or there is no budget.
+// The groups' tables are large allocations without pointers, cheap for
+// the collector to mark; without a limit it lets the heap grow to twice
+// what is live before collecting, and the process's memory to about
+// three times the budget.
+func setMemoryLimit(budget int64) {
+	if budget <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(budget / 4 * 7)
 }

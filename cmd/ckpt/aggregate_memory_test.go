@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,28 @@ func TestAggregateMemory(t *testing.T) {
 	r = ckptRun(t, nil, "checkpoints", "show", "--store", filepath.Join(dir, ".ckpt"), "--job", "agg-64kib").want(t, exitOK)
 	if !strings.Contains(r.stdout, "KEYED STATE") || !strings.Contains(r.stdout, "written by this checkpoint") {
 		t.Errorf("show does not list the keyed state and sizes:\n%s", r.stdout)
+	}
+}
+
+// --memory sets the runtime's soft memory limit to 1.75 times itself,
+// unless GOMEMLIMIT sets one or there is no budget.
+func TestAggregateMemoryLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOMEMLIMIT")
+	setMemoryLimit(512 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 896<<20 {
+		t.Fatalf("limit %d, want %d", got, 896<<20)
+	}
+	debug.SetMemoryLimit(prev)
+	setMemoryLimit(0)
+	if got := debug.SetMemoryLimit(-1); got != prev {
+		t.Fatalf("no budget: limit %d, want %d", got, prev)
+	}
+	t.Setenv("GOMEMLIMIT", "2GiB")
+	setMemoryLimit(512 << 20)
+	if got := debug.SetMemoryLimit(-1); got != prev {
+		t.Fatalf("with GOMEMLIMIT set: limit %d, want %d", got, prev)
 	}
 }
