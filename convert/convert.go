@@ -29,6 +29,7 @@ const (
 	CSV                 // RFC 4180 CSV with a header line
 	JSONL               // JSON Lines, one object per line
 	TSV                 // CSV separated by tabs (.tsv, .tab)
+	Parquet             // Apache Parquet (.parquet), see package parquetio
 )
 
 // String returns the format's name.
@@ -40,6 +41,8 @@ func (f Format) String() string {
 		return "jsonl"
 	case TSV:
 		return "tsv"
+	case Parquet:
+		return "parquet"
 	}
 	return "auto"
 }
@@ -70,8 +73,10 @@ func ParseFormat(s string) (Format, error) {
 		return JSONL, nil
 	case "", "auto":
 		return Auto, nil
+	case "parquet", "pq":
+		return Parquet, nil
 	}
-	return 0, fmt.Errorf("unknown format %q (use csv, tsv or jsonl)", s)
+	return 0, fmt.Errorf("unknown format %q (use csv, tsv, jsonl or parquet)", s)
 }
 
 // InputFormatOf is FormatOf for an input, which may be compressed: the
@@ -99,12 +104,14 @@ func FormatOf(path string) (Format, error) {
 		return TSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
+	case ".parquet", ".pq":
+		return Parquet, nil
 	case ".gz", ".zst", ".zstd":
 		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads gzip and zstd inputs, and writes plain CSV, TSV and JSON Lines (compress the output once the job has finished)", path, ext)
 	case ".bz2", ".xz", ".zip", ".lz4", ".br":
 		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads plain, gzip (.gz) and zstd (.zst) files only (recompress it, or decompress it first)", path, ext)
 	}
-	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson): name it with --from/--to", path)
+	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson, .parquet): name it with --from/--to", path)
 }
 
 // Options configure a conversion.
@@ -170,8 +177,11 @@ func (o *Options) Resolve() error {
 	if err := o.checkCSVOptions(); err != nil {
 		return err
 	}
-	if len(o.Schema) > 0 {
-		return errors.New("column types (a schema) apply to a PostgreSQL table output only")
+	if err := o.checkParquetOptions(); err != nil {
+		return err
+	}
+	if len(o.Schema) > 0 && o.To != Parquet {
+		return errors.New("column types (a schema) apply to a PostgreSQL table or Parquet output only")
 	}
 	if o.To.IsCSV() && o.OutDelimiter != 0 {
 		if err := CheckSeparator("output", o.OutDelimiter); err != nil {
@@ -259,6 +269,10 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 	}
 	o.Pipeline.Params = o.params()
 	switch {
+	case o.From == Parquet:
+		return fromParquet(ctx, o)
+	case o.To == Parquet:
+		return toParquet(ctx, o)
 	case o.From.IsCSV() && o.To.IsCSV():
 		return csvToCSV(ctx, o)
 	case o.From.IsCSV():

@@ -162,6 +162,9 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
 			if convert.IsStream(o.Input) {
 				streamDefaults(cmd, &o.Pipeline)
 			}
+			if o.To == convert.Parquet {
+				parquetDefaults(cmd, &o.Pipeline)
+			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return convert.Run(cmd.Context(), o)
 			})
