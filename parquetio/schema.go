@@ -91,7 +91,7 @@ type orderedField struct {
 	name string
 }
 
-func (f *orderedField) Name() string                        { return f.name }
+func (f *orderedField) Name() string                           { return f.name }
 func (f *orderedField) Value(base reflect.Value) reflect.Value { return reflect.Value{} }
 
 func (g orderedGroup) ID() int                     { return 0 }

@@ -108,10 +108,10 @@ type Writer struct {
 	buf     bytes.Buffer // the row group being encoded, as a file of its own
 	pending int64        // rows in it
 
-	size int64              // bytes in the file (handed to f)
+	size int64               // bytes in the file (handed to f)
 	meta format.FileMetaData // schema and row groups in the file
-	done bool               // the footer is written
-	err  error              // a failed write: every later call returns it
+	done bool                // the footer is written
+	err  error               // a failed write: every later call returns it
 }
 
 // OpenWriter opens a Parquet output file: created or emptied when pos is
