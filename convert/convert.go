@@ -25,11 +25,10 @@ type Format int
 
 // The formats.
 const (
-	Auto    Format = iota // from the file extension
-	CSV                   // RFC 4180 CSV with a header line
-	JSONL                 // JSON Lines, one object per line
-	TSV                   // CSV separated by tabs (.tsv, .tab)
-	Parquet               // Apache Parquet (.parquet), see package parquetio
+	Auto  Format = iota // from the file extension
+	CSV                 // RFC 4180 CSV with a header line
+	JSONL               // JSON Lines, one object per line
+	TSV                 // CSV separated by tabs (.tsv, .tab)
 )
 
 // String returns the format's name.

@@ -27,6 +27,11 @@ import (
 //     is the most digits after the point among the first InferSample
 //     records. A value its column cannot hold is a bad record.
 
+// Parquet is Apache Parquet (.parquet, .pq), see package parquetio. Its
+// value stands apart from the formats above, so that a format added to
+// them does not take it.
+const Parquet Format = 16
+
 // ParquetRowGroupRecords is the checkpoint spacing in records that a
 // Parquet output is given by default (by the CLI): every checkpoint ends
 // a row group, and Parquet readers work best with large ones.
