@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ckptdev/ckpt/internal/parquettest"
 	"github.com/ckptdev/ckpt/parquetio"
 	"github.com/ckptdev/ckpt/sink"
 	"github.com/ckptdev/ckpt/sink/pgsink"
@@ -62,7 +63,7 @@ func TestWriteTypes(t *testing.T) {
 	if !p.Done || p.RowGroups != 4 || p.Rows != 4 {
 		t.Errorf("final position %s", pos)
 	}
-	names, types, rows := readArrow(t, path)
+	names, types, rows := parquettest.Read(t, path)
 	t.Log(names, types)
 	for _, r := range rows {
 		t.Log(r)

@@ -1,4 +1,6 @@
-package parquetio_test
+// Package parquettest reads Parquet files in tests with Apache Arrow's Go
+// implementation, a reader independent of the library ckpt writes with.
+package parquettest
 
 import (
 	"context"
@@ -10,10 +12,10 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// readArrow reads a Parquet file with Apache Arrow's Go implementation, a
+// Read reads a Parquet file with Apache Arrow's Go implementation, a
 // reader independent of the writer's library, and returns its column
 // names, types and every value as text ("<null>" for null), row by row.
-func readArrow(t *testing.T, path string) (names, types []string, rows [][]string) {
+func Read(t testing.TB, path string) (names, types []string, rows [][]string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
