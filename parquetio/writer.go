@@ -104,7 +104,7 @@ type Writer struct {
 	row  parquet.Row
 	rows []parquet.Row // row, to hand to WriteRows without allocating
 
-	pw      *parquet.Writer
+	pw      *parquet.GenericWriter[any]
 	buf     bytes.Buffer // the row group being encoded, as a file of its own
 	pending int64        // rows in it
 
@@ -127,7 +127,7 @@ func OpenWriter(path string, cols []Column, pos json.RawMessage, opts sink.FileO
 		w.enc[i] = encoder{col: c, index: i}
 	}
 	w.rows = []parquet.Row{w.row}
-	w.pw = parquet.NewWriter(&w.buf, schema, parquet.Compression(&parquet.Snappy),
+	w.pw = parquet.NewGenericWriter[any](&w.buf, schema, parquet.Compression(&parquet.Snappy),
 		parquet.CreatedBy("ckpt", "", ""))
 	// An empty file of the schema gives the footer's schema elements.
 	if err := w.pw.Close(); err != nil {

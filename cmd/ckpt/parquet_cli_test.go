@@ -31,7 +31,7 @@ func TestParquetCLI(t *testing.T) {
 	cases := []struct {
 		name     string
 		gen      gen.Options
-		input    string   // in.csv, or in.parquet made from it
+		input    string // in.csv, or in.parquet made from it
 		out      string
 		args     []string // of both runs
 		crash    []string // of the killed runs only
