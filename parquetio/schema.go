@@ -49,7 +49,7 @@ func (c Column) node() parquet.Node {
 	var n parquet.Node
 	switch c.Type {
 	case pgsink.BigInt:
-		n = parquet.Int(64)
+		n = parquet.Encoded(parquet.Int(64), &parquet.DeltaBinaryPacked)
 	case pgsink.Numeric:
 		n = parquet.Decimal(c.Scale, DecimalPrecision, parquet.FixedLenByteArrayType(16))
 	case pgsink.Double:
@@ -57,9 +57,9 @@ func (c Column) node() parquet.Node {
 	case pgsink.Boolean:
 		n = parquet.Leaf(parquet.BooleanType)
 	case pgsink.Timestamptz:
-		n = parquet.Timestamp(parquet.Microsecond)
+		n = parquet.Encoded(parquet.Timestamp(parquet.Microsecond), &parquet.DeltaBinaryPacked)
 	default:
-		n = parquet.String()
+		n = parquet.Encoded(parquet.String(), &parquet.RLEDictionary)
 	}
 	return parquet.Optional(n)
 }

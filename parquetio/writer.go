@@ -128,7 +128,10 @@ func OpenWriter(path string, cols []Column, pos json.RawMessage, opts sink.FileO
 	}
 	w.rows = []parquet.Row{w.row}
 	w.pw = parquet.NewGenericWriter[any](&w.buf, schema, parquet.Compression(&parquet.Snappy),
-		parquet.CreatedBy("ckpt", "", ""))
+		parquet.CreatedBy("ckpt", "", ""),
+		// As parquet-mr: a column whose dictionary passes 1 MiB in a row
+		// group (mostly distinct values) is written plain from there on.
+		parquet.DictionaryMaxBytes(1<<20))
 	// An empty file of the schema gives the footer's schema elements.
 	if err := w.pw.Close(); err != nil {
 		return nil, fmt.Errorf("parquet: encode the schema: %w", err)
