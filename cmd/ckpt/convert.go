@@ -20,7 +20,7 @@ func newConvertCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
-		Short: "Convert CSV, TSV and JSON Lines, or load them into PostgreSQL, resumably",
+		Short: "Convert CSV, TSV, JSON Lines and Parquet, or load them into PostgreSQL, resumably",
 		Long: `Convert CSV to JSON Lines, JSON Lines to CSV, or CSV to CSV with another
 separator, as a resumable job.
 
@@ -48,6 +48,18 @@ string, losslessly (--infer-types writes numbers, true/false and null for
 empty fields instead). JSON Lines to CSV: the first object's keys are the
 columns; values are written as they are (strings unquoted, nested values as
 compact JSON, null as empty).
+
+Parquet (.parquet, or --from/--to parquet): CSV, TSV or JSON Lines into
+Parquet, and Parquet into CSV, TSV, JSON Lines or a table. Into Parquet the
+columns are strings, or typed with --infer-types or --schema (INT64,
+DECIMAL(38,s), DOUBLE, BOOLEAN, TIMESTAMP(MICROS, UTC), strings; empty
+fields null; a value its column cannot hold is a bad record). Every
+checkpoint ends a row group, and the footer is written at the end; a
+resume truncates the file to its last checkpointed row group. The default
+checkpoints are every 1,000,000 records or 128 MiB of input, without
+--interval, so that row groups are large and a resumed file is the same,
+byte for byte. A Parquet input (flat columns only) resumes at the row of
+its row group; its values are written as text (see docs/PARQUET.md).
 
 OUTPUT may be a PostgreSQL table, 'postgres://USER:PASSWORD@HOST:PORT/DB?table=NAME'
 (or table=SCHEMA.NAME; libpq parameters such as sslmode work too): the rows
@@ -99,6 +111,7 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
   ckpt convert --from jsonl --to csv data.txt data.out
   ckpt convert --delimiter ';' --columns id,name,amount export.txt orders.jsonl
   ckpt convert orders.tsv orders.csv
+  ckpt convert --infer-types orders.csv orders.parquet
   ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -171,11 +184,11 @@ once, with a message id the server deduplicates (see docs/STREAMS.md).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
-	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
+	fl.StringVar(&from, "from", "", "input format: csv, tsv, jsonl or parquet (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv, tsv, jsonl or parquet (default: from OUTPUT's extension)")
 	csvf.add(cmd, true)
-	fl.StringVar(&schemaFile, "schema", "", "table output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
-	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table: typed columns")
+	fl.StringVar(&schemaFile, "schema", "", "table or Parquet output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
+	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table or Parquet: typed columns")
 	fl.BoolVar(&withMeta, "with-meta", false, `a stream into JSON Lines: write each message as {"subject","seq","time","headers","data"}`)
 	pf.add(cmd)
 	return cmd
