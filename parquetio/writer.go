@@ -38,6 +38,10 @@ type Position struct {
 	// Thrift compact encoding of a FileMetaData, compressed with zstd, in
 	// base64. Empty once the footer is written.
 	Meta string `json:"meta,omitempty"`
+	// PageIndex is the column indexes of the row groups in the file, then
+	// their offset indexes (each as long as the metadata says), compressed
+	// with zstd, in base64. Empty once the footer is written.
+	PageIndex string `json:"page_index,omitempty"`
 	// Done says that the footer is written: the file is complete.
 	Done bool `json:"done,omitempty"`
 }
@@ -110,8 +114,12 @@ type Writer struct {
 
 	size int64               // bytes in the file (handed to f)
 	meta format.FileMetaData // schema and row groups in the file
-	done bool                // the footer is written
-	err  error               // a failed write: every later call returns it
+	// colIdx and offIdx are the page index of the row groups in the
+	// file, written before the footer: every column chunk's column
+	// index, one after the other, and so its offset index.
+	colIdx, offIdx []byte
+	done           bool  // the footer is written
+	err            error // a failed write: every later call returns it
 }
 
 // OpenWriter opens a Parquet output file: created or emptied when pos is
@@ -164,6 +172,9 @@ func OpenWriter(path string, cols []Column, pos json.RawMessage, opts sink.FileO
 			return nil, fmt.Errorf("bad Parquet output position in checkpoint: %d row groups and %d rows, its metadata has %d and %d", p.RowGroups, p.Rows, len(meta.RowGroups), meta.NumRows)
 		}
 		w.meta.RowGroups, w.meta.NumRows = meta.RowGroups, meta.NumRows
+		if w.colIdx, w.offIdx, err = decodePageIndex(p.PageIndex, meta); err != nil {
+			return nil, err
+		}
 		var fp sink.FilePosition
 		if err := json.Unmarshal(p.File, &fp); err != nil {
 			return nil, fmt.Errorf("bad Parquet output position in checkpoint: %w", err)
@@ -226,18 +237,18 @@ func (w *Writer) endRowGroup() error {
 		w.err = fmt.Errorf("parquet: encode a row group of %s: %w", w.path, err)
 		return w.err
 	}
-	rg, chunks, idx, err := relocate(w.buf.Bytes(), w.size, len(w.meta.RowGroups))
+	rg, chunks, ci, oi, err := relocate(w.buf.Bytes(), w.size, len(w.meta.RowGroups))
 	if err != nil {
 		w.err = fmt.Errorf("parquet: %s: %w", w.path, err)
 		return w.err
 	}
-	for _, b := range [][]byte{chunks, idx} {
-		if _, err := w.f.Write(b); err != nil {
-			w.err = err
-			return err
-		}
-		w.size += int64(len(b))
+	if _, err := w.f.Write(chunks); err != nil {
+		w.err = err
+		return err
 	}
+	w.size += int64(len(chunks))
+	w.colIdx = append(w.colIdx, ci...)
+	w.offIdx = append(w.offIdx, oi...)
 	w.meta.RowGroups = append(w.meta.RowGroups, *rg)
 	w.meta.NumRows += rg.NumRows
 	w.pending = 0
@@ -264,6 +275,9 @@ func (w *Writer) Flush() (json.RawMessage, error) {
 		if p.Meta, err = encodeMeta(&w.meta); err != nil {
 			return nil, err
 		}
+		idx := make([]byte, 0, len(w.colIdx)+len(w.offIdx))
+		idx = append(append(idx, w.colIdx...), w.offIdx...)
+		p.PageIndex = base64.StdEncoding.EncodeToString(zenc.EncodeAll(idx, nil))
 	}
 	return json.Marshal(p)
 }
@@ -277,6 +291,27 @@ func (w *Writer) Finish() error {
 	}
 	if err := w.endRowGroup(); err != nil {
 		return err
+	}
+	// The page index lies in one piece before the footer, all column
+	// indexes first, as readers (parquet-go among them) expect.
+	ci, oi := w.size, w.size+int64(len(w.colIdx))
+	for i := range w.meta.RowGroups {
+		for j := range w.meta.RowGroups[i].Columns {
+			c := &w.meta.RowGroups[i].Columns[j]
+			if c.ColumnIndexLength > 0 {
+				c.ColumnIndexOffset, ci = ci, ci+int64(c.ColumnIndexLength)
+			}
+			if c.OffsetIndexLength > 0 {
+				c.OffsetIndexOffset, oi = oi, oi+int64(c.OffsetIndexLength)
+			}
+		}
+	}
+	for _, b := range [][]byte{w.colIdx, w.offIdx} {
+		if _, err := w.f.Write(b); err != nil {
+			w.err = err
+			return err
+		}
+		w.size += int64(len(b))
 	}
 	footer, err := thrift.Marshal(new(thrift.CompactProtocol), &w.meta)
 	if err != nil {
@@ -330,18 +365,20 @@ func readFooter(b []byte) (*format.FileMetaData, error) {
 // relocate takes the Parquet file b, of one row group, apart for
 // appending to a file at offset at, where the row group will be number
 // ordinal: it returns the row group's metadata with every offset moved,
-// the bytes of its column chunks, and its page index (column and offset
-// indexes, the offset indexes' page locations moved too), to write after
-// them.
-func relocate(b []byte, at int64, ordinal int) (*format.RowGroup, []byte, []byte, error) {
+// the bytes of its column chunks, and its page index: the column indexes
+// and the offset indexes (their page locations moved too) of its column
+// chunks, one after the other, to be written with every other row
+// group's before the footer. Their lengths are in the metadata; their
+// offsets are set when they are written.
+func relocate(b []byte, at int64, ordinal int) (rg *format.RowGroup, chunks, colIdx, offIdx []byte, err error) {
 	md, err := readFooter(b)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if len(md.RowGroups) != 1 {
-		return nil, nil, nil, fmt.Errorf("the encoded row group is %d row groups", len(md.RowGroups))
+		return nil, nil, nil, nil, fmt.Errorf("the encoded row group is %d row groups", len(md.RowGroups))
 	}
-	rg := md.RowGroups[0]
+	rg = &md.RowGroups[0]
 	// The column chunks lie from just after the magic to the end of the
 	// last one; the page index follows them.
 	end := int64(len(magic))
@@ -354,7 +391,7 @@ func relocate(b []byte, at int64, ordinal int) (*format.RowGroup, []byte, []byte
 		end = max(end, start+m.TotalCompressedSize)
 	}
 	if end > int64(len(b)) {
-		return nil, nil, nil, errors.New("the encoded row group's column chunks run past its end")
+		return nil, nil, nil, nil, errors.New("the encoded row group's column chunks run past its end")
 	}
 	shift := at - int64(len(magic))
 	move := func(off *int64) {
@@ -362,8 +399,6 @@ func relocate(b []byte, at int64, ordinal int) (*format.RowGroup, []byte, []byte
 			*off += shift
 		}
 	}
-	var idx []byte
-	pageIndexAt := at + end - int64(len(magic))
 	for i := range rg.Columns {
 		c := &rg.Columns[i]
 		move(&c.FileOffset)
@@ -371,15 +406,15 @@ func relocate(b []byte, at int64, ordinal int) (*format.RowGroup, []byte, []byte
 		move(&c.MetaData.IndexPageOffset)
 		move(&c.MetaData.DictionaryPageOffset)
 		if c.MetaData.BloomFilterOffset > 0 {
-			return nil, nil, nil, errors.New("the encoded row group has bloom filters, which are not relocated")
+			return nil, nil, nil, nil, errors.New("the encoded row group has bloom filters, which are not relocated")
 		}
 		if c.ColumnIndexLength > 0 {
 			ci, err := span(b, c.ColumnIndexOffset, int64(c.ColumnIndexLength))
 			if err != nil {
-				return nil, nil, nil, err
+				return nil, nil, nil, nil, err
 			}
-			c.ColumnIndexOffset = pageIndexAt + int64(len(idx))
-			idx = append(idx, ci...)
+			c.ColumnIndexOffset = 0
+			colIdx = append(colIdx, ci...)
 		}
 	}
 	for i := range rg.Columns {
@@ -389,26 +424,26 @@ func relocate(b []byte, at int64, ordinal int) (*format.RowGroup, []byte, []byte
 		}
 		raw, err := span(b, c.OffsetIndexOffset, int64(c.OffsetIndexLength))
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		var oi format.OffsetIndex
 		if err := thrift.Unmarshal(new(thrift.CompactProtocol), raw, &oi); err != nil {
-			return nil, nil, nil, fmt.Errorf("decode an offset index: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("decode an offset index: %w", err)
 		}
 		for j := range oi.PageLocations {
 			oi.PageLocations[j].Offset += shift
 		}
 		enc, err := thrift.Marshal(new(thrift.CompactProtocol), &oi)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("encode an offset index: %w", err)
+			return nil, nil, nil, nil, fmt.Errorf("encode an offset index: %w", err)
 		}
-		c.OffsetIndexOffset = pageIndexAt + int64(len(idx))
+		c.OffsetIndexOffset = 0
 		c.OffsetIndexLength = int32(len(enc))
-		idx = append(idx, enc...)
+		offIdx = append(offIdx, enc...)
 	}
 	move(&rg.FileOffset)
 	rg.Ordinal = int16(ordinal)
-	return &rg, b[len(magic):end], idx, nil
+	return rg, b[len(magic):end], colIdx, offIdx, nil
 }
 
 func span(b []byte, off, n int64) ([]byte, error) {
@@ -446,6 +481,33 @@ func decodeMeta(s string) (*format.FileMetaData, error) {
 		return nil, fmt.Errorf("bad Parquet output position in checkpoint: metadata: %w", err)
 	}
 	return &md, nil
+}
+
+// decodePageIndex splits a position's page index into the column and
+// offset indexes, checking its length against the metadata's.
+func decodePageIndex(s string, md *format.FileMetaData) (colIdx, offIdx []byte, err error) {
+	bad := func(why string) error {
+		return fmt.Errorf("bad Parquet output position in checkpoint: page index: %s", why)
+	}
+	z, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, nil, bad(err.Error())
+	}
+	b, err := zdec.DecodeAll(z, nil)
+	if err != nil {
+		return nil, nil, bad(err.Error())
+	}
+	var nci, noi int
+	for _, rg := range md.RowGroups {
+		for _, c := range rg.Columns {
+			nci += int(c.ColumnIndexLength)
+			noi += int(c.OffsetIndexLength)
+		}
+	}
+	if len(b) != nci+noi {
+		return nil, nil, bad(fmt.Sprintf("%d bytes, the metadata says %d", len(b), nci+noi))
+	}
+	return b[:nci:nci], b[nci:], nil
 }
 
 func sameSchema(a, b []format.SchemaElement) bool {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/ckptdev/ckpt/internal/parquettest"
 	"github.com/ckptdev/ckpt/parquetio"
 	"github.com/ckptdev/ckpt/sink"
@@ -92,6 +94,31 @@ func TestWriteTypes(t *testing.T) {
 	p := finish(t, w)
 	if !p.Done || p.RowGroups != len(in) || p.Rows != int64(len(in)) {
 		t.Errorf("final position %+v", p)
+	}
+	// Every column chunk has statistics and a page index, at offsets
+	// inside the file.
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, rg := range pf.Metadata().RowGroups {
+		for j, c := range rg.Columns {
+			if i != 2 && len(c.MetaData.Statistics.MinValue) == 0 && c.MetaData.Statistics.NullCount == 0 {
+				t.Errorf("row group %d, column %d: no statistics", i, j)
+			}
+			if c.ColumnIndexOffset <= 0 || c.OffsetIndexOffset <= 0 || c.OffsetIndexOffset+int64(c.OffsetIndexLength) > fi.Size() {
+				t.Errorf("row group %d, column %d: page index at %d and %d", i, j, c.ColumnIndexOffset, c.OffsetIndexOffset)
+			}
+		}
+	}
+	if len(pf.ColumnIndexes()) == 0 || len(pf.OffsetIndexes()) == 0 {
+		t.Error("no page index read")
 	}
 	names, types, got := parquettest.Read(t, path)
 	if want := []string{"id", "price", "ratio", "ok", "at", "name"}; !slices.Equal(names, want) {
