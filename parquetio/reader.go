@@ -107,8 +107,22 @@ func OpenSource(paths []string, pos json.RawMessage) (*Source, error) {
 	return s, nil
 }
 
+// errCorrupt turns a panic of the Parquet library on malformed input into
+// an error naming the file, so that a damaged input stops the job with a
+// message rather than a crash.
+func (s *Source) errCorrupt(err *error) {
+	if r := recover(); r != nil {
+		name := "the input"
+		if s.idx < len(s.fps) {
+			name = s.fps[s.idx].Path
+		}
+		*err = fmt.Errorf("parquet: %s is damaged: %v (row group %d, row %d)", name, r, s.rg, s.row)
+	}
+}
+
 // open opens file i and reads its schema.
-func (s *Source) open(i int) error {
+func (s *Source) open(i int) (err error) {
+	defer s.errCorrupt(&err)
 	s.closeFile()
 	s.idx, s.rg, s.row = i, 0, 0
 	if i >= len(s.paths) {
@@ -183,7 +197,8 @@ func (s *Source) Columns() []SourceColumn { return s.cols }
 
 // Next returns the next row, or io.EOF after the last. The row and its
 // fields are reused by the next call.
-func (s *Source) Next() (*Row, error) {
+func (s *Source) Next() (_ *Row, err error) {
+	defer s.errCorrupt(&err)
 	for s.bi >= s.bn {
 		if err := s.fill(); err != nil {
 			return nil, err
@@ -206,6 +221,9 @@ func (s *Source) Next() (*Row, error) {
 		if c < 0 || c >= len(s.cols) || v.IsNull() {
 			continue
 		}
+		if v.Kind() != s.cols[c].kind {
+			return nil, fmt.Errorf("parquet: %s is damaged: row group %d, row %d: column %q holds a %s value, its schema says %s", rec.File, rec.RowGroup, rec.Row, s.cols[c].Name, v.Kind(), s.cols[c].kind)
+		}
 		start := len(b)
 		b = s.cols[c].render(b, v)
 		rec.Null[c] = false
@@ -220,7 +238,8 @@ func (s *Source) Next() (*Row, error) {
 
 // fill reads the next batch of rows, moving to the next row group or
 // file at the end of one.
-func (s *Source) fill() error {
+func (s *Source) fill() (err error) {
+	defer s.errCorrupt(&err)
 	s.bi, s.bn = 0, 0
 	for s.f != nil {
 		groups := s.f.RowGroups()

@@ -21,7 +21,7 @@ import (
 
 // writeGroups writes a file of the typed columns with row groups of the
 // given sizes, numbering rows from first.
-func writeGroups(t *testing.T, path string, first int, sizes ...int) {
+func writeGroups(t testing.TB, path string, first int, sizes ...int) {
 	t.Helper()
 	w, err := parquetio.OpenWriter(path, typedCols, nil, sink.FileOptions{})
 	if err != nil {

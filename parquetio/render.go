@@ -31,8 +31,9 @@ type SourceColumn struct {
 	Name string
 	Kind Kind
 	Type pgsink.ColumnType
-	// render appends the text of a non-null value.
+	// render appends the text of a non-null value of kind kind.
 	render func(b []byte, v parquet.Value) []byte
+	kind   parquet.Kind
 }
 
 // columnsOf reads the columns of a flat schema: a root group of leaf
@@ -59,7 +60,7 @@ func columnsOf(path string, schema []format.SchemaElement) ([]SourceColumn, erro
 
 // column chooses how to write a leaf column's values as text.
 func column(e *format.SchemaElement) SourceColumn {
-	c := SourceColumn{Name: e.Name}
+	c := SourceColumn{Name: e.Name, kind: parquet.Kind(e.Type.V)}
 	lt := e.LogicalType.Value
 	ct, hasCT := e.ConvertedType.Get()
 	scale := -1

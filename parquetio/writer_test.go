@@ -38,7 +38,7 @@ func row(vals ...string) ([][]byte, []bool) {
 	return b, null
 }
 
-func write(t *testing.T, w *parquetio.Writer, vals ...string) {
+func write(t testing.TB, w *parquetio.Writer, vals ...string) {
 	t.Helper()
 	b, null := row(vals...)
 	if err := w.WriteRow(b, null); err != nil {
@@ -46,7 +46,7 @@ func write(t *testing.T, w *parquetio.Writer, vals ...string) {
 	}
 }
 
-func flush(t *testing.T, w *parquetio.Writer) json.RawMessage {
+func flush(t testing.TB, w *parquetio.Writer) json.RawMessage {
 	t.Helper()
 	pos, err := w.Flush()
 	if err != nil {
@@ -55,7 +55,7 @@ func flush(t *testing.T, w *parquetio.Writer) json.RawMessage {
 	return pos
 }
 
-func finish(t *testing.T, w *parquetio.Writer) parquetio.Position {
+func finish(t testing.TB, w *parquetio.Writer) parquetio.Position {
 	t.Helper()
 	if err := w.Finish(); err != nil {
 		t.Fatal(err)
