@@ -51,7 +51,20 @@ func fromParquet(ctx context.Context, o Options) (pipeline.Result, error) {
 					b = appendCSVRecord(b, stringsAsBytes(row.Header), comma)
 				}
 				return out.Commit(appendCSVRecord(b, row.Fields, comma))
-			})
+			}, pipeline.AtEnd(func(ctx context.Context, st *csvToCSVState, out *sink.File) error {
+				// A file of no rows still has its columns: the header.
+				if st.Header {
+					return nil
+				}
+				st.Header = true
+				src, err := ParquetInput(o.Input)(ctx, nil)
+				if err != nil {
+					return err
+				}
+				header := src.(*parquetio.Source).Header()
+				src.Close()
+				return out.Commit(appendCSVRecord(out.Buffered(), stringsAsBytes(header), comma))
+			}))
 	}
 	var prefixes [][]byte
 	return pipeline.Run(ctx, o.Pipeline, ParquetInput(o.Input), pipeline.File(o.Output),

@@ -174,3 +174,55 @@ func TestParquetToTable(t *testing.T) {
 		t.Fatalf("%d rows, %d null notes, max price %s", n, nulls, price)
 	}
 }
+
+// JSON Lines into Parquet: the first object's keys are the columns, JSON
+// null and missing keys null, nested values their JSON text; and a
+// Parquet file of no rows converts to a CSV file of its header.
+func TestJSONLAndEmptyParquet(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	if err := os.WriteFile(in, []byte(`{"id":1,"tags":["a","b"],"price":"2.50","note":null}
+{"id":2,"tags":{"k":1},"price":3}
+
+{"id":3,"price":"1e0","note":"x"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.parquet")
+	ctx := context.Background()
+	if _, err := convert.Run(ctx, parquetOpts(in, out, "jsonl", true, pipeline.Fail)); err != nil {
+		t.Fatal(err)
+	}
+	names, types, rows := parquettest.Read(t, out)
+	if want := []string{"id", "tags", "price", "note"}; !slices.Equal(names, want) {
+		t.Fatalf("columns %q, want %q", names, want)
+	}
+	if want := []string{"int64", "utf8", "float64", "utf8"}; !slices.Equal(types, want) {
+		t.Fatalf("types %q, want %q", types, want)
+	}
+	want := [][]string{{"1", `["a","b"]`, "2.5", "<null>"}, {"2", `{"k":1}`, "3", "<null>"}, {"3", "<null>", "1", "x"}}
+	for i := range want {
+		if i >= len(rows) || !slices.Equal(rows[i], want[i]) {
+			t.Fatalf("rows %q, want %q", rows, want)
+		}
+	}
+
+	empty := filepath.Join(dir, "empty.csv")
+	if err := os.WriteFile(empty, []byte("a,b\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pq := filepath.Join(dir, "empty.parquet")
+	if _, err := convert.Run(ctx, parquetOpts(empty, pq, "empty", true, pipeline.Fail)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, rows := parquettest.Read(t, pq); len(rows) != 0 {
+		t.Fatalf("%d rows in an empty file", len(rows))
+	}
+	back := filepath.Join(dir, "back.csv")
+	if _, err := convert.Run(ctx, parquetOpts(pq, back, "back", false, pipeline.Fail)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(back); err != nil || string(b) != "a,b\n" {
+		t.Fatalf("CSV of an empty Parquet file: %q, %v", b, err)
+	}
+}
