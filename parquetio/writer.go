@@ -263,6 +263,9 @@ func (w *Writer) Flush() (json.RawMessage, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
+	if w.f == nil {
+		return nil, os.ErrClosed
+	}
 	if err := w.endRowGroup(); err != nil {
 		return nil, err
 	}
@@ -288,6 +291,9 @@ func (w *Writer) Flush() (json.RawMessage, error) {
 func (w *Writer) Finish() error {
 	if w.err != nil || w.done {
 		return w.err
+	}
+	if w.f == nil {
+		return os.ErrClosed
 	}
 	if err := w.endRowGroup(); err != nil {
 		return err
@@ -329,10 +335,20 @@ func (w *Writer) Finish() error {
 }
 
 // Sync makes everything flushed so far durable.
-func (w *Writer) Sync(ctx context.Context) error { return w.f.Sync(ctx) }
+func (w *Writer) Sync(ctx context.Context) error {
+	if w.f == nil {
+		return os.ErrClosed
+	}
+	return w.f.Sync(ctx)
+}
 
 // Stat returns the file's identity.
-func (w *Writer) Stat() (fs.FileInfo, error) { return w.f.Stat() }
+func (w *Writer) Stat() (fs.FileInfo, error) {
+	if w.f == nil {
+		return nil, os.ErrClosed
+	}
+	return w.f.Stat()
+}
 
 // Close closes the file. Rows not flushed are dropped: the file is
 // complete only after Finish and a Flush.
