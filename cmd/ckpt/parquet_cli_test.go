@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ckptdev/ckpt/internal/gen"
 	"github.com/ckptdev/ckpt/internal/parquettest"
+	"github.com/ckptdev/ckpt/internal/testenv"
 )
 
 // TestParquetCLI kills `ckpt convert` into and out of Parquet with
@@ -116,5 +118,37 @@ func TestParquetCLI(t *testing.T) {
 				t.Fatalf("rerun of a finished job: exit %d\n%s", code, out)
 			}
 		})
+	}
+}
+
+// A Parquet file loaded into a PostgreSQL table, killed at random moments:
+// the table ends as an uninterrupted load's, with the file's types.
+func TestParquetCLIPostgresTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a kill -9 loop: skipped with -short")
+	}
+	pg := testenv.NewPostgres(t)
+	c := buildCLI(t)
+	rows, minKills := crashRuns()
+	dir := t.TempDir()
+	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: rows, Seed: 23})
+	if code, out := c.run(dir, "convert", "--infer-types", "--every", "7000", "in.csv", "in.parquet"); code != 0 {
+		t.Fatalf("make the Parquet input: exit %d\n%s", code, out)
+	}
+	ref := pg.Schema + ".parquet_ref"
+	got := pg.Schema + ".parquet_crash"
+	if code, out := c.run(dir, "convert", "in.parquet", pg.WithParam("table", ref), "--no-progress"); code != 0 {
+		t.Fatalf("uninterrupted load: exit %d\n%s", code, out)
+	}
+	c.crashUntilKilled(dir, minKills, func() {}, "convert", "in.parquet", pg.WithParam("table", got), "--every", "3000", "--interval", "5ms", "--no-progress")
+	conn := pg.Conn(t)
+	sameTable(t, conn, got, ref, rows)
+	var types string
+	if err := conn.QueryRow(context.Background(), `SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = $1::regclass AND attnum > 0`, got).Scan(&types); err != nil {
+		t.Fatal(err)
+	}
+	if want := "bigint,bigint,text,text,numeric,bigint,text,boolean,text"; types != want {
+		t.Fatalf("column types %s, want %s", types, want)
 	}
 }
