@@ -39,6 +39,8 @@ func (f Format) String() string {
 		return "jsonl"
 	case TSV:
 		return "tsv"
+	case Parquet:
+		return "parquet"
 	}
 	return "auto"
 }
@@ -69,8 +71,10 @@ func ParseFormat(s string) (Format, error) {
 		return JSONL, nil
 	case "", "auto":
 		return Auto, nil
+	case "parquet", "pq":
+		return Parquet, nil
 	}
-	return 0, fmt.Errorf("unknown format %q (use csv, tsv or jsonl)", s)
+	return 0, fmt.Errorf("unknown format %q (use csv, tsv, jsonl or parquet)", s)
 }
 
 // InputFormatOf is FormatOf for an input, which may be compressed: the
@@ -81,6 +85,9 @@ func InputFormatOf(path string) (Format, error) {
 		f, err := FormatOf(path[:len(path)-len(s)])
 		if err != nil {
 			return 0, fmt.Errorf("%w (%s is compressed: the name before %s tells its format)", err, path, s)
+		}
+		if f == Parquet {
+			return 0, fmt.Errorf("%q: a Parquet file compresses its own columns: ckpt reads and writes it without %s", path, s)
 		}
 		return f, nil
 	}
@@ -104,10 +111,12 @@ func FormatOf(path string) (Format, error) {
 		return TSV, nil
 	case ".jsonl", ".ndjson":
 		return JSONL, nil
+	case ".parquet", ".pq":
+		return Parquet, nil
 	case ".bz2", ".xz", ".zip", ".lz4", ".br":
 		return 0, fmt.Errorf("%q names a compressed file (%s): ckpt reads and writes plain, gzip (.gz) and zstd (.zst) files only (recompress it, or decompress it first)", path, ext)
 	}
-	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson): name it with --from/--to", path)
+	return 0, fmt.Errorf("cannot tell the format of %q from its extension (.csv, .tsv, .jsonl, .ndjson, .parquet): name it with --from/--to", path)
 }
 
 // Options configure a conversion.
@@ -181,8 +190,11 @@ func (o *Options) Resolve() error {
 	if err := o.checkCSVOptions(); err != nil {
 		return err
 	}
-	if len(o.Schema) > 0 {
-		return errors.New("column types (a schema) apply to a PostgreSQL table output only")
+	if err := o.checkParquetOptions(); err != nil {
+		return err
+	}
+	if len(o.Schema) > 0 && o.To != Parquet {
+		return errors.New("column types (a schema) apply to a PostgreSQL table or Parquet output only")
 	}
 	if o.To.IsCSV() && o.OutDelimiter != 0 {
 		if err := CheckSeparator("output", o.OutDelimiter); err != nil {
@@ -273,6 +285,10 @@ func Run(ctx context.Context, o Options) (pipeline.Result, error) {
 		return runToS3(ctx, o)
 	}
 	switch {
+	case o.From == Parquet:
+		return fromParquet(ctx, o)
+	case o.To == Parquet:
+		return toParquet(ctx, o)
 	case o.From.IsCSV() && o.To.IsCSV():
 		return csvToCSV(ctx, o, pipeline.File(o.Output))
 	case o.From.IsCSV():

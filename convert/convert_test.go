@@ -410,3 +410,16 @@ func TestCompressedS3OutputIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A Parquet file named as gzip- or zstd-compressed is refused as input
+// and as output: Parquet compresses its own columns.
+func TestCompressedParquetIsRefused(t *testing.T) {
+	for _, name := range []string{"out.parquet.gz", "out.pq.zst"} {
+		if f, err := convert.FormatOf(name); err == nil {
+			t.Errorf("FormatOf(%s) = %v", name, f)
+		}
+		if f, err := convert.InputFormatOf(name); err == nil {
+			t.Errorf("InputFormatOf(%s) = %v", name, f)
+		}
+	}
+}

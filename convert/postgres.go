@@ -92,6 +92,9 @@ func (o *Options) resolvePostgres() error {
 			return fmt.Errorf("input: %w", err)
 		}
 	}
+	if err := o.checkParquetOptions(); err != nil {
+		return err
+	}
 	return o.checkCSVOptions()
 }
 
@@ -128,6 +131,9 @@ func toPostgres(ctx context.Context, o Options) (pipeline.Result, error) {
 	sc := pgsink.Config{URL: o.Output, RowColumn: pgsink.DefaultRowColumn, Store: pst, Logger: cfg.Logger}
 	if o.From.IsCSV() {
 		return csvToTable(ctx, o, cfg, sc)
+	}
+	if o.From == Parquet {
+		return parquetToTable(ctx, o, cfg, sc)
 	}
 	return jsonlToTable(ctx, o, cfg, sc)
 }

@@ -94,6 +94,9 @@ func (o *Options) resolveStream() error {
 				return fmt.Errorf("output: %w", err)
 			}
 		}
+		if o.To == Parquet {
+			return errors.New("the input is a stream: ckpt writes its messages to JSON Lines, CSV, a table or a stream, not Parquet (convert a JSON Lines output to Parquet once it is complete)")
+		}
 		if o.WithMeta && o.To != JSONL {
 			return errors.New("--with-meta applies to a JSON Lines output only")
 		}

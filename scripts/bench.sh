@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io, compress; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io, compress, parquet; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream keyed s3io compress)
+SECTIONS=(engine pipeline postgres s3 stream keyed s3io compress parquet)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -236,6 +236,93 @@ bench_compress() {
 	gobench ./sink '^BenchmarkCompressedOutput$' 3x | table -base out=plain -order stored/text
 	echo
 	gobench ./source '^BenchmarkCompressedResume$' 3x | table -base file=plain -drop allocs/op,ns/op -order ms-to-first-record,text-MB/s
+}
+
+# Parquet: ckpt convert of a CSV file of ROWS rows (default 2,000,000,
+# from internal/cmd/gendata, kept in $BENCH_DIR) into Parquet with typed
+# columns, with its default checkpoints (a row group every million rows)
+# and with checkpointing off, next to DuckDB's COPY ... TO 'x.parquet'
+# through its Node.js package (npm installs @duckdb/node-api into
+# $BENCH_DIR/duckdb; its rows say so if it cannot); then the Parquet file
+# back into CSV by both. Times and peak RSS from GNU time, in one run. A
+# minute or two.
+bench_parquet() {
+	echo "## Parquet"
+	echo
+	local dir=${BENCH_DIR:-${TMPDIR:-/tmp}/ckpt-bench} rows=${ROWS:-2000000}
+	mkdir -p "$dir"
+	local in=$dir/parquet-$rows.csv
+	if [[ ! -s $in ]]; then
+		go run ./internal/cmd/gendata -rows "$rows" -o "$in"
+	fi
+	local ckpt=$dir/ckpt
+	go build -o "$ckpt" ./cmd/ckpt
+	local duck=$dir/duckdb
+	if [[ ! -d $duck/node_modules/@duckdb/node-api ]] && command -v npm >/dev/null; then
+		mkdir -p "$duck" && (cd "$duck" && npm install --no-audit --no-fund @duckdb/node-api >&2) || true
+	fi
+	cat >"$duck/copy.mjs" 2>/dev/null <<'JS' || true
+import { DuckDBInstance } from '@duckdb/node-api';
+const [input, output, to] = process.argv.slice(2);
+const db = await DuckDBInstance.create(':memory:');
+const c = await db.connect();
+const from = input.endsWith('.parquet') ? `read_parquet('${input}')` : `read_csv('${input}')`;
+await c.run(`COPY (SELECT * FROM ${from}) TO '${output}' (FORMAT ${to})`);
+JS
+	# run NAME OUT CMD...: one timed run, a table row without its ratio.
+	local names=() secs=() rss=() sizes=()
+	run() {
+		local name=$1 out=$2
+		shift 2
+		rm -f "$out"
+		names+=("$name")
+		if /usr/bin/time -o "$dir/time.txt" -f '%e %M' "$@" >/dev/null 2>&1; then
+			local s kib
+			read -r s kib <"$dir/time.txt"
+			secs+=("$s") rss+=("$((kib / 1024))") sizes+=("$(awk -v n="$(stat -c %s "$out")" 'BEGIN { printf "%.1f", n / 1048576 }')")
+		else
+			secs+=(failed) rss+=("") sizes+=("")
+		fi
+	}
+	# print: the rows run since the last print, each with its time over
+	# the first row's (DuckDB's, when it is installed).
+	print() {
+		echo "| run | seconds | / first row | peak RSS MiB | output MiB |"
+		echo "| --- | ------: | ----------: | -----------: | ---------: |"
+		local i
+		for i in "${!names[@]}"; do
+			local ratio
+			ratio=$(awk -v a="${secs[i]}" -v b="${secs[0]}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "—" }')
+			echo "| ${names[i]} | ${secs[i]} | $ratio | ${rss[i]} | ${sizes[i]} |"
+		done
+		names=() secs=() rss=() sizes=()
+	}
+	local have_duck=""
+	[[ -d $duck/node_modules/@duckdb/node-api ]] && have_duck=1 || echo "bench.sh: DuckDB is not installed; its rows are missing" >&2
+	echo "$rows rows, $(($(stat -c %s "$in") / 1048576)) MiB of CSV, into Parquet:"
+	echo
+	if [[ -n $have_duck ]]; then
+		run "DuckDB COPY TO parquet (Node.js @duckdb/node-api)" "$dir/duck.parquet" node "$duck/copy.mjs" "$in" "$dir/duck.parquet" parquet
+	fi
+	local conv=("$ckpt" convert --infer-types --no-progress -q --restart "$in")
+	run "ckpt convert --infer-types, a checkpoint and row group every 1M rows (default)" "$dir/ckpt.parquet" "${conv[@]}" "$dir/ckpt.parquet"
+	run "ckpt convert --infer-types, a checkpoint every 100,000 rows" "$dir/ckpt-100k.parquet" "${conv[@]}" "$dir/ckpt-100k.parquet" --every 100000
+	run "ckpt convert --infer-types, checkpointing off (one row group)" "$dir/ckpt-off.parquet" "${conv[@]}" "$dir/ckpt-off.parquet" --every 0 --every-bytes 0
+	run "ckpt convert, string columns" "$dir/ckpt-str.parquet" "$ckpt" convert --no-progress -q --restart "$in" "$dir/ckpt-str.parquet"
+	print
+	echo
+	echo "The Parquet file ckpt wrote (typed, default), back into CSV:"
+	echo
+	if [[ -n $have_duck ]]; then
+		run "DuckDB COPY TO csv" "$dir/duck-back.csv" node "$duck/copy.mjs" "$dir/ckpt.parquet" "$dir/duck-back.csv" csv
+	fi
+	run "ckpt convert (checkpoints every second and 1M rows, the default)" "$dir/ckpt-back.csv" "$ckpt" convert --no-progress -q --restart "$dir/ckpt.parquet" "$dir/ckpt-back.csv"
+	run "ckpt convert, checkpointing off" "$dir/ckpt-back.csv" "$ckpt" convert --no-progress -q --restart "$dir/ckpt.parquet" "$dir/ckpt-back.csv" --every 0 --interval 0
+	print
+	if cmp -s "$in" "$dir/ckpt-back.csv"; then
+		echo
+		echo "ckpt's CSV read back from its Parquet file is the input, byte for byte."
+	fi
 }
 
 main() {

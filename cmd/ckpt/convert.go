@@ -20,7 +20,7 @@ func newConvertCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "convert INPUT OUTPUT",
-		Short: "Convert CSV, TSV and JSON Lines, or load them into PostgreSQL, resumably",
+		Short: "Convert CSV, TSV, JSON Lines and Parquet, or load them into PostgreSQL, resumably",
 		Long: `Convert CSV to JSON Lines, JSON Lines to CSV, or CSV to CSV with another
 separator, as a resumable job.
 
@@ -51,6 +51,18 @@ string, losslessly (--infer-types writes numbers, true/false and null for
 empty fields instead). JSON Lines to CSV: the first object's keys are the
 columns; values are written as they are (strings unquoted, nested values as
 compact JSON, null as empty).
+
+Parquet (.parquet, or --from/--to parquet): CSV, TSV or JSON Lines into
+Parquet, and Parquet into CSV, TSV, JSON Lines or a table. Into Parquet the
+columns are strings, or typed with --infer-types or --schema (INT64,
+DECIMAL(38,s), DOUBLE, BOOLEAN, TIMESTAMP(MICROS, UTC), strings; empty
+fields null; a value its column cannot hold is a bad record). Every
+checkpoint ends a row group, and the footer is written at the end; a
+resume truncates the file to its last checkpointed row group. The default
+checkpoints are every 1,000,000 records or 128 MiB of input, without
+--interval, so that row groups are large and a resumed file is the same,
+byte for byte. A Parquet input (flat columns only) resumes at the row of
+its row group; its values are written as text (see docs/PARQUET.md).
 
 OUTPUT may be a PostgreSQL table, 'postgres://USER:PASSWORD@HOST:PORT/DB?table=NAME'
 (or table=SCHEMA.NAME; libpq parameters such as sslmode work too): the rows
@@ -115,6 +127,7 @@ otherwise (see docs/S3.md).`,
   ckpt convert --delimiter ';' --columns id,name,amount export.txt orders.jsonl
   ckpt convert orders.tsv orders.csv
   ckpt convert orders.csv.gz orders.jsonl.zst
+  ckpt convert --infer-types orders.csv orders.parquet
   ckpt convert orders.csv 'postgres://app@db.internal/shop?table=orders&sslmode=require'
   ckpt convert 's3://drops/2026-12-05/*.csv.gz?region=eu-west-1' 's3://lake/orders.jsonl?region=eu-west-1'`,
 		Args: cobra.ExactArgs(2),
@@ -183,17 +196,20 @@ otherwise (see docs/S3.md).`,
 			if convert.IsStream(o.Input) {
 				streamDefaults(cmd, &o.Pipeline)
 			}
+			if o.To == convert.Parquet {
+				parquetDefaults(cmd, &o.Pipeline)
+			}
 			return a.runJob(cmd, &pf, t, &o.Pipeline, func() (pipeline.Result, error) {
 				return convert.Run(cmd.Context(), o)
 			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "", "input format: csv, tsv or jsonl (default: from INPUT's extension)")
-	fl.StringVar(&to, "to", "", "output format: csv, tsv or jsonl (default: from OUTPUT's extension)")
+	fl.StringVar(&from, "from", "", "input format: csv, tsv, jsonl or parquet (default: from INPUT's extension)")
+	fl.StringVar(&to, "to", "", "output format: csv, tsv, jsonl or parquet (default: from OUTPUT's extension)")
 	csvf.add(cmd, true)
-	fl.StringVar(&schemaFile, "schema", "", "table output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
-	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table: typed columns")
+	fl.StringVar(&schemaFile, "schema", "", "table or Parquet output: column types from `FILE`, a line per column: NAME TYPE (text, bigint, numeric, double precision, boolean, timestamptz)")
+	fl.BoolVar(&inferTypes, "infer-types", false, "CSV to JSON: write numbers, booleans and null (empty fields) as JSON types; into a table or Parquet: typed columns")
 	fl.BoolVar(&withMeta, "with-meta", false, `a stream into JSON Lines: write each message as {"subject","seq","time","headers","data"}`)
 	pf.add(cmd)
 	return cmd

@@ -37,7 +37,7 @@ func newRootCmd(a *app) *cobra.Command {
 stopped restarts from its last checkpoint, and its result is exactly what an
 uninterrupted run would have produced.
 
-convert and aggregate are such jobs, over CSV and JSON Lines files of any
+convert and aggregate are such jobs, over CSV, JSON Lines and Parquet files of any
 size: interrupt them however you like and run the same command again to
 resume. jobs and checkpoints inspect and maintain the checkpoints that jobs
 keep in a store (a local directory by default; S3 or PostgreSQL with
