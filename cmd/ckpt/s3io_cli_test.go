@@ -163,7 +163,9 @@ func TestDeleteAbortsTheJobsUpload(t *testing.T) {
 	}
 	c := buildCLI(t)
 	dir := t.TempDir()
-	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: 200_000, Seed: 7})
+	// Large enough that the job is still running when the signal comes:
+	// the upload begins after 5 MiB of some 120.
+	writeSample(t, filepath.Join(dir, "in.csv"), gen.Options{Rows: 2_000_000, Seed: 7})
 	args := []string{"convert", "in.csv", bucket.URL("out.jsonl", "part_size=5MiB"), "--store", "st", "--job", "j", "--no-progress"}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Dir = dir
