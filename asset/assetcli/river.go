@@ -37,7 +37,10 @@ func (c *cli) openExec(cmd *cobra.Command) (in *asset.Instance, done func(), err
 	default:
 		return nil, nil, usage(fmt.Errorf("--executor %q: use process or river", c.executor))
 	}
-	c.exec = ex
+	c.exec = nil
+	if ex != nil {
+		c.exec = ex
+	}
 	in, err = c.open(cmd)
 	if err != nil {
 		if ex != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,5 +217,76 @@ func TestFailureSkipsDownstreamAndResumeFinishes(t *testing.T) {
 	}
 	if run2.Parent != run.ID || run2.Steps.Count(asset.OutcomeReused) != 19 {
 		t.Errorf("resume: parent %s, %d reused", run2.Parent, run2.Steps.Count(asset.OutcomeReused))
+	}
+}
+
+func TestCancelDetachedRunThenResume(t *testing.T) {
+	e := newEnv(t)
+	var blocking atomic.Bool
+	blocking.Store(true)
+	entered := make(chan string, 100)
+	g := asset.New()
+	p := asset.StaticPartitions(parts(20)...)
+	asset.Define(g, asset.Spec{Key: "slow", Partitions: p}, func(c *asset.Context) (int, error) {
+		if blocking.Load() {
+			entered <- c.Partition
+			<-c.Done() // until the run is canceled
+			return 0, c.Err()
+		}
+		return len(c.Partition), nil
+	})
+	e.startWorkers(t, g, 1, 2)
+	in := e.open(t, g, e.executor(t))
+	ctx := context.Background()
+	run, err := in.Materialize(ctx, asset.MaterializeOptions{Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != eventlog.RunStarted {
+		t.Fatalf("a detached run is %s", run.Status)
+	}
+	<-entered
+	if err := in.Cancel(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Resuming a run the workers still have follows it to its end.
+	res, err := in.Resume(ctx, run.ID, asset.ResumeOptions{})
+	if !errors.Is(err, asset.ErrRunCanceled) {
+		t.Fatalf("following the canceled run: %v, want ErrRunCanceled", err)
+	}
+	if res.ID != run.ID || res.Status != eventlog.RunCanceled {
+		t.Fatalf("followed run %s %s, want %s canceled", res.ID, res.Status, run.ID)
+	}
+	if n := res.Steps.Count(asset.OutcomeMaterialized); n != 0 {
+		t.Errorf("%d steps materialized in the canceled run", n)
+	}
+	blocking.Store(false)
+	res, err = in.Resume(ctx, run.ID, asset.ResumeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parent != run.ID || res.Steps.Count(asset.OutcomeMaterialized) != 20 {
+		t.Fatalf("resumed run: parent %q, %d materialized", res.Parent, res.Steps.Count(asset.OutcomeMaterialized))
+	}
+	var v int
+	if err := in.Load(ctx, "slow", "p0007", &v); err != nil || v != 5 {
+		t.Fatalf("slow[p0007] = %d, %v", v, err)
+	}
+}
+
+// Package asset accepts an executor but does not link River: programs
+// that compute in process do not pay for it.
+func TestAssetDoesNotLinkRiver(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/ckptdev/ckpt/asset").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "github.com/riverqueue/") {
+			t.Errorf("package asset links %s", p)
+		}
+	}
+	if !strings.Contains(string(out), "github.com/ckptdev/ckpt/asset/eventlog") {
+		t.Fatalf("the listing is not what the test expects:\n%s", out)
 	}
 }

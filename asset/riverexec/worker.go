@@ -200,13 +200,20 @@ func (w *worker) work(ctx context.Context, job *river.Job[stepArgs]) error {
 			return fmt.Errorf("riverexec: step %s of run %s: %w", stepName(a.Key, a.Partition), a.Run, err)
 		}
 		if res.Outcome == asset.OutcomeCanceled {
-			switch cause := context.Cause(lctx); {
-			case errors.Is(cause, ErrFenced):
+			cause := context.Cause(lctx)
+			if errors.Is(cause, ErrFenced) {
 				w.log.Warn("step taken over; its outcome is dropped", "run", a.Run, "step", stepName(a.Key, a.Partition))
 				return river.JobCancel(ErrFenced)
-			case !errors.Is(cause, errRunCanceled):
-				// This worker stops: River runs the job again later.
-				return fmt.Errorf("riverexec: step %s of run %s interrupted: %w", stepName(a.Key, a.Partition), a.Run, cause)
+			}
+			// Canceled by this worker's heartbeat, or by River when the
+			// run's cancellation canceled the job: commit it canceled.
+			// Otherwise this worker stops, and River runs the job again
+			// later.
+			if !errors.Is(cause, errRunCanceled) {
+				var runCanceled bool
+				if err := w.d.pool.QueryRow(context.WithoutCancel(ctx), w.d.q(`SELECT canceled FROM {s}.ckpt_runs WHERE run_id = $1`), a.Run).Scan(&runCanceled); err != nil || !runCanceled {
+					return fmt.Errorf("riverexec: step %s of run %s interrupted: %w", stepName(a.Key, a.Partition), a.Run, cause)
+				}
 			}
 		}
 	}
