@@ -80,6 +80,9 @@ func chaosGraph(n int, log string) *asset.Graph {
 func chaosChild() int {
 	n, _ := strconv.Atoi(os.Getenv("CKPT_RIVER_PARTS"))
 	g := chaosGraph(n, os.Getenv("CKPT_RIVER_LOG"))
+	if spin, _ := strconv.Atoi(os.Getenv("CKPT_RIVER_SPIN")); spin > 0 {
+		g = spinGraph(n, spin)
+	}
 	o := assetcli.Options{Name: "chaos", River: riverexec.Config{PollInterval: 50 * time.Millisecond}}
 	return assetcli.Run(context.Background(), g, o, os.Args[1:], os.Stdout, os.Stderr)
 }

@@ -24,7 +24,11 @@ type db struct {
 	cfg    Config
 }
 
-func connect(ctx context.Context, log *eventlog.Log, cfg Config, maxConns int) (*db, error) {
+// connect opens a pool on the event log's database and migrates it. With
+// lazy, the pool's transactions do not wait for the disk unless they say
+// so (durable): a worker's fetches and leases, lost in a crash of the
+// database, are only redone, while each step's commit is durable.
+func connect(ctx context.Context, log *eventlog.Log, cfg Config, maxConns int, lazy bool) (*db, error) {
 	if log.Backend() != "postgres" {
 		return nil, fmt.Errorf("riverexec: the event log %s is %s: workers share a PostgreSQL event log (give a postgres:// URL)", log, log.Backend())
 	}
@@ -34,6 +38,9 @@ func connect(ctx context.Context, log *eventlog.Log, cfg Config, maxConns int) (
 	}
 	if maxConns > 0 {
 		pc.MaxConns = int32(maxConns)
+	}
+	if lazy {
+		pc.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -53,12 +60,18 @@ func (d *db) q(s string) string { return strings.ReplaceAll(s, "{s}", d.schema) 
 // heartbeats by the same clock.
 const nowUS = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
 
-// inTx runs f in a transaction, again when it failed only because of a
-// concurrent one (a deadlock, a serialization failure).
+// inTx runs f in a durable transaction (its commit waits for the disk),
+// again when it failed only because of a concurrent one (a deadlock, a
+// serialization failure).
 func (d *db) inTx(ctx context.Context, f func(pgx.Tx) error) error {
 	var err error
 	for try := 0; try < 8; try++ {
-		err = pgx.BeginFunc(ctx, d.pool, f)
+		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+				return err
+			}
+			return f(tx)
+		})
 		if !retryable(err) {
 			return err
 		}

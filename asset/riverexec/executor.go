@@ -60,7 +60,7 @@ func (e *Executor) init(ctx context.Context, in *asset.Instance) (*db, *river.Cl
 		}
 		return e.d, e.client, nil
 	}
-	d, err := connect(ctx, in.EventLog(), e.cfg, 4)
+	d, err := connect(ctx, in.EventLog(), e.cfg, 4, false)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ckptdev/ckpt/asset/eventlog"
 )
@@ -125,11 +126,18 @@ type orphan struct {
 // older than DeadAfter, by the database's clock.
 func (w *worker) takeOver(ctx context.Context) error {
 	d := w.d
+	// Steps whose job a dead worker runs; and steps whose job ended
+	// without ending the step (a worker refused its commit after a lost
+	// lease, River gave the job up) or is gone.
 	rows, err := d.pool.Query(ctx, d.q(`SELECT s.run_id, s.idx, s.job_id, s.attempt, s.asset_key, s.partition_key, j.attempted_by[array_length(j.attempted_by, 1)]
 		FROM {s}.river_job j JOIN {s}.ckpt_steps s ON s.job_id = j.id
 		WHERE j.state = 'running' AND j.queue = $1 AND s.state = 'queued'
 		AND NOT EXISTS (SELECT 1 FROM {s}.ckpt_workers wk WHERE wk.id = j.attempted_by[array_length(j.attempted_by, 1)]
 			AND wk.heartbeat_us > `+nowUS+` - $2)
+		UNION ALL
+		SELECT s.run_id, s.idx, s.job_id, s.attempt, s.asset_key, s.partition_key, NULL
+		FROM {s}.ckpt_steps s LEFT JOIN {s}.river_job j ON j.id = s.job_id
+		WHERE s.state = 'queued' AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded'))
 		LIMIT 1000`), d.cfg.Queue, d.cfg.DeadAfter.Microseconds())
 	if err != nil {
 		return err
@@ -181,10 +189,13 @@ func (w *worker) takeOverStep(ctx context.Context, tx pgx.Tx, o orphan) error {
 	if _, err := tx.Exec(ctx, d.q(`UPDATE {s}.ckpt_steps SET job_id = $3, token = token + 1, worker = '' WHERE run_id = $1 AND idx = $2`), o.run, o.idx, r.Job.ID); err != nil {
 		return err
 	}
-	if _, err := w.client.JobCancelTx(ctx, tx, o.job); err != nil {
-		return err
+	msg := fmt.Sprintf("step %s enqueued again by %s: its job %d ended without it", stepName(o.key, o.part), w.id, o.job)
+	if o.by != "" {
+		if _, err := w.client.JobCancelTx(ctx, tx, o.job); err != nil && !errors.Is(err, rivertype.ErrNotFound) {
+			return err
+		}
+		msg = fmt.Sprintf("step %s taken over from worker %s (no heartbeat for %s) by %s", stepName(o.key, o.part), o.by, d.cfg.DeadAfter, w.id)
 	}
-	msg := fmt.Sprintf("step %s taken over from worker %s (no heartbeat for %s) by %s", stepName(o.key, o.part), o.by, d.cfg.DeadAfter, w.id)
 	w.log.Info("step taken over", "run", o.run, "step", stepName(o.key, o.part), "from", o.by)
 	return d.log.WriteTx(ctx, evTx{tx}, []*eventlog.Event{{RunID: o.run, Kind: eventlog.KindMessage, Key: o.key, Partition: o.part, Message: msg, Worker: w.id}})
 }

@@ -51,6 +51,7 @@ var ddl = []string{
 		PRIMARY KEY (run_id, idx)
 	)`,
 	`CREATE INDEX IF NOT EXISTS ckpt_steps_job ON {s}.ckpt_steps (job_id)`,
+	`CREATE INDEX IF NOT EXISTS ckpt_steps_queued ON {s}.ckpt_steps (job_id) WHERE state = 'queued'`,
 	`CREATE TABLE IF NOT EXISTS {s}.ckpt_workers (
 		id TEXT PRIMARY KEY,
 		host TEXT NOT NULL,

@@ -50,7 +50,7 @@ func Work(ctx context.Context, in *asset.Instance, o WorkOptions) error {
 	if o.Parallel == 0 {
 		o.Parallel = runtime.GOMAXPROCS(0)
 	}
-	d, err := connect(ctx, in.EventLog(), o.Config, o.Parallel+4)
+	d, err := connect(ctx, in.EventLog(), o.Config, o.Parallel+4, true)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func Work(ctx context.Context, in *asset.Instance, o WorkOptions) error {
 		Queues:            map[string]river.QueueConfig{o.Queue: {MaxWorkers: o.Parallel}},
 		Workers:           workers,
 		Logger:            o.Logger,
-		FetchCooldown:     10 * time.Millisecond,
+		FetchCooldown:     time.Millisecond,
 		FetchPollInterval: 250 * time.Millisecond,
 		// A step runs as long as it takes: a dead worker is found by
 		// its heartbeat (DeadAfter), not by a step's duration.
@@ -161,7 +161,10 @@ func (w *worker) work(ctx context.Context, job *river.Job[stepArgs]) error {
 	var token int64
 	var attempt int
 	var canceled bool
-	err := w.d.inTx(ctx, func(tx pgx.Tx) error {
+	// The lease does not wait for the disk (the pool's default): lost in
+	// a crash of the database, its token is not the step's, the commit is
+	// refused, and the step is enqueued again (see takeOver).
+	err := pgx.BeginFunc(ctx, w.d.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, w.d.q(`UPDATE {s}.ckpt_steps s SET token = token + 1, worker = $4, executions = executions + 1
 			WHERE run_id = $1 AND idx = $2 AND job_id = $3 AND state = 'queued'
 			RETURNING token, attempt, (SELECT canceled FROM {s}.ckpt_runs r WHERE r.run_id = s.run_id)`),
