@@ -264,4 +264,3 @@ func BenchmarkRiverDispatch(b *testing.B) {
 	b.ReportMetric(submit.Seconds()/float64(b.N), "s-to-submit")
 	b.ReportMetric(first.Seconds()/float64(b.N), "s-to-first-start")
 }
-
