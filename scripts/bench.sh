@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream keyed)
+SECTIONS=(engine pipeline postgres s3 stream keyed river)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -167,6 +167,17 @@ JS
 	else
 		echo "| DuckDB | not installed | |"
 	fi
+}
+
+# Asset runs on River workers (asset/riverexec): a CPU-bound backfill on
+# one worker process and on two, the time a worker adds to each step, and
+# the dispatch of a 10,000-partition backfill. Needs PostgreSQL.
+bench_river() {
+	echo "## Asset runs on River workers"
+	echo
+	echo '```'
+	gobench ./asset/riverexec '^BenchmarkRiver(Scaling|StepOverhead|Dispatch)$' 1x | grep '^Benchmark'
+	echo '```'
 }
 
 main() {

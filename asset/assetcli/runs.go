@@ -155,7 +155,11 @@ func (c *cli) runsShowCmd() *cobra.Command {
 				fmt.Fprint(w, " --stale")
 			}
 			fmt.Fprintln(w)
-			fmt.Fprintf(w, "started    %s on %s (pid %d)\n", d.Created.Local().Format(time.RFC3339), dash(d.Host), d.PID)
+			if d.PID == 0 {
+				fmt.Fprintf(w, "started    %s from %s, computed by workers\n", d.Created.Local().Format(time.RFC3339), dash(d.Host))
+			} else {
+				fmt.Fprintf(w, "started    %s on %s (pid %d)\n", d.Created.Local().Format(time.RFC3339), dash(d.Host), d.PID)
+			}
 			if !d.Ended.IsZero() {
 				fmt.Fprintf(w, "ended      %s (%s)\n", d.Ended.Local().Format(time.RFC3339), d.Ended.Sub(d.Created).Round(time.Millisecond))
 			} else {

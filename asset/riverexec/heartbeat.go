@@ -18,7 +18,7 @@ func (w *worker) beat(ctx context.Context) error {
 	host, _ := os.Hostname()
 	_, err := w.d.pool.Exec(ctx, w.d.q(`INSERT INTO {s}.ckpt_workers (id, host, pid, parallel, started_us, heartbeat_us)
 		VALUES ($1, $2, $3, $4, `+nowUS+`, `+nowUS+`)
-		ON CONFLICT (id) DO UPDATE SET heartbeat_us = excluded.heartbeat_us`), w.id, host, os.Getpid(), 0)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_us = excluded.heartbeat_us`), w.id, host, os.Getpid(), w.parallel)
 	if err != nil {
 		return fmt.Errorf("riverexec: heartbeat of worker %s: %w", w.id, err)
 	}

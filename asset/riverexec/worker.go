@@ -57,7 +57,7 @@ func Work(ctx context.Context, in *asset.Instance, o WorkOptions) error {
 	defer d.pool.Close()
 	var b [4]byte
 	rand.Read(b[:])
-	w := &worker{id: workerID(hex.EncodeToString(b[:])), d: d, in: in, cfg: o.Config, leases: map[leaseKey]*lease{}}
+	w := &worker{id: workerID(hex.EncodeToString(b[:])), d: d, in: in, cfg: o.Config, parallel: o.Parallel, leases: map[leaseKey]*lease{}}
 	w.log = o.Logger.With("worker", w.id)
 	if err := w.beat(ctx); err != nil {
 		return err
@@ -130,12 +130,13 @@ type lease struct {
 
 // worker is one process's pool.
 type worker struct {
-	id     string
-	d      *db
-	in     *asset.Instance
-	cfg    Config
-	client *river.Client[pgx.Tx]
-	log    interface {
+	id       string
+	d        *db
+	in       *asset.Instance
+	cfg      Config
+	client   *river.Client[pgx.Tx]
+	parallel int
+	log      interface {
 		Info(string, ...any)
 		Warn(string, ...any)
 		Debug(string, ...any)
