@@ -31,9 +31,6 @@ type WorkOptions struct {
 // errRunCanceled interrupts the steps of a canceled run.
 var errRunCanceled = errors.New("the run was canceled")
 
-// errStopping interrupts the steps of a worker that stops.
-var errStopping = errors.New("the worker is stopping")
-
 // Work runs a worker: it computes the steps of submitted runs of in's
 // graph, up to o.Parallel at once, until ctx ends; then it stops taking
 // steps, waits up to DeadAfter for those it computes, interrupts the rest
