@@ -33,10 +33,10 @@ func (l *Log) needPostgres() error {
 // statements name it (for a caller's query joining the log's tables).
 func (l *Log) Qualify(table string) string { return l.d.prefix + table }
 
-// WriteTx writes evs in tx, in order, assigning their ids, and moves the
-// asset state of materializations and failures forward, as a batch of
-// the log's own writer does. Nothing is visible before tx commits.
-// PostgreSQL only.
+// WriteTx writes evs in tx, in order, and moves the asset state of
+// materializations and failures forward, as a batch of the log's own
+// writer does, one statement per event. Nothing is visible before tx
+// commits. The events' ids are not returned. PostgreSQL only.
 func (l *Log) WriteTx(ctx context.Context, tx Tx, evs []*Event) error {
 	if err := l.needPostgres(); err != nil {
 		return err
@@ -49,25 +49,51 @@ func (l *Log) WriteTx(ctx context.Context, tx Tx, evs []*Event) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, l.d.q(insertTrackedSQL), e.RunID, micros(e.Time), string(e.Kind), e.Key, e.Partition, body).Scan(&e.ID); err != nil {
+		q, args := insertPlainSQL, []any{e.RunID, micros(e.Time), string(e.Kind), e.Key, e.Partition, body}
+		switch e.Kind {
+		case KindMaterialization:
+			q, args = insertMatTx, append(args, e.Key, e.Partition, body)
+		case KindStepFailure:
+			q, args = insertFailTx, append(args, e.Key, e.Partition, body)
+		}
+		// The state keeps the event's body without its id: readers take
+		// the id from its column.
+		if err := tx.Exec(ctx, l.d.q(q), args...); err != nil {
 			return fmt.Errorf("eventlog: write %s event of %s: %w", e.Kind, e.Key, err)
-		}
-		if !tracked(e.Kind) {
-			continue
-		}
-		up := upsertMaterialization
-		if e.Kind == KindStepFailure {
-			up = upsertFailure
-		}
-		// The id is in the body the state keeps: encode it again.
-		if body, err = eventBody(e); err != nil {
-			return err
-		}
-		if err := tx.Exec(ctx, l.d.q(up), e.Key, e.Partition, e.ID, body); err != nil {
-			return fmt.Errorf("eventlog: update the state of %s: %w", e.Key, err)
 		}
 	}
 	return nil
+}
+
+const (
+	insertPlainSQL = `INSERT INTO {p}asset_events (run_id, ts_us, kind, asset_key, partition_key, body) VALUES (?,?,?,?,?,?)`
+	insertMatTx    = `WITH e AS (` + insertPlainSQL + ` RETURNING id)
+		INSERT INTO {p}asset_state (asset_key, partition_key, mat_id, mat_body) SELECT ?, ?, id, ? FROM e
+		ON CONFLICT (asset_key, partition_key) DO UPDATE SET mat_id = excluded.mat_id, mat_body = excluded.mat_body
+		WHERE {p}asset_state.mat_id < excluded.mat_id`
+	insertFailTx = `WITH e AS (` + insertPlainSQL + ` RETURNING id)
+		INSERT INTO {p}asset_state (asset_key, partition_key, fail_id, fail_body) SELECT ?, ?, id, ? FROM e
+		ON CONFLICT (asset_key, partition_key) DO UPDATE SET fail_id = excluded.fail_id, fail_body = excluded.fail_body
+		WHERE {p}asset_state.fail_id < excluded.fail_id`
+)
+
+// EventRow returns the columns of e's row in the events table, in the
+// order run_id, ts_us, kind, asset_key, partition_key, body, and the
+// table's qualified name: for a caller's own statement that inserts an
+// untracked event (one that is neither a materialization nor a failure)
+// together with other writes.
+func (l *Log) EventRow(e *Event) (table string, values []any, err error) {
+	if tracked(e.Kind) {
+		return "", nil, fmt.Errorf("eventlog: a %s event moves the asset state: write it with WriteTx", e.Kind)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	body, err := eventBody(e)
+	if err != nil {
+		return "", nil, err
+	}
+	return l.d.prefix + "asset_events", []any{e.RunID, micros(e.Time), string(e.Kind), e.Key, e.Partition, body}, nil
 }
 
 // EndRunTx records the run's outcome in tx. PostgreSQL only.

@@ -66,12 +66,7 @@ const nowUS = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
 func (d *db) inTx(ctx context.Context, f func(pgx.Tx) error) error {
 	var err error
 	for try := 0; try < 8; try++ {
-		err = pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
-				return err
-			}
-			return f(tx)
-		})
+		err = pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{BeginQuery: `BEGIN; SET LOCAL synchronous_commit = on`}, f)
 		if !retryable(err) {
 			return err
 		}

@@ -159,20 +159,23 @@ func (w *worker) work(ctx context.Context, job *river.Job[stepArgs]) error {
 	var token int64
 	var attempt int
 	var canceled bool
-	// The lease does not wait for the disk (the pool's default): lost in
-	// a crash of the database, its token is not the step's, the commit is
-	// refused, and the step is enqueued again (see takeOver).
-	err := pgx.BeginFunc(ctx, w.d.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, w.d.q(`UPDATE {s}.ckpt_steps s SET token = token + 1, worker = $4, executions = executions + 1
+	// One statement leases the step and records its start. It does not
+	// wait for the disk (the pool's default): lost in a crash of the
+	// database, its token is not the step's, the commit is refused, and
+	// the step is enqueued again (see takeOver).
+	start := &eventlog.Event{RunID: a.Run, Kind: eventlog.KindStepStart, Key: a.Key, Partition: a.Partition, Attempt: a.Attempt, Worker: w.id}
+	table, vals, err := w.d.log.EventRow(start)
+	if err != nil {
+		return err
+	}
+	err = w.d.pool.QueryRow(ctx, w.d.q(`WITH s AS (
+			UPDATE {s}.ckpt_steps st SET token = token + 1, worker = $4, executions = executions + 1
 			WHERE run_id = $1 AND idx = $2 AND job_id = $3 AND state = 'queued'
-			RETURNING token, attempt, (SELECT canceled FROM {s}.ckpt_runs r WHERE r.run_id = s.run_id)`),
-			a.Run, a.Idx, job.ID, w.id).Scan(&token, &attempt, &canceled)
-		if err != nil || canceled {
-			return err
-		}
-		start := &eventlog.Event{RunID: a.Run, Kind: eventlog.KindStepStart, Key: a.Key, Partition: a.Partition, Attempt: attempt, Worker: w.id}
-		return w.d.log.WriteTx(ctx, evTx{tx}, []*eventlog.Event{start})
-	})
+			RETURNING token, attempt, (SELECT canceled FROM {s}.ckpt_runs r WHERE r.run_id = st.run_id) AS canceled),
+		e AS (INSERT INTO `+table+` (run_id, ts_us, kind, asset_key, partition_key, body)
+			SELECT $5, $6, $7, $8, $9, $10 FROM s WHERE NOT s.canceled)
+		SELECT token, attempt, canceled FROM s`),
+		append([]any{a.Run, a.Idx, job.ID, w.id}, vals...)...).Scan(&token, &attempt, &canceled)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Another job took the step over, or it ended: nothing to do.
 		w.log.Debug("stale job", "run", a.Run, "step", stepName(a.Key, a.Partition), "job", job.ID)
@@ -246,14 +249,17 @@ func (w *worker) recordFenced(ctx context.Context, a stepArgs, token int64) {
 // completion of its job.
 func (w *worker) commit(ctx context.Context, tx pgx.Tx, job *river.Job[stepArgs], token int64, res *asset.StepResult) error {
 	d, a := w.d, job.Args
-	var cur int64
-	var state string
+	// The fencing check: the step ends only if this execution's lease is
+	// still the step's.
 	var down []int32
-	if err := tx.QueryRow(ctx, d.q(`SELECT token, state, down FROM {s}.ckpt_steps WHERE run_id = $1 AND idx = $2 FOR UPDATE`), a.Run, a.Idx).Scan(&cur, &state, &down); err != nil {
-		return err
-	}
-	if cur != token || state != "queued" {
+	err := tx.QueryRow(ctx, d.q(`UPDATE {s}.ckpt_steps SET state = CASE WHEN $4 THEN state ELSE 'done' END, outcome = $5
+		WHERE run_id = $1 AND idx = $2 AND token = $3 AND state = 'queued' RETURNING down`),
+		a.Run, a.Idx, token, res.Retry, string(res.Outcome)).Scan(&down)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrFenced
+	}
+	if err != nil {
+		return err
 	}
 	etx := evTx{tx}
 	if res.Retry {
@@ -265,7 +271,7 @@ func (w *worker) commit(ctx context.Context, tx pgx.Tx, job *river.Job[stepArgs]
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, d.q(`UPDATE {s}.ckpt_steps SET job_id = $3, attempt = $4, worker = '' WHERE run_id = $1 AND idx = $2`),
+		if _, err := tx.Exec(ctx, d.q(`UPDATE {s}.ckpt_steps SET job_id = $3, attempt = $4, worker = '', outcome = '' WHERE run_id = $1 AND idx = $2`),
 			a.Run, a.Idx, r.Job.ID, res.Event.Attempt+1); err != nil {
 			return err
 		}
@@ -285,9 +291,6 @@ func (w *worker) commit(ctx context.Context, tx pgx.Tx, job *river.Job[stepArgs]
 		evs = append(evs, &f)
 	}
 	if err := d.log.WriteTx(ctx, etx, evs); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, d.q(`UPDATE {s}.ckpt_steps SET state = 'done', outcome = $3 WHERE run_id = $1 AND idx = $2`), a.Run, a.Idx, string(res.Outcome)); err != nil {
 		return err
 	}
 	var failed, skipped, succeeded int
