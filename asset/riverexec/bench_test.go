@@ -1,6 +1,7 @@
 package riverexec_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -56,6 +57,61 @@ func BenchmarkRiverScaling(b *testing.B) {
 	b.ReportMetric(one.Seconds()/float64(b.N), "s/1-worker")
 	b.ReportMetric(two.Seconds()/float64(b.N), "s/2-workers")
 	b.ReportMetric(float64(one)/float64(two), "speedup")
+	b.ReportMetric(cpuScaling(b), "cpu-scaling")
+}
+
+// spinChild computes SHA-256 rounds for CKPT_RIVER_SPINFOR and prints
+// how many.
+func spinChild() int {
+	d, err := time.ParseDuration(os.Getenv("CKPT_RIVER_SPINFOR"))
+	if err != nil {
+		return 2
+	}
+	sum := sha256.Sum256(nil)
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		for range 1000 {
+			sum = sha256.Sum256(sum[:])
+		}
+	}
+	fmt.Println(n)
+	return 0
+}
+
+// cpuScaling returns how much more SHA-256 two processes compute than
+// one in the same time, on this machine now: the most two workers can
+// gain, whatever the executor (2 on an idle 2-CPU machine).
+func cpuScaling(b *testing.B) float64 {
+	spin := func(procs int) int {
+		outs := make([][]byte, procs)
+		var wg sync.WaitGroup
+		for i := range procs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd := exec.Command(os.Args[0])
+				cmd.Env = append(os.Environ(), "CKPT_RIVER_SPINFOR=5s")
+				out, err := cmd.Output()
+				if err != nil {
+					b.Errorf("spin: %v", err)
+				}
+				outs[i] = out
+			}()
+		}
+		wg.Wait()
+		total := 0
+		for _, o := range outs {
+			n, _ := strconv.Atoi(string(bytes.TrimSpace(o)))
+			total += n
+		}
+		return total
+	}
+	one := spin(1)
+	two := spin(2)
+	if one == 0 {
+		return 0
+	}
+	return float64(two) / float64(one)
 }
 
 // backfillOnWorkers materializes spinGraph(n) through workers worker

@@ -30,6 +30,9 @@ import (
 // this test binary, re-executed with CKPT_RIVER_CHILD set, runs the
 // command line of package assetcli on the chaos graph.
 func TestMain(m *testing.M) {
+	if os.Getenv("CKPT_RIVER_SPINFOR") != "" {
+		os.Exit(spinChild())
+	}
 	if os.Getenv("CKPT_RIVER_CHILD") != "" {
 		os.Exit(chaosChild())
 	}
