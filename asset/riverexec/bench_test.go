@@ -155,7 +155,7 @@ func backfillOnWorkers(b *testing.B, n, spin, workers int) time.Duration {
 	for range workers {
 		<-ready
 	}
-	ex, err := riverexec.New(riverexec.Config{PollInterval: 50 * time.Millisecond, Logger: quiet})
+	ex, err := riverexec.New(riverexec.Config{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

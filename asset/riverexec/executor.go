@@ -175,7 +175,7 @@ func (e *Executor) Follow(ctx context.Context, in *asset.Instance, id string, pr
 	// become visible after a higher one was read. The follower reads back
 	// a window below the highest id seen, and everything once the run
 	// has ended, and reports each event once.
-	const lookback = 4096
+	const lookback = 256
 	var high int64
 	seen := map[int64]bool{}
 	kinds := []eventlog.Kind{eventlog.KindMaterialization, eventlog.KindStepFailure, eventlog.KindStepSkipped, eventlog.KindStepFresh, eventlog.KindStepCanceled}
