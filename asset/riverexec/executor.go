@@ -273,14 +273,38 @@ func (e *Executor) Cancel(ctx context.Context, in *asset.Instance, id string) er
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// Jobs no worker took are deleted, in batches; the running ones are
+		// canceled one by one (River tells their worker at once), and
+		// their workers commit them canceled.
 		var gone []int32
+		byJob := make(map[int64]int32, len(queued))
 		for _, x := range queued {
-			job, err := client.JobCancelTx(ctx, tx, x.job)
-			if err != nil && !errors.Is(err, rivertype.ErrNotFound) {
-				return fmt.Errorf("riverexec: cancel the job of step %d of run %s: %w", x.idx, id, err)
+			byJob[x.job] = x.idx
+		}
+		const batch = 5000
+		for lo := 0; lo < len(queued); lo += batch {
+			part := queued[lo:min(lo+batch, len(queued))]
+			ids := make([]int64, len(part))
+			for i, x := range part {
+				ids[i] = x.job
 			}
-			if err == nil && job.State == rivertype.JobStateCancelled {
-				gone = append(gone, x.idx)
+			res, err := client.JobDeleteManyTx(ctx, tx, river.NewJobDeleteManyParams().IDs(ids...).First(len(ids)).
+				States(rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStateRetryable, rivertype.JobStatePending))
+			if err != nil {
+				return fmt.Errorf("riverexec: cancel the jobs of run %s: %w", id, err)
+			}
+			for _, j := range res.Jobs {
+				gone = append(gone, byJob[j.ID])
+				delete(byJob, j.ID)
+			}
+		}
+		for job, idx := range byJob {
+			row, err := client.JobCancelTx(ctx, tx, job)
+			if err != nil && !errors.Is(err, rivertype.ErrNotFound) {
+				return fmt.Errorf("riverexec: cancel the job of step %d of run %s: %w", idx, id, err)
+			}
+			if err == nil && row.State == rivertype.JobStateCancelled {
+				gone = append(gone, idx)
 			}
 		}
 		if len(gone) > 0 {
