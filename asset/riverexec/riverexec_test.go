@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/eventlog"
 	"github.com/ckptdev/ckpt/asset/riverexec"
@@ -288,5 +290,43 @@ func TestAssetDoesNotLinkRiver(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "github.com/ckptdev/ckpt/asset/eventlog") {
 		t.Fatalf("the listing is not what the test expects:\n%s", out)
+	}
+}
+
+// A step whose River job is gone while the step waits for it (River gave
+// the job up, or it was lost) is enqueued again by a worker's heartbeat,
+// and the run ends.
+func TestStepWithoutJobIsEnqueuedAgain(t *testing.T) {
+	e := newEnv(t)
+	f := newFixture(3, asset.RetryPolicy{})
+	in := e.open(t, f.g, e.executor(t))
+	ctx := context.Background()
+	run, err := in.Materialize(ctx, asset.MaterializeOptions{Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, e.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, `DELETE FROM ckpt_river.river_job WHERE id = (SELECT job_id FROM ckpt_river.ckpt_steps WHERE run_id = $1 AND asset_key = 'raw' AND partition_key = 'p0001')`, run.ID)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("delete the job of raw[p0001]: %v (%d rows)", err, tag.RowsAffected())
+	}
+	e.startWorkers(t, f.g, 1, 2)
+	res, err := in.Resume(ctx, run.ID, asset.ResumeOptions{}) // follows it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ID != run.ID || res.Steps.Count(asset.OutcomeMaterialized) != 7 {
+		t.Fatalf("run %s: %d materialized", res.ID, res.Steps.Count(asset.OutcomeMaterialized))
+	}
+	evs, err := in.EventLog().Events(ctx, eventlog.EventFilter{Runs: []string{run.ID}, Kinds: []eventlog.Kind{eventlog.KindMessage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || !strings.Contains(evs[0].Message, "raw[p0001] enqueued again") {
+		t.Fatalf("messages: %+v", evs)
 	}
 }
