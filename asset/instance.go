@@ -55,6 +55,10 @@ type Config struct {
 	// Now is the clock that decides which time partitions exist; nil means
 	// time.Now.
 	Now func() time.Time
+	// Executor computes the steps of runs on workers (package
+	// asset/riverexec: a pool of processes on many machines, through a
+	// PostgreSQL job queue); nil computes them in the calling process.
+	Executor Executor
 }
 
 // Instance is a graph bound to where its values and events are kept. Its
@@ -74,6 +78,7 @@ type Instance struct {
 
 	mu     sync.Mutex
 	stores map[string]store.Store // per-asset stores, by URL
+	remote map[string]*remoteRun  // runs whose steps this worker computed
 }
 
 // Open validates g and opens the store and the event log cfg names.
@@ -84,7 +89,7 @@ func Open(ctx context.Context, g *Graph, cfg Config) (*Instance, error) {
 	if cfg.Parallelism < 0 || cfg.HeartbeatInterval < 0 || cfg.DeadAfter < 0 {
 		return nil, errors.New("asset: Config: Parallelism, HeartbeatInterval and DeadAfter must not be negative")
 	}
-	in := &Instance{g: g, cfg: cfg, stores: map[string]store.Store{}}
+	in := &Instance{g: g, cfg: cfg, stores: map[string]store.Store{}, remote: map[string]*remoteRun{}}
 	in.logger = cfg.Logger
 	if in.logger == nil {
 		in.logger = slog.Default()

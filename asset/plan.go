@@ -25,6 +25,9 @@ type runSpec struct {
 	Now   time.Time `json:"now"`
 	Stale bool      `json:"stale,omitempty"`
 	Steps int       `json:"steps"`
+	// Executor names the executor whose workers compute the steps (see
+	// Executor.Name); empty: the process that started the run.
+	Executor string `json:"executor,omitempty"`
 }
 
 // stepKey names an asset partition: a node's position and a partition.

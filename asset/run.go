@@ -39,6 +39,9 @@ type Step struct {
 	DataVersion string                 `json:"data_version,omitempty"`
 	Error       string                 `json:"error,omitempty"`
 	Checks      []eventlog.CheckResult `json:"checks,omitempty"`
+	// Worker names the worker process that computed it, for a run
+	// executed by workers.
+	Worker string `json:"worker,omitempty"`
 }
 
 // Run is the result of a run: its record and the outcome of every step.
@@ -83,12 +86,17 @@ type MaterializeOptions struct {
 	Parallelism int
 	// Progress, if set, is called after each step, from one goroutine.
 	Progress func(Step)
+	// Detach (with an Executor) returns as soon as the run is submitted,
+	// with the run's id and status RunStarted; the workers go on.
+	Detach bool
 }
 
 // ResumeOptions configure Resume.
 type ResumeOptions struct {
 	Parallelism int
 	Progress    func(Step)
+	// Detach: see MaterializeOptions.
+	Detach bool
 }
 
 // Materialize computes the selected assets, upstream before downstream,
@@ -107,6 +115,9 @@ func (in *Instance) Materialize(ctx context.Context, o MaterializeOptions) (*Run
 		return nil, err
 	}
 	r := eventlog.Run{ID: newRunID()}
+	if in.cfg.Executor != nil {
+		return in.submit(ctx, r, spec, p, nil, o.Detach, o.Progress)
+	}
 	return in.start(ctx, r, spec, p, nil, o.Parallelism, o.Progress)
 }
 
@@ -131,9 +142,19 @@ func (in *Instance) Resume(ctx context.Context, id string, o ResumeOptions) (*Ru
 		}
 		parent = kids[0]
 	}
-	switch {
-	case parent.Status == eventlog.RunSuccess:
+	spec, err := decodeSpec(parent)
+	if err != nil {
+		return nil, err
+	}
+	if parent.Status == eventlog.RunSuccess {
 		return nil, fmt.Errorf("asset: run %s: %w: it succeeded", parent.ID, ErrNothingToResume)
+	}
+	if spec.Executor != "" {
+		if res, done, err := in.resumeSubmitted(ctx, parent, spec, o); done {
+			return res, err
+		}
+	}
+	switch {
 	case parent.Alive(in.Liveness()):
 		return nil, fmt.Errorf("asset: run %s (pid %d on %s): %w", parent.ID, parent.PID, parent.Host, ErrRunActive)
 	case parent.Status == eventlog.RunStarted:
@@ -145,10 +166,7 @@ func (in *Instance) Resume(ctx context.Context, id string, o ResumeOptions) (*Ru
 		// could not. Nothing else uses them.
 		os.RemoveAll(in.runDir(parent.ID))
 	}
-	spec, err := decodeSpec(parent)
-	if err != nil {
-		return nil, err
-	}
+	spec.Executor = ""
 	p, err := in.makePlan(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -158,6 +176,9 @@ func (in *Instance) Resume(ctx context.Context, id string, o ResumeOptions) (*Ru
 		return nil, err
 	}
 	r := eventlog.Run{ID: newRunID(), Parent: parent.ID, Root: parent.Root}
+	if in.cfg.Executor != nil {
+		return in.submit(ctx, r, spec, p, reuse, o.Detach, o.Progress)
+	}
 	return in.start(ctx, r, spec, p, reuse, o.Parallelism, o.Progress)
 }
 
@@ -203,15 +224,8 @@ func (in *Instance) start(ctx context.Context, r eventlog.Run, spec *runSpec, p 
 	r.Status = eventlog.RunStarted
 	r.Created = time.Now()
 	r.HeartbeatInterval, r.DeadAfter = in.cfg.HeartbeatInterval, in.cfg.DeadAfter
-	var err error
-	if r.Spec, err = json.Marshal(spec); err != nil {
-		return nil, fmt.Errorf("asset: encode run spec: %w", err)
-	}
-	if err := in.log.CreateRun(ctx, r); err != nil {
-		return nil, fmt.Errorf("asset: %w", err)
-	}
-	if r.Root == "" {
-		r.Root = r.ID
+	if err := in.createRun(ctx, &r, spec); err != nil {
+		return nil, err
 	}
 	if parallel <= 0 {
 		parallel = in.cfg.Parallelism
@@ -238,6 +252,21 @@ func (in *Instance) start(ctx context.Context, r eventlog.Run, spec *runSpec, p 
 	x.log.Info("run ended", "status", status, "materialized", res.Steps.Count(OutcomeMaterialized), "reused", res.Steps.Count(OutcomeReused),
 		"failed", res.Steps.Count(OutcomeFailed), "skipped", res.Steps.Count(OutcomeSkipped), "canceled", res.Steps.Count(OutcomeCanceled))
 	return res, runErr
+}
+
+// createRun records run r, doing spec.
+func (in *Instance) createRun(ctx context.Context, r *eventlog.Run, spec *runSpec) error {
+	var err error
+	if r.Spec, err = json.Marshal(spec); err != nil {
+		return fmt.Errorf("asset: encode run spec: %w", err)
+	}
+	if err := in.log.CreateRun(ctx, *r); err != nil {
+		return fmt.Errorf("asset: %w", err)
+	}
+	if r.Root == "" {
+		r.Root = r.ID
+	}
+	return nil
 }
 
 // heartbeat records, until stopped, that run id's process is alive.
@@ -276,7 +305,10 @@ type execution struct {
 	reuse    map[stepKey]*eventlog.Event
 	parallel int
 	progress func(Step)
-	log      interface {
+	// dir is where input files are restored; empty means the run's
+	// directory.
+	dir string
+	log interface {
 		Info(string, ...any)
 		Debug(string, ...any)
 		Warn(string, ...any)

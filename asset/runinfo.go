@@ -71,6 +71,9 @@ func (in *Instance) RunDetails(ctx context.Context, id string) (*RunDetails, err
 		if o := e.Kind.Outcome(); o != "" {
 			s.Outcome = o
 		}
+		if e.Worker != "" {
+			s.Worker = e.Worker
+		}
 		switch e.Kind {
 		case eventlog.KindStepRetry:
 			s.Attempts = e.Attempt + 1

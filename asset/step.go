@@ -245,7 +245,10 @@ func (x *execution) attempt(ctx context.Context, s *step, ins []resolved, versio
 // value per input, or a map of partition to value for an input that reads
 // every partition.
 func (x *execution) loadInputs(ctx context.Context, ins []resolved) ([]any, error) {
-	dir := x.in.runDir(x.run.ID)
+	dir := x.dir
+	if dir == "" {
+		dir = x.in.runDir(x.run.ID)
+	}
 	vals := make([]any, len(ins))
 	for i, r := range ins {
 		if !r.d.all {

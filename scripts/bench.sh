@@ -3,7 +3,7 @@
 # Markdown on standard output; go test's own output goes to standard error
 # as it runs.
 #
-#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io, compress, parquet; none means all
+#   scripts/bench.sh [SECTION...]     SECTION: engine, pipeline, postgres, s3, stream, keyed, s3io, compress, parquet, river; none means all
 #
 # Environment:
 #   COUNT   runs of every benchmark (default 1); the tables show medians
@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SECTIONS=(engine pipeline postgres s3 stream keyed s3io compress parquet)
+SECTIONS=(engine pipeline postgres s3 stream keyed s3io compress parquet river)
 COUNT=${COUNT:-1}
 
 # gobench PKG PATTERN BENCHTIME: one go test run, echoed to stderr.
@@ -323,6 +323,17 @@ JS
 		echo
 		echo "ckpt's CSV read back from its Parquet file is the input, byte for byte."
 	fi
+}
+
+# Asset runs on River workers (asset/riverexec): a CPU-bound backfill on
+# one worker process and on two, the time a worker adds to each step, and
+# the dispatch of a 10,000-partition backfill. Needs PostgreSQL.
+bench_river() {
+	echo "## Asset runs on River workers"
+	echo
+	echo '```'
+	gobench ./asset/riverexec '^BenchmarkRiver(Scaling|StepOverhead|Dispatch)$' 1x | grep '^Benchmark'
+	echo '```'
 }
 
 main() {

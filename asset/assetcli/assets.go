@@ -189,13 +189,16 @@ a second one ends the process at once, which is as safe.`,
   assets materialize --stale`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := c.open(cmd)
+			in, done, err := c.openExec(cmd)
 			if err != nil {
 				return err
 			}
-			defer in.Close()
+			defer done()
 			if len(args) > 0 {
 				o.Selection = args[0]
+			}
+			if o.Detach && in.Executor() == nil {
+				return usage(errors.New("--detach needs --executor river: a run computed in process ends with its process"))
 			}
 			if dry {
 				plan, err := in.Plan(cmd.Context(), o)
@@ -219,16 +222,34 @@ a second one ends the process at once, which is as safe.`,
 			defer stop()
 			o.Progress = c.progress(cmd)
 			run, err := in.Materialize(ctx, o)
+			if err == nil && o.Detach {
+				return c.detached(cmd, run)
+			}
 			return c.finish(cmd, run, err)
 		},
 	}
+	c.executorFlag(cmd)
 	f := cmd.Flags()
+	f.BoolVar(&o.Detach, "detach", false, "with --executor river: submit the run, print its id and return; the workers go on")
 	f.StringArrayVarP(&o.Partitions, "partition", "p", nil, "partitions to materialize: keys or \"first...last\" ranges, comma-separated")
 	f.BoolVar(&o.Stale, "stale", false, "compute only what is stale, missing or failed")
 	f.IntVar(&o.Parallelism, "parallel", 0, "assets computed at once (default: the number of CPUs)")
 	f.BoolVar(&dry, "dry-run", false, "print what would be computed, and compute nothing")
 	f.BoolVar(&c.json, "json", false, "print the run as JSON at the end")
 	return cmd
+}
+
+// detached prints the id of a run submitted with --detach.
+func (c *cli) detached(cmd *cobra.Command, run *asset.Run) error {
+	if c.json {
+		return c.printJSON(cmd, run)
+	}
+	if c.quiet {
+		fmt.Fprintln(c.out(cmd), run.ID)
+		return nil
+	}
+	fmt.Fprintf(c.out(cmd), "run %s submitted; follow it with: %s runs resume %s --executor river\n", run.ID, c.o.Name, run.ID)
+	return nil
 }
 
 // progress prints a line per step, unless --quiet or --json.

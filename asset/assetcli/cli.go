@@ -15,7 +15,8 @@
 //	prog assets materialize [SELECTION] [--partition P]... [--stale] [--dry-run]
 //	prog assets history KEY [--partition P]
 //	prog assets lineage [SELECTION] [--dot]
-//	prog runs list | show RUN | resume RUN | prune --older-than D
+//	prog runs list | show RUN | resume RUN | cancel RUN | prune --older-than D
+//	prog workers [--parallel N]
 //
 // A program with its own cobra root adds Commands(g, o) to it instead.
 // Every command takes --store (the values' store, default .ckpt) and
@@ -38,6 +39,7 @@ import (
 
 	"github.com/ckptdev/ckpt/asset"
 	"github.com/ckptdev/ckpt/asset/eventlog"
+	"github.com/ckptdev/ckpt/asset/riverexec"
 	"github.com/ckptdev/ckpt/internal/errtext"
 	"github.com/ckptdev/ckpt/internal/shutdown"
 )
@@ -63,6 +65,10 @@ type Options struct {
 	// Name is the program's name in help and hints; empty means the base
 	// name of os.Args[0].
 	Name string
+	// River configures the River executor (--executor river) and the
+	// workers command; its zero value means the defaults of package
+	// riverexec.
+	River riverexec.Config
 }
 
 // Main runs the program's command line (os.Args) and exits with its code.
@@ -132,6 +138,9 @@ type cli struct {
 	logLevel string
 	quiet    bool
 	json     bool
+	executor string
+	exec     asset.Executor
+	logger   *slog.Logger
 }
 
 func newCLI(g *asset.Graph, o Options, stdout, stderr io.Writer) *cli {
@@ -152,8 +161,9 @@ func (c *cli) commands() []*cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	runs.AddCommand(c.runsListCmd(), c.runsShowCmd(), c.resumeCmd(), c.pruneCmd())
-	for _, cmd := range []*cobra.Command{assets, runs} {
+	runs.AddCommand(c.runsListCmd(), c.runsShowCmd(), c.resumeCmd(), c.cancelCmd(), c.pruneCmd())
+	workers := c.workersCmd()
+	for _, cmd := range []*cobra.Command{assets, runs, workers} {
 		pf := cmd.PersistentFlags()
 		storeHelp, eventsHelp := "the store of asset values: a directory, file:///abs/dir, s3://..., postgres://...", "the event log: a SQLite file or a postgres:// URL"
 		if envOr("CKPT_STORE", c.o.Config.Store) == "" {
@@ -168,7 +178,7 @@ func (c *cli) commands() []*cobra.Command {
 		pf.BoolVarP(&c.quiet, "quiet", "q", false, "print only errors and the data asked for")
 		usageArgs(cmd)
 	}
-	return []*cobra.Command{assets, runs, c.uiCmd()}
+	return []*cobra.Command{assets, runs, workers, c.uiCmd()}
 }
 
 // unknownCommand reports a word that names no subcommand of the command
@@ -240,6 +250,10 @@ func (c *cli) open(cmd *cobra.Command) (*asset.Instance, error) {
 	cfg.Store, cfg.EventLog = c.store, c.events
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(c.errw(cmd), &slog.HandlerOptions{Level: level}))
+	}
+	c.logger = cfg.Logger
+	if c.exec != nil {
+		cfg.Executor = c.exec
 	}
 	return asset.Open(cmd.Context(), c.g, cfg)
 }

@@ -15,6 +15,10 @@ import (
 // runState is a run's status for people: "dead" for a run whose process
 // died before it ended.
 func runState(r eventlog.Run, alive bool) string {
+	if r.Status == eventlog.RunStarted && !alive && r.PID == 0 {
+		// Executed by workers: its steps wait in the queue for one.
+		return "stalled"
+	}
 	if r.Status == eventlog.RunStarted && !alive {
 		return "dead"
 	}
@@ -151,7 +155,11 @@ func (c *cli) runsShowCmd() *cobra.Command {
 				fmt.Fprint(w, " --stale")
 			}
 			fmt.Fprintln(w)
-			fmt.Fprintf(w, "started    %s on %s (pid %d)\n", d.Created.Local().Format(time.RFC3339), dash(d.Host), d.PID)
+			if d.PID == 0 {
+				fmt.Fprintf(w, "started    %s from %s, computed by workers\n", d.Created.Local().Format(time.RFC3339), dash(d.Host))
+			} else {
+				fmt.Fprintf(w, "started    %s on %s (pid %d)\n", d.Created.Local().Format(time.RFC3339), dash(d.Host), d.PID)
+			}
 			if !d.Ended.IsZero() {
 				fmt.Fprintf(w, "ended      %s (%s)\n", d.Ended.Local().Format(time.RFC3339), d.Ended.Sub(d.Created).Round(time.Millisecond))
 			} else {
@@ -176,14 +184,27 @@ func (c *cli) runsShowCmd() *cobra.Command {
 			fmt.Fprintf(w, "steps      %s planned: %s\n", count(d.Planned, "step", "steps"), dash(strings.Join(counts, ", ")))
 			t := table(w)
 			shown := 0
+			workers := false
+			for _, s := range d.Steps {
+				workers = workers || s.Worker != ""
+			}
 			for _, s := range d.Steps {
 				if !all && (s.Outcome == asset.OutcomeMaterialized || s.Outcome == asset.OutcomeReused || s.Outcome == asset.OutcomeFresh) {
 					continue
 				}
 				if shown == 0 {
-					fmt.Fprintln(t, "\nASSET\tPARTITION\tOUTCOME\tATTEMPTS\tDURATION\tDETAIL")
+					if workers {
+						fmt.Fprintln(t, "\nASSET\tPARTITION\tOUTCOME\tATTEMPTS\tDURATION\tWORKER\tDETAIL")
+					} else {
+						fmt.Fprintln(t, "\nASSET\tPARTITION\tOUTCOME\tATTEMPTS\tDURATION\tDETAIL")
+					}
 				}
 				shown++
+				if workers {
+					fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Key, dash(s.Partition), s.Outcome, s.Attempts,
+						s.Duration.Round(time.Millisecond), dash(s.Worker), firstLine(s.Error))
+					continue
+				}
 				fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%s\t%s\n", s.Key, dash(s.Partition), s.Outcome, s.Attempts,
 					s.Duration.Round(time.Millisecond), firstLine(s.Error))
 			}
@@ -211,14 +232,22 @@ the newest run already resuming it: everything its chain of runs
 materialized is reused, and only failed and never-run assets (and
 partitions) are computed. A run whose process was killed is detected as
 dead and can be resumed; a live one is refused (exit code 4). Resuming a
-run whose chain already succeeded does nothing and exits 0.`,
+run whose chain already succeeded does nothing and exits 0.
+
+With --executor river, a run whose steps are still with the workers (the
+process that submitted it was killed, or it was submitted with --detach)
+is followed to its end instead; one that ended is resumed by a new run
+submitted to the workers.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := c.open(cmd)
+			in, done, err := c.openExec(cmd)
 			if err != nil {
 				return err
 			}
-			defer in.Close()
+			defer done()
+			if o.Detach && in.Executor() == nil {
+				return usage(errors.New("--detach needs --executor river: a run computed in process ends with its process"))
+			}
 			id, err := resolveRun(cmd, in, args[0])
 			if err != nil {
 				return err
@@ -227,6 +256,9 @@ run whose chain already succeeded does nothing and exits 0.`,
 			defer stop()
 			o.Progress = c.progress(cmd)
 			run, err := in.Resume(ctx, id, o)
+			if err == nil && o.Detach {
+				return c.detached(cmd, run)
+			}
 			if run == nil {
 				err = runNotFound(cmd, in, err)
 			}
@@ -243,6 +275,8 @@ run whose chain already succeeded does nothing and exits 0.`,
 	}
 	cmd.Flags().IntVar(&o.Parallelism, "parallel", 0, "assets computed at once (default: the number of CPUs)")
 	cmd.Flags().BoolVar(&c.json, "json", false, "print the run as JSON at the end")
+	c.executorFlag(cmd)
+	cmd.Flags().BoolVar(&o.Detach, "detach", false, "with --executor river: submit the new run, print its id and return")
 	return cmd
 }
 

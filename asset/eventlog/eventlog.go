@@ -200,6 +200,9 @@ type Event struct {
 	Attempt         int              `json:"attempt,omitempty"`
 	Error           string           `json:"error,omitempty"`
 	Message         string           `json:"message,omitempty"`
+	// Worker names the worker process that computed the step, for a run
+	// executed by a pool of workers ("" in process).
+	Worker string `json:"worker,omitempty"`
 }
 
 // Materialization describes one saved value of an asset (partition): how
@@ -368,6 +371,10 @@ func open(ctx context.Context, db *sql.DB, d *dialect, url string, o Options) (*
 	l.b = newBatcher(l)
 	return l, nil
 }
+
+// DSN returns the location the log was opened at, with its credentials:
+// for a caller that opens connections of its own to the same database.
+func (l *Log) DSN() string { return l.url }
 
 // String returns the location the log was opened at, without a password.
 func (l *Log) String() string { return redact(l.url) }
