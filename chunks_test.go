@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -90,15 +91,32 @@ type slowStore struct {
 	fast     string
 	inFlight atomic.Int32
 	started  atomic.Int32
+	once     sync.Once
+	begun    chan struct{} // closed when the first slow read has started
 }
 
+func (s *slowStore) init() { s.once.Do(func() { s.begun = make(chan struct{}) }) }
+
 func (s *slowStore) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	if !strings.Contains(name, "/blobs/") || name == s.fast {
+	s.init()
+	if !strings.Contains(name, "/blobs/") {
+		return s.Store.Get(ctx, name)
+	}
+	if name == s.fast {
+		// The fast read answers once a slow one is in flight, so that
+		// its failure always has another read to stop.
+		select {
+		case <-s.begun:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		return s.Store.Get(ctx, name)
 	}
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
-	s.started.Add(1)
+	if s.started.Add(1) == 1 {
+		close(s.begun)
+	}
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
