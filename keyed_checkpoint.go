@@ -44,7 +44,7 @@ func (k *Keyed[K, V]) writeRun(changes []frozenEntry[K, V]) (*run, error) {
 		}
 		return cmp.Compare(a.i, b.i)
 	})
-	w, err := newRunWriter(k.dir)
+	w, err := newRunWriter(k.dir, int64(len(changes)))
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,9 @@ type runWriter struct {
 	scratch []byte
 }
 
-func newRunWriter(dir string) (*runWriter, error) {
+// newRunWriter starts a run in dir of about entries entries (0: not
+// known), for which it sizes the filter's list of key hashes.
+func newRunWriter(dir string, entries int64) (*runWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("keyed state directory: %w", err)
 	}
@@ -106,7 +108,8 @@ func newRunWriter(dir string) (*runWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyed state run: %w", err)
 	}
-	return &runWriter{dir: dir, tmp: f, w: bufio.NewWriterSize(f, 256<<10), h: sha256.New(), blockAt: -1}, nil
+	return &runWriter{dir: dir, tmp: f, w: bufio.NewWriterSize(f, 256<<10), h: sha256.New(), blockAt: -1,
+		keys: make([]uint64, 0, entries)}, nil
 }
 
 // add appends one entry; keys must come in strictly increasing order.
@@ -453,7 +456,11 @@ func (m *mergeIter) next() bool {
 // mergeRuns merges runs (oldest first) into one new run in dir; see
 // mergeIter.
 func mergeRuns(dir string, runs []*run, bottom bool, combine combineFn) (*run, error) {
-	w, err := newRunWriter(dir)
+	var entries int64
+	for _, r := range runs {
+		entries += r.entries
+	}
+	w, err := newRunWriter(dir, entries)
 	if err != nil {
 		return nil, err
 	}

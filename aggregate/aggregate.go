@@ -233,6 +233,8 @@ type aggregator struct {
 	// The size of the last table handed over, which the next one is
 	// likely to reach.
 	lastGroups, lastKeyBytes int
+	accIdx                   []int  // each aggregation's accumulator in a table's group, -1: none
+	accs0                    int    // accumulators per group
 	spares                   spares // tables the keyed state is done with
 }
 
@@ -244,7 +246,18 @@ func (a *aggregator) newTable() *table {
 		t.seed = maphash.MakeSeed()
 		return t
 	}
-	t := &table{na: len(a.opts.Aggs), seed: maphash.MakeSeed(), spare: &a.spares}
+	if a.accIdx == nil {
+		// An accumulator per aggregation but counts, which need none.
+		for _, s := range a.opts.Aggs {
+			if s.Op == Count {
+				a.accIdx = append(a.accIdx, -1)
+				continue
+			}
+			a.accIdx = append(a.accIdx, a.accs0)
+			a.accs0++
+		}
+	}
+	t := &table{na: a.accs0, idx: a.accIdx, seed: maphash.MakeSeed(), spare: &a.spares}
 	if a.maxMemory > 0 {
 		// Room for every group the budget allows: memory from the
 		// operating system is zero already and takes no room until
@@ -402,8 +415,24 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 	a.key = appendGroupKey(a.key[:0], vals[:ng])
 	if st.tab == nil {
 		st.tab = a.newTable()
-	} else if st.tab.na != len(a.opts.Aggs) {
-		return fmt.Errorf("aggregate: the checkpoint's groups have %d aggregates, the job %d", st.tab.na, len(a.opts.Aggs))
+	} else if len(st.tab.idx) != len(a.opts.Aggs) {
+		return fmt.Errorf("aggregate: the checkpoint's groups have %d aggregates, the job %d", len(st.tab.idx), len(a.opts.Aggs))
+	} else if st.tab.spare == nil {
+		// Groups of a checkpoint's plain state, laid out as they were
+		// read: into a table of this run's layout.
+		old := st.tab
+		st.tab = a.newTable()
+		for i := range old.ents {
+			_, h := st.tab.find(old.key(i))
+			j := st.tab.insert(old.key(i), h)
+			st.tab.ents[j].count = old.ents[i].count
+			accs := old.appendAccs(nil, i)
+			for k, x := range a.accIdx {
+				if x >= 0 {
+					st.tab.setAcc(&st.tab.group(j)[x], &accs[k])
+				}
+			}
+		}
 	}
 	gi, h := st.tab.find(a.key)
 	if gi < 0 {
@@ -431,8 +460,9 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 	st.tab.ents[gi].count++
 	accs := st.tab.group(gi)
 	for i := range a.opts.Aggs {
+		// A count's value is always empty: it has no accumulator.
 		if p := &a.nums[i]; !p.empty {
-			st.tab.add(&accs[i], a.opts.Aggs[i].Op, p, &a.scratch)
+			st.tab.add(&accs[a.accIdx[i]], a.opts.Aggs[i].Op, p, &a.scratch)
 		}
 	}
 	return nil

@@ -116,7 +116,14 @@ func (s *State) UnmarshalBinary(b []byte) error {
 			break
 		}
 		if s.tab == nil {
-			s.tab = &table{na: len(g.accs), seed: maphash.MakeSeed()}
+			// The layout of the state as it is: an accumulator for
+			// every aggregation (the aggregator moves the groups into
+			// its own layout before it adds to them).
+			idx := make([]int, len(g.accs))
+			for k := range idx {
+				idx[k] = k
+			}
+			s.tab = &table{na: len(g.accs), idx: idx, seed: maphash.MakeSeed()}
 		}
 		if len(g.accs) != s.tab.na {
 			return fmt.Errorf("aggregate: corrupt state: groups of %d and %d aggregates", s.tab.na, len(g.accs))

@@ -24,8 +24,12 @@ import (
 // (handoff) it is never changed again, and the keyed state reads it,
 // possibly from another goroutine, to write it as a sorted run.
 type table struct {
-	spare *spares  // where Release puts the table; nil: nowhere
-	na    int      // accumulators per group
+	spare *spares // where Release puts the table; nil: nowhere
+	na    int     // accumulators per group
+	// idx maps each aggregation to its accumulator in a group, or -1
+	// for one that needs none (a count: the group's count is its
+	// entry's).
+	idx   []int
 	keys  []byte   // the groups' keys (appendGroupKey's form), one after another
 	ents  []tent   // one per group, in insertion order
 	accs  []facc   // na per group, in the order of ents
@@ -79,10 +83,11 @@ const (
 	accSize = int64(unsafe.Sizeof(facc{}))
 )
 
-// groupsIn returns how many groups of na accumulators and keys of about
-// 16 bytes take memory bytes.
+// groupsIn returns at least how many groups of na accumulators fit in
+// memory bytes as memory() counts them, whatever their keys' length: the
+// capacity a table never has to grow past.
 func groupsIn(memory int64, na int) int {
-	return int(memory / (entSize + 3*8 + int64(na)*accSize + 16))
+	return int(memory / (entSize + 3*8 + int64(na)*accSize))
 }
 
 // key returns group i's key.
@@ -149,10 +154,16 @@ func (t *table) setAcc(c *facc, x *acc) {
 	t.text = append(t.text, x.text...)
 }
 
-// accs appends group i's accumulators to dst as accs.
+// appendAccs appends group i's accumulators to dst as accs, one per
+// aggregation (a count's empty).
 func (t *table) appendAccs(dst []acc, i int) []acc {
-	for j := range t.group(i) {
-		dst = append(dst, t.acc(&t.group(i)[j]))
+	g := t.group(i)
+	for _, j := range t.idx {
+		if j < 0 {
+			dst = append(dst, acc{})
+			continue
+		}
+		dst = append(dst, t.acc(&g[j]))
 	}
 	return dst
 }
@@ -162,8 +173,15 @@ func (t *table) appendAccs(dst []acc, i int) []acc {
 func (t *table) appendPartial(b []byte, i int) []byte {
 	b = binary.AppendVarint(b, t.ents[i].count)
 	g := t.group(i)
-	b = binary.AppendUvarint(b, uint64(len(g)))
-	for j := range g {
+	b = binary.AppendUvarint(b, uint64(len(t.idx)))
+	for _, j := range t.idx {
+		if j < 0 {
+			// An empty accumulator, as acc{} encodes.
+			b = binary.AppendVarint(b, 0)
+			b = binary.AppendUvarint(b, 0)
+			b = appendNumBinary(b, &num{})
+			continue
+		}
 		c := &g[j]
 		b = binary.AppendVarint(b, c.n)
 		b = binary.AppendUvarint(b, uint64(c.tlen))

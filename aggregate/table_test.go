@@ -121,3 +121,46 @@ func TestTableSortedAndReused(t *testing.T) {
 		t.Fatal("a reused table still finds an old group")
 	}
 }
+
+// Groups read from a checkpoint's plain state (an accumulator for every
+// aggregation, counts included) move into the run's own layout (none for
+// a count) when the run first adds to them, and come out as the groups of
+// a run that added every record itself.
+func TestRestoredGroupsTakeTheRunsLayout(t *testing.T) {
+	recs := [][]string{{"a", "1"}, {"b", "2.5"}, {"a", ""}, {"c", "-7"}, {"b", "9223372036854775807"}, {"a", "0.25"}}
+	newAgg := func() *aggregator {
+		return &aggregator{opts: Options{GroupBy: []string{"k"}, Aggs: []Spec{{Op: Count}, {Op: Sum, Column: "x"}, {Op: Min, Column: "x"}}}}
+	}
+	add := func(a *aggregator, st *State, rs [][]string) {
+		for _, rec := range rs {
+			if err := a.add(st, [][]byte{[]byte(rec[0]), nil, []byte(rec[1]), []byte(rec[1])}, func(err error) error { return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	whole := &State{}
+	add(newAgg(), whole, recs)
+	first := &State{}
+	add(newAgg(), first, recs[:3])
+	b, err := first.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resumed State
+	if err := resumed.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if resumed.tab.na != 3 {
+		t.Fatalf("restored groups have %d accumulators, want one per aggregation", resumed.tab.na)
+	}
+	a := newAgg()
+	add(a, &resumed, recs[3:])
+	if resumed.tab.na != 2 {
+		t.Fatalf("groups added to have %d accumulators, want 2 (none for the count)", resumed.tab.na)
+	}
+	got, _ := resumed.MarshalBinary()
+	want, _ := whole.MarshalBinary()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("resumed groups encode as\n%x\nwant\n%x", got, want)
+	}
+}
