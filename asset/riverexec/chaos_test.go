@@ -96,6 +96,9 @@ type proc struct {
 	done chan struct{}
 	code int
 	out  *strings.Builder
+	// ready is closed once a worker says it started: from then on it
+	// handles SIGTERM (before, the signal's default action kills it).
+	ready chan struct{}
 }
 
 func (p *proc) exited() bool {
@@ -131,13 +134,18 @@ func (c *chaos) start(args ...string) *proc {
 		c.t.Fatal(err)
 	}
 	w.Close()
-	p := &proc{cmd: cmd, done: make(chan struct{}), out: out}
+	p := &proc{cmd: cmd, done: make(chan struct{}), out: out, ready: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(r)
+		ready := false
 		for sc.Scan() {
 			mu.Lock()
 			out.WriteString(sc.Text() + "\n")
 			mu.Unlock()
+			if !ready && strings.Contains(sc.Text(), " started (pid ") {
+				ready = true
+				close(p.ready)
+			}
 		}
 		r.Close()
 		cmd.Wait()
@@ -237,6 +245,13 @@ func TestChaosBackfill(t *testing.T) {
 	}
 	t.Logf("%d partitions, %d workers killed or stopped", n, kills)
 	for _, w := range workers {
+		// A worker restarted a moment ago may not handle SIGTERM yet.
+		select {
+		case <-w.ready:
+		case <-w.done:
+		case <-time.After(time.Minute):
+			t.Errorf("a worker did not start in a minute")
+		}
 		w.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for _, w := range workers {
