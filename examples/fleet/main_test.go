@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,15 +56,15 @@ func TestTakeOverResumesConversion(t *testing.T) {
 		}
 	}
 	env := append(os.Environ(), "FLEET_CHILD=1", "FLEET_DIR="+d, "CKPT_STORE="+filepath.Join(d, "store"), "CKPT_EVENTS="+testenv.NewPostgresDatabase(t))
-	start := func(extra []string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	start := func(extra []string, args ...string) (*exec.Cmd, *lockedBuffer) {
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Env = append(env, extra...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := &lockedBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		return cmd, &out
+		return cmd, out
 	}
 	workerArgs := []string{"workers", "--parallel", "1", "--heartbeat", "200ms", "--dead-after", "1s", "--log-level", "info"}
 	doomed, doomedOut := start([]string{"FLEET_DIE_AT=120000"}, workerArgs...)
@@ -111,4 +112,23 @@ func TestTakeOverResumesConversion(t *testing.T) {
 			t.Errorf("%s.jsonl: %d bytes differ from the uninterrupted conversion's %d", name, len(gb), len(wb))
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a running process writes to while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
