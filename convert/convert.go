@@ -182,6 +182,9 @@ func (o *Options) Resolve() error {
 			return fmt.Errorf("output: %w", err)
 		}
 	}
+	if IsS3(o.Input) && o.From == Parquet || IsS3(o.Output) && (o.From == Parquet || o.To == Parquet) {
+		return errors.New("Parquet is read and written as local files only (an S3 input of CSV or JSON Lines may be converted into a local Parquet file): copy the object to or from S3 around the conversion")
+	}
 	if IsS3(o.Output) {
 		if ext := source.CompressionSuffix(objectName(o.Output)); ext != "" {
 			return fmt.Errorf("output %s: S3 objects are written uncompressed: name the object without %s, or write a local %s file", objectName(o.Output), ext, ext)

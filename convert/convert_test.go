@@ -423,3 +423,19 @@ func TestCompressedParquetIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Parquet in an S3 object, as input or output, is refused before anything
+// is read or written (the S3 input and output handle text formats only),
+// rather than converted as if it were text.
+func TestParquetOnS3IsRefused(t *testing.T) {
+	for _, c := range [][2]string{
+		{"in.csv", "s3://bucket/out.parquet"},
+		{"in.parquet", "s3://bucket/out.csv"},
+		{"s3://bucket/in.parquet", "out.csv"},
+	} {
+		o := convert.Options{Input: c[0], Output: c[1]}
+		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "Parquet") {
+			t.Errorf("Resolve of %s to %s: %v, want a refusal", c[0], c[1], err)
+		}
+	}
+}

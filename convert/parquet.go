@@ -12,6 +12,7 @@ import (
 	"github.com/ckptdev/ckpt/pipeline"
 	"github.com/ckptdev/ckpt/sink/pgsink"
 	"github.com/ckptdev/ckpt/source"
+	"github.com/ckptdev/ckpt/stream"
 )
 
 // A Parquet output (.parquet, or --to parquet) ends a row group at every
@@ -116,12 +117,12 @@ func hasNumeric(types []pgsink.ColumnType) bool {
 }
 
 func csvToParquet(ctx context.Context, o Options) (pipeline.Result, error) {
-	open := pipeline.CSVWith(o.csvOptions(), o.Input)
+	open := CSVInput(o.Input, o.csvOptions())
 	src, err := open(ctx, nil)
 	if err != nil {
 		return pipeline.Result{}, err
 	}
-	header := src.(*source.CSV).Header()
+	header := src.(interface{ Header() []string }).Header()
 	var types []pgsink.ColumnType
 	if o.InferTypes {
 		types, err = inferCSVTypes(src, len(header))
@@ -245,7 +246,7 @@ func jsonlToParquet(ctx context.Context, o Options) (pipeline.Result, error) {
 }
 
 func jsonlScales(ctx context.Context, input string, keys []string, types []pgsink.ColumnType) ([]int, error) {
-	src, err := pipeline.Lines(input)(ctx, nil)
+	src, err := LinesInput(input, stream.Until{})(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

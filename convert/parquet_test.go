@@ -1,6 +1,7 @@
 package convert_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ckptdev/ckpt"
@@ -224,5 +227,40 @@ func TestJSONLAndEmptyParquet(t *testing.T) {
 	}
 	if b, err := os.ReadFile(back); err != nil || string(b) != "a,b\n" {
 		t.Fatalf("CSV of an empty Parquet file: %q, %v", b, err)
+	}
+}
+
+// A CSV object on S3 converts into a local Parquet file, typed, byte for
+// byte as the same CSV read from a local file does.
+func TestS3CSVToParquet(t *testing.T) {
+	bucket := testenv.S3(t)
+	for _, kv := range bucket.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	in, _ := typedCSV(t, dir)
+	data, err := os.ReadFile(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := bucket.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket.Bucket), Key: aws.String("drop/in.csv"), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(dir, "local.parquet")
+	if _, err := convert.Run(ctx, parquetOpts(in, local, "local", true, pipeline.Skip)); err != nil {
+		t.Fatal(err)
+	}
+	remote := filepath.Join(dir, "remote.parquet")
+	o := parquetOpts(in, remote, "remote", true, pipeline.Skip)
+	o.Input = bucket.URL("drop/in.csv")
+	if _, err := convert.Run(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := os.ReadFile(local)
+	b, errB := os.ReadFile(remote)
+	if errA != nil || errB != nil || len(a) == 0 || !bytes.Equal(a, b) {
+		t.Fatalf("the Parquet file from S3 (%d bytes, %v) differs from the local conversion's (%d bytes, %v)", len(b), errB, len(a), errA)
 	}
 }
