@@ -15,8 +15,8 @@ import (
 // keys one after another in one byte slice, a fixed-size entry per group,
 // the accumulators of all groups in one slice, and an open-addressing
 // index of entry numbers. Millions of groups are a handful of large
-// allocations that the garbage collector scans in one piece (the
-// accumulators) or not at all (the rest), where a map of *group held
+// allocations without pointers, which the garbage collector does not
+// scan (the rare sums past int64 aside), where a map of *group held
 // several small objects per group and made the collector a quarter of
 // the job's time.
 //
