@@ -183,7 +183,7 @@ func (o *Options) Resolve() error {
 		}
 	}
 	if IsS3(o.Input) && o.From == Parquet || IsS3(o.Output) && (o.From == Parquet || o.To == Parquet) {
-		return errors.New("Parquet is read and written as local files only (an S3 input of CSV or JSON Lines may be converted into a local Parquet file): copy the object to or from S3 around the conversion")
+		return errors.New("a Parquet file is read and written as a local file only (CSV or JSON Lines objects on S3 may be converted into one): copy the object to or from S3 around the conversion")
 	}
 	if IsS3(o.Output) {
 		if ext := source.CompressionSuffix(objectName(o.Output)); ext != "" {

@@ -434,7 +434,7 @@ func TestParquetOnS3IsRefused(t *testing.T) {
 		{"s3://bucket/in.parquet", "out.csv"},
 	} {
 		o := convert.Options{Input: c[0], Output: c[1]}
-		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "Parquet") {
+		if err := o.Resolve(); err == nil || !strings.Contains(err.Error(), "Parquet file is read and written as a local file") {
 			t.Errorf("Resolve of %s to %s: %v, want a refusal", c[0], c[1], err)
 		}
 	}
