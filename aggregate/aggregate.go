@@ -208,9 +208,7 @@ func (o *Options) columns() []string {
 type aggregator struct {
 	opts    Options
 	cols    []int // CSV: index of each group-by column, then each agg column
-	key     []byte
 	vals    [][]byte
-	nums    []value
 	obj     records.Object
 	scratch big.Int // for sums past int64
 	first   []int   // per aggregation, the first one of the same column
@@ -236,6 +234,19 @@ type aggregator struct {
 	accIdx                   []int  // each aggregation's accumulator in a table's group, -1: none
 	accs0                    int    // accumulators per group
 	spares                   spares // tables the keyed state is done with
+	// seed hashes group keys for every table of the run, so that a
+	// record hashed before its table is handed over (memory full) finds
+	// its group in the next one; seeded says it is set.
+	seed   maphash.Seed
+	seeded bool
+}
+
+// hashSeed returns the run's hash seed, made on first use.
+func (a *aggregator) hashSeed() maphash.Seed {
+	if !a.seeded {
+		a.seed, a.seeded = maphash.MakeSeed(), true
+	}
+	return a.seed
 }
 
 // newTable returns an empty table for the run's groups, with room for as
@@ -243,7 +254,7 @@ type aggregator struct {
 func (a *aggregator) newTable() *table {
 	if t := a.spares.get(); t != nil {
 		t.reset()
-		t.seed = maphash.MakeSeed()
+		t.seed = a.hashSeed()
 		return t
 	}
 	if a.accIdx == nil {
@@ -257,7 +268,7 @@ func (a *aggregator) newTable() *table {
 			a.accs0++
 		}
 	}
-	t := &table{na: a.accs0, idx: a.accIdx, seed: maphash.MakeSeed(), spare: &a.spares}
+	t := &table{na: a.accs0, idx: a.accIdx, seed: a.hashSeed(), spare: &a.spares}
 	if a.maxMemory > 0 {
 		// Room for every group the budget allows: memory from the
 		// operating system is zero already and takes no room until
@@ -276,6 +287,35 @@ func (a *aggregator) newTable() *table {
 type State struct {
 	tab   *table
 	keyed *ckpt.Keyed[string, partial]
+	// q holds the records read but not yet folded into tab: folded a
+	// batch at a time (aggregator.flush), before every checkpoint and
+	// before the groups are written.
+	q queue
+}
+
+// queue is a batch of records, parsed, with their group keys and hashes,
+// waiting to be folded into the table together: looking up many keys at
+// once lets their cache misses overlap, where one lookup after another
+// waits for each in turn (a table of millions of groups is far larger
+// than the CPU's caches, and almost every lookup misses).
+type queue struct {
+	keys []byte   // the records' group keys, one after another
+	ends []int    // where each record's key ends in keys
+	hash []uint64 // each record's key's hash, with the run's seed
+	nums []value  // per record, one value per aggregation
+	text []byte   // the texts of the values of minima and maxima
+	sink uint64   // keeps the loads that warm the cache from being dropped
+}
+
+// queueLen is how many records a queue holds before they are folded in:
+// enough for every miss the CPU can have in flight, few enough that the
+// index slots they warm are still in cache when they are used.
+const queueLen = 32
+
+func (q *queue) len() int { return len(q.ends) }
+
+func (q *queue) reset() {
+	q.keys, q.ends, q.hash, q.nums, q.text = q.keys[:0], q.ends[:0], q.hash[:0], q.nums[:0], q.text[:0]
 }
 
 // group is a group decoded from a checkpoint's plain state (State's
@@ -389,35 +429,123 @@ func (a *aggregator) jsonLine(ctx context.Context, line *source.Line, st *State,
 	return a.add(st, a.vals, bad)
 }
 
-// add folds one record into its group. vals holds the group-by values,
-// then one value per aggregation. Every value is parsed before any
-// accumulator changes, so a bad record leaves the state untouched.
+// add parses one record and queues it to be folded into its group. vals
+// holds the group-by values, then one value per aggregation. Every value
+// is checked before the record is queued, so a bad record leaves the
+// state untouched; the queue is folded in when full (flush).
 func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error {
 	ng := len(a.opts.GroupBy)
-	a.nums = a.nums[:0]
+	q := &st.q
+	n0 := len(q.nums)
 	for i, s := range a.opts.Aggs {
 		v := vals[ng+i]
 		if s.Op == Count || len(v) == 0 {
-			a.nums = append(a.nums, value{empty: true})
+			q.nums = append(q.nums, value{empty: true})
 			continue
 		}
+		var p value
 		if j := a.firstOf(i); j < i {
 			// sum:x,mean:x,max:x parse x once.
-			a.nums = append(a.nums, a.nums[j])
-			continue
+			p = q.nums[n0+j]
+		} else {
+			var err error
+			if p, err = parseNumber(v); err != nil {
+				q.nums = q.nums[:n0]
+				return bad(fmt.Errorf("column %q: %q %w", s.Column, v, err))
+			}
 		}
-		p, err := parseNumber(v)
-		if err != nil {
-			return bad(fmt.Errorf("column %q: %q %w", s.Column, v, err))
+		// The value's text is the input's, which the source reuses: a
+		// minimum or maximum keeps a copy, the others none.
+		p.text = nil
+		if s.Op == Min || s.Op == Max {
+			t0 := len(q.text)
+			q.text = append(q.text, v...)
+			p.text = q.text[t0:len(q.text):len(q.text)]
 		}
-		a.nums = append(a.nums, p)
+		q.nums = append(q.nums, p)
 	}
-	a.key = appendGroupKey(a.key[:0], vals[:ng])
-	if st.tab == nil {
+	if a.opts.To == convert.JSONL {
+		// Caught here, as a bad record, rather than when the groups
+		// are written after the whole input is read.
+		for i, v := range vals[:ng] {
+			if !utf8.Valid(v) {
+				q.nums = q.nums[:n0]
+				return bad(fmt.Errorf("column %q: %w: JSON Lines output cannot hold it", a.opts.GroupBy[i], records.ErrInvalidUTF8))
+			}
+		}
+	}
+	k0 := len(q.keys)
+	q.keys = appendGroupKey(q.keys, vals[:ng])
+	q.ends = append(q.ends, len(q.keys))
+	q.hash = append(q.hash, maphash.Bytes(a.hashSeed(), q.keys[k0:]))
+	if q.len() == queueLen {
+		return a.flush(st)
+	}
+	return nil
+}
+
+// flush folds the queued records into their groups.
+func (a *aggregator) flush(st *State) error {
+	q := &st.q
+	if q.len() == 0 {
+		return nil
+	}
+	defer q.reset()
+	if err := a.ready(st); err != nil {
+		return err
+	}
+	t := st.tab
+	if len(t.slots) > 0 {
+		// Load every record's first index slot before using any: the
+		// loads do not depend on one another, so the CPU has their
+		// misses in flight together.
+		mask := uint64(len(t.slots) - 1)
+		var x uint64
+		for _, h := range q.hash {
+			x += t.slots[h&mask]
+		}
+		q.sink += x
+	}
+	na := len(a.opts.Aggs)
+	k0 := 0
+	for r, end := range q.ends {
+		key, h := q.keys[k0:end], q.hash[r]
+		k0 = end
+		gi := t.findHash(key, h)
+		if gi < 0 {
+			if a.maxMemory > 0 && t.memory() >= a.maxMemory {
+				// Memory is full: the groups go to disk now.
+				if err := a.handoff(st); err != nil {
+					return err
+				}
+				if err := st.keyed.Flush(); err != nil {
+					return err
+				}
+				t = st.tab
+			}
+			gi = t.insert(key, h)
+		}
+		t.ents[gi].count++
+		accs := t.group(gi)
+		nums := q.nums[r*na : (r+1)*na]
+		for i := range nums {
+			// A count's value is always empty: it has no accumulator.
+			if p := &nums[i]; !p.empty {
+				t.add(&accs[a.accIdx[i]], a.opts.Aggs[i].Op, p, &a.scratch)
+			}
+		}
+	}
+	return nil
+}
+
+// ready makes st.tab a table of the run's layout, ready for records.
+func (a *aggregator) ready(st *State) error {
+	switch {
+	case st.tab == nil:
 		st.tab = a.newTable()
-	} else if len(st.tab.idx) != len(a.opts.Aggs) {
+	case len(st.tab.idx) != len(a.opts.Aggs):
 		return fmt.Errorf("aggregate: the checkpoint's groups have %d aggregates, the job %d", len(st.tab.idx), len(a.opts.Aggs))
-	} else if st.tab.spare == nil {
+	case st.tab.spare == nil:
 		// Groups of a checkpoint's plain state, laid out as they were
 		// read: into a table of this run's layout.
 		old := st.tab
@@ -432,37 +560,6 @@ func (a *aggregator) add(st *State, vals [][]byte, bad func(error) error) error 
 					st.tab.setAcc(&st.tab.group(j)[x], &accs[k])
 				}
 			}
-		}
-	}
-	gi, h := st.tab.find(a.key)
-	if gi < 0 {
-		if a.opts.To == convert.JSONL {
-			// Caught here, as a bad record, rather than when the groups
-			// are written after the whole input is read.
-			for i, v := range vals[:ng] {
-				if !utf8.Valid(v) {
-					return bad(fmt.Errorf("column %q: %w: JSON Lines output cannot hold it", a.opts.GroupBy[i], records.ErrInvalidUTF8))
-				}
-			}
-		}
-		if a.maxMemory > 0 && st.tab.memory() >= a.maxMemory {
-			// Memory is full: the groups go to disk now.
-			if err := a.handoff(st); err != nil {
-				return err
-			}
-			if err := st.keyed.Flush(); err != nil {
-				return err
-			}
-			_, h = st.tab.find(a.key) // the new table's hash
-		}
-		gi = st.tab.insert(a.key, h)
-	}
-	st.tab.ents[gi].count++
-	accs := st.tab.group(gi)
-	for i := range a.opts.Aggs {
-		// A count's value is always empty: it has no accumulator.
-		if p := &a.nums[i]; !p.empty {
-			st.tab.add(&accs[a.accIdx[i]], a.opts.Aggs[i].Op, p, &a.scratch)
 		}
 	}
 	return nil
@@ -516,22 +613,14 @@ func (c *acc) add(op Op, v *value, scratch *big.Int) {
 // write appends the groups, sorted by key, to out.
 func (a *aggregator) write(ctx context.Context, st *State, out *sink.File) error {
 	a.header, a.outBuf = false, a.outBuf[:0]
+	if err := a.flush(st); err != nil {
+		return err
+	}
 	if st.keyed != nil {
 		if err := a.handoff(st); err != nil {
 			return err
 		}
-		var err error
-		rerr := st.keyed.RangeEncoded(func(key, val []byte) bool {
-			err = a.writeEncoded(out, key, val)
-			return err == nil
-		})
-		if err == nil {
-			err = rerr
-		}
-		if err == nil {
-			err = a.writeGroup(nil, out, true)
-		}
-		return err
+		return a.writeFrom(out, st.keyed.RangeEncoded)
 	}
 	for _, i := range st.tab.sorted() {
 		keys, err := decodeGroupKey(string(st.tab.key(int(i))), len(a.opts.GroupBy))

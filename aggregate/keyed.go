@@ -137,13 +137,19 @@ func (a *aggregator) open(ctx context.Context, j pipeline.Job, st *State) error 
 		// tables take it.
 		a.maxMemory = max(memory/4, 1<<20)
 	}
-	j.OnCapture(func() error { return a.handoff(st) })
+	j.OnCapture(func() error {
+		if err := a.flush(st); err != nil {
+			return err
+		}
+		return a.handoff(st)
+	})
 	return nil
 }
 
 // handoff hands the recent groups to the keyed state, which writes them
 // as a sorted run of merge operands (in the background when a checkpoint
-// takes them), and starts a new table.
+// takes them), and starts a new table. The queued records stay queued:
+// flush first to include them.
 func (a *aggregator) handoff(st *State) error {
 	if st.keyed == nil || st.tab.len() == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/ckptdev/ckpt/internal/records"
 	"github.com/ckptdev/ckpt/sink"
@@ -168,3 +169,64 @@ func (a *aggregator) writeEncoded(out *sink.File, key, val []byte) error {
 }
 
 var errCorruptKey = errors.New("aggregate: corrupt group key")
+
+// writeFrom writes the groups that scan yields, encoded and in key order
+// (Keyed.RangeEncoded), then ends the output. Two goroutines share the
+// work: the caller's reads the groups (merging the keyed state's runs)
+// into batches, another formats them and writes the lines, so that both
+// CPUs work on the end of a large aggregation.
+func (a *aggregator) writeFrom(out *sink.File, scan func(func(key, val []byte) bool) error) error {
+	type batch struct {
+		data []byte
+		ends []int // per group, where its key ends, then where its value does
+	}
+	const batchBytes = 256 << 10
+	full := make(chan *batch, 2)
+	free := make(chan *batch, 3)
+	for range 3 {
+		free <- &batch{data: make([]byte, 0, batchBytes+4096)}
+	}
+	var failed atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range full {
+			start := 0
+			for i := 0; err == nil && i < len(b.ends); i += 2 {
+				k, v := b.ends[i], b.ends[i+1]
+				err = a.writeEncoded(out, b.data[start:k], b.data[k:v])
+				start = v
+			}
+			if err != nil {
+				failed.Store(true)
+			}
+			b.data, b.ends = b.data[:0], b.ends[:0]
+			free <- b
+		}
+		done <- err
+	}()
+	cur := <-free
+	serr := scan(func(key, val []byte) bool {
+		cur.data = append(cur.data, key...)
+		cur.ends = append(cur.ends, len(cur.data))
+		cur.data = append(cur.data, val...)
+		cur.ends = append(cur.ends, len(cur.data))
+		if len(cur.data) >= batchBytes {
+			full <- cur
+			cur = <-free
+		}
+		return !failed.Load()
+	})
+	if len(cur.ends) > 0 {
+		full <- cur
+	}
+	close(full)
+	err := <-done
+	if err == nil {
+		err = serr
+	}
+	if err == nil {
+		err = a.writeGroup(nil, out, true)
+	}
+	return err
+}

@@ -24,6 +24,9 @@ func sampleState() *State {
 			panic(i)
 		}
 	}
+	if err := a.flush(s); err != nil {
+		panic(err)
+	}
 	return s
 }
 
@@ -111,6 +114,9 @@ func TestStateKeepsExactValues(t *testing.T) {
 		if err := a.add(s, vals, func(err error) error { return err }); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := a.flush(s); err != nil {
+		t.Fatal(err)
 	}
 	a.opts.To = convert.CSV
 	out := func(s *State) string {

@@ -198,22 +198,27 @@ func (t *table) appendPartial(b []byte, i int) []byte {
 // insert takes.
 func (t *table) find(key []byte) (int, uint64) {
 	h := maphash.Bytes(t.seed, key)
+	return t.findHash(key, h), h
+}
+
+// findHash returns the index of key's group, whose hash is h, or -1.
+func (t *table) findHash(key []byte, h uint64) int {
 	if len(t.slots) == 0 {
-		return -1, h
+		return -1
 	}
 	mask := uint64(len(t.slots) - 1)
 	tag := h &^ (1<<32 - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		s := t.slots[i]
 		if s == 0 {
-			return -1, h
+			return -1
 		}
 		// The tag spares reading the entries of other keys.
 		if s&^(1<<32-1) != tag {
 			continue
 		}
 		if e := &t.ents[uint32(s)-1]; bytes.Equal(t.keys[e.off:e.off+int(e.n)], key) {
-			return int(uint32(s) - 1), h
+			return int(uint32(s) - 1)
 		}
 	}
 }

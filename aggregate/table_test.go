@@ -55,6 +55,9 @@ func TestTableMatchesAcc(t *testing.T) {
 				g.accs[i].add(s.Op, &p, &scratch)
 			}
 		}
+		if err := a.flush(st); err != nil {
+			t.Fatal(err)
+		}
 		if st.tab.len() != len(want) {
 			t.Fatalf("pass %d: %d groups, want %d", pass, st.tab.len(), len(want))
 		}
@@ -136,6 +139,9 @@ func TestRestoredGroupsTakeTheRunsLayout(t *testing.T) {
 			if err := a.add(st, [][]byte{[]byte(rec[0]), nil, []byte(rec[1]), []byte(rec[1])}, func(err error) error { return err }); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := a.flush(st); err != nil {
+			t.Fatal(err)
 		}
 	}
 	whole := &State{}
