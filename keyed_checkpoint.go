@@ -44,7 +44,7 @@ func (k *Keyed[K, V]) writeRun(changes []frozenEntry[K, V]) (*run, error) {
 		}
 		return cmp.Compare(a.i, b.i)
 	})
-	w, err := newRunWriter(k.dir, int64(len(changes)))
+	w, err := newRunWriter(k.dir, int64(len(changes)), k.nocache)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +117,15 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 		ref := KeyedRef{Name: k.name, Key: k.kk.name, Codec: k.codec.Name(), Compression: k.comp.String(), Len: n}
 		var written int64
 		for _, r := range runs {
+			k.mu.Lock()
+			have := r.chunks
+			k.mu.Unlock()
+			if uploaded(r, have, known) {
+				// Saved by an earlier checkpoint that is still kept: the
+				// run is not read again.
+				ref.Runs = append(ref.Runs, r.ref())
+				continue
+			}
 			chunks, w, err := uploadRun(ctx, st, prefix, r, k.comp, known)
 			if err != nil {
 				return KeyedRef{}, 0, fmt.Errorf("keyed state %q: %w", k.name, err)
@@ -164,7 +173,7 @@ func (k *Keyed[K, V]) settle(enc []EncodedBatch, frozen []frozenEntry[K, V], run
 		if hi-lo < 2 {
 			break
 		}
-		m, err := mergeRuns(k.dir, runs[lo:hi], lo == 0, k.combine)
+		m, err := mergeRuns(k.dir, runs[lo:hi], lo == 0, k.nocache, k.combine)
 		if err != nil {
 			// The runs stay as they are; the checkpoint is taken without
 			// merging.

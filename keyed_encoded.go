@@ -71,7 +71,7 @@ func (k *Keyed[K, V]) MergeEncoded(b EncodedBatch) error {
 // writeEncodedRun writes a batch as a local run of merge operands.
 func (k *Keyed[K, V]) writeEncodedRun(b EncodedBatch) (*run, error) {
 	defer release(b)
-	w, err := newRunWriter(k.dir, int64(b.Len()))
+	w, err := newRunWriter(k.dir, int64(b.Len()), k.nocache)
 	if err != nil {
 		return nil, err
 	}

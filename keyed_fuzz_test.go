@@ -10,7 +10,7 @@ import (
 // looking keys up fail cleanly, never panic or allocate without bound.
 func FuzzRun(f *testing.F) {
 	dir := f.TempDir()
-	w, err := newRunWriter(dir, 0)
+	w, err := newRunWriter(dir, 0, false)
 	if err != nil {
 		f.Fatal(err)
 	}

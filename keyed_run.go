@@ -83,12 +83,15 @@ func (r *run) ref() RunRef {
 }
 
 // runWriter writes a run's entries, in increasing key order, to a
-// temporary file in dir, building its index and filter on the way.
+// temporary file in dir, building its index and filter on the way unless
+// lazy: then the first lookup builds them (buildIndex), which a state
+// read only by a merge of all its runs never does.
 type runWriter struct {
 	dir     string
 	tmp     *os.File
 	w       *bufio.Writer
 	h       hash.Hash
+	lazy    bool
 	size    int64
 	entries int64
 	index   []runBlock
@@ -99,8 +102,9 @@ type runWriter struct {
 }
 
 // newRunWriter starts a run in dir of about entries entries (0: not
-// known), for which it sizes the filter's list of key hashes.
-func newRunWriter(dir string, entries int64) (*runWriter, error) {
+// known), for which it sizes the filter's list of key hashes; lazy
+// leaves the index and filter to the first lookup.
+func newRunWriter(dir string, entries int64, lazy bool) (*runWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("keyed state directory: %w", err)
 	}
@@ -108,8 +112,13 @@ func newRunWriter(dir string, entries int64) (*runWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyed state run: %w", err)
 	}
-	return &runWriter{dir: dir, tmp: f, w: bufio.NewWriterSize(f, 256<<10), h: sha256.New(), blockAt: -1,
-		keys: make([]uint64, 0, entries)}, nil
+	w := &runWriter{dir: dir, tmp: f, h: sha256.New(), blockAt: -1, lazy: lazy}
+	// The run's name hashes what the buffer writes, in large pieces.
+	w.w = bufio.NewWriterSize(io.MultiWriter(f, w.h), 256<<10)
+	if !lazy {
+		w.keys = make([]uint64, 0, entries)
+	}
+	return w, nil
 }
 
 // add appends one entry; keys must come in strictly increasing order.
@@ -117,7 +126,7 @@ func (w *runWriter) add(key, val []byte, kind byte) error {
 	if w.entries > 0 && bytes.Compare(key, w.last) <= 0 {
 		return fmt.Errorf("keyed state run: keys out of order")
 	}
-	if w.blockAt < 0 || w.size-w.blockAt >= runBlockSize {
+	if !w.lazy && (w.blockAt < 0 || w.size-w.blockAt >= runBlockSize) {
 		w.index = append(w.index, runBlock{key: bytes.Clone(key), off: w.size})
 		w.blockAt = w.size
 	}
@@ -130,14 +139,15 @@ func (w *runWriter) add(key, val []byte, kind byte) error {
 	b = binary.AppendUvarint(b, uint64(len(val))<<2|uint64(kind))
 	b = append(b, val...)
 	w.scratch = b
-	w.h.Write(b)
 	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("keyed state run: %w", err)
 	}
 	w.size += int64(len(b))
 	w.entries++
 	w.last = append(w.last[:0], key...)
-	w.keys = append(w.keys, maphash.Bytes(bloomSeed, key))
+	if !w.lazy {
+		w.keys = append(w.keys, maphash.Bytes(bloomSeed, key))
+	}
 	return nil
 }
 
@@ -163,8 +173,11 @@ func (w *runWriter) finish() (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyed state run: %w", err)
 	}
-	r := &run{id: id, path: path, f: f, size: w.size, entries: w.entries, index: w.index, bloom: newBloom(w.keys)}
-	r.idxOnce.Do(func() {})
+	r := &run{id: id, path: path, f: f, size: w.size, entries: w.entries}
+	if !w.lazy {
+		r.index, r.bloom = w.index, newBloom(w.keys)
+		r.idxOnce.Do(func() {})
+	}
 	return r, nil
 }
 
@@ -453,14 +466,14 @@ func (m *mergeIter) next() bool {
 	return false
 }
 
-// mergeRuns merges runs (oldest first) into one new run in dir; see
-// mergeIter.
-func mergeRuns(dir string, runs []*run, bottom bool, combine combineFn) (*run, error) {
+// mergeRuns merges runs (oldest first) into one new run in dir (lazy: see
+// newRunWriter); see mergeIter.
+func mergeRuns(dir string, runs []*run, bottom, lazy bool, combine combineFn) (*run, error) {
 	var entries int64
 	for _, r := range runs {
 		entries += r.entries
 	}
-	w, err := newRunWriter(dir, entries)
+	w, err := newRunWriter(dir, entries, lazy)
 	if err != nil {
 		return nil, err
 	}
@@ -476,6 +489,23 @@ func mergeRuns(dir string, runs []*run, bottom bool, combine combineFn) (*run, e
 		return nil, m.err
 	}
 	return w.finish()
+}
+
+// uploaded reports whether chunks, the chunks r was saved as, are all
+// blobs that a kept checkpoint references (known), and so still in the
+// store.
+func uploaded(r *run, chunks []ChunkRef, known blobSet) bool {
+	if len(chunks) == 0 {
+		return false
+	}
+	var raw int64
+	for _, c := range chunks {
+		if _, ok := known[c.ID]; !ok {
+			return false
+		}
+		raw += c.Raw
+	}
+	return raw == r.size
 }
 
 // uploadRun saves r's chunks as blobs under prefix, skipping those in

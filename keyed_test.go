@@ -407,6 +407,60 @@ func TestKeyedIntegerKeysInOrder(t *testing.T) {
 	}
 }
 
+// A checkpoint does not read again the runs that a kept checkpoint saved:
+// damaging their local copies (same size, other bytes) after they were
+// saved changes nothing in the next checkpoint, which names the same
+// chunks and writes only the new run.
+func TestKeyedCheckpointKeepsSavedRuns(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	local := t.TempDir()
+	j, k := openKeyedJob(t, st, local, ckpt.Config{})
+	defer j.Close()
+	for i := range 20000 {
+		if err := k.Put(fmt.Sprintf("key-%06d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := filepath.Glob(filepath.Join(local, "kv", "counts", "*.run"))
+	if len(runs) == 0 {
+		t.Fatal("no local run after a checkpoint")
+	}
+	for _, path := range runs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] ^= 0x5a
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.Put("key-new", 1); err != nil {
+		t.Fatal(err)
+	}
+	second, err := j.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := first.Keyed[0].Runs
+	got := second.Keyed[0].Runs
+	if len(got) != len(old)+1 || !slices.EqualFunc(got[:len(old)], old, func(a, b ckpt.RunRef) bool {
+		return a.ID == b.ID && slices.EqualFunc(a.Chunks, b.Chunks, func(x, y ckpt.ChunkRef) bool { return x.ID == y.ID })
+	}) {
+		t.Fatalf("second checkpoint's runs %+v, want the first's %+v and one more", got, old)
+	}
+	if second.SizeBytes*10 > first.SizeBytes {
+		t.Fatalf("second checkpoint wrote %d bytes, the first %d: the saved run was written again", second.SizeBytes, first.SizeBytes)
+	}
+}
+
 // A finished job leaves no local copy of its keyed state behind.
 func TestKeyedFinishedJobRemovesLocalCopy(t *testing.T) {
 	ctx := context.Background()
