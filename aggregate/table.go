@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"hash/maphash"
 	"math/big"
@@ -312,28 +313,72 @@ func (t *table) sorted() []int32 {
 	if t == nil {
 		return nil
 	}
-	type ord struct {
-		prefix uint64
-		i      int32
-	}
 	o := make([]ord, len(t.ents))
 	for i := range t.ents {
 		o[i] = ord{t.ents[i].prefix, int32(i)}
 	}
-	slices.SortFunc(o, func(a, b ord) int {
-		switch {
-		case a.prefix < b.prefix:
-			return -1
-		case a.prefix > b.prefix:
-			return 1
+	o = radixSort(o, make([]ord, len(o)))
+	// Keys of the same first 8 bytes, by the rest.
+	for i := 0; i < len(o); {
+		j := i + 1
+		for j < len(o) && o[j].prefix == o[i].prefix {
+			j++
 		}
-		return bytes.Compare(t.key(int(a.i)), t.key(int(b.i)))
-	})
+		if j-i > 1 {
+			slices.SortFunc(o[i:j], func(a, b ord) int {
+				return bytes.Compare(t.key(int(a.i)), t.key(int(b.i)))
+			})
+		}
+		i = j
+	}
 	out := make([]int32, len(o))
 	for i := range o {
 		out[i] = o[i].i
 	}
 	return out
+}
+
+// ord is a group in sorted's order: its key's first 8 bytes, its index.
+type ord struct {
+	prefix uint64
+	i      int32
+}
+
+// radixSort sorts o by prefix, a byte at a time from the lowest (a stable
+// counting sort per byte, skipping bytes that are the same in every
+// prefix), using tmp, as long as o, as scratch; it returns whichever of
+// the two holds the result. Sorting millions of groups this way takes a
+// fraction of a comparison sort's time, and it runs at every checkpoint.
+func radixSort(o, tmp []ord) []ord {
+	if len(o) < 256 {
+		slices.SortFunc(o, func(a, b ord) int { return cmp.Compare(a.prefix, b.prefix) })
+		return o
+	}
+	var counts [8][256]int
+	for _, x := range o {
+		p := x.prefix
+		for b := range 8 {
+			counts[b][byte(p>>(8*b))]++
+		}
+	}
+	for b := range 8 {
+		c := &counts[b]
+		shift := 8 * b
+		if c[byte(o[0].prefix>>shift)] == len(o) {
+			continue
+		}
+		sum := 0
+		for d := range c {
+			c[d], sum = sum, sum+c[d]
+		}
+		for _, x := range o {
+			d := byte(x.prefix >> shift)
+			tmp[c[d]] = x
+			c[d]++
+		}
+		o, tmp = tmp, o
+	}
+	return o
 }
 
 // Len is the number of groups, for ckpt.EncodedBatch.

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -168,5 +169,34 @@ func TestRestoredGroupsTakeTheRunsLayout(t *testing.T) {
 	want, _ := whole.MarshalBinary()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("resumed groups encode as\n%x\nwant\n%x", got, want)
+	}
+}
+
+// radixSort orders by prefix as a comparison sort does, for sizes on
+// both sides of its cutoff and prefixes that share bytes or repeat.
+func TestRadixSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 255, 256, 257, 5000} {
+		for _, gen := range []func() uint64{
+			r.Uint64,
+			func() uint64 { return uint64(r.IntN(40)) << 56 },               // the top byte alone differs
+			func() uint64 { return 0x6731323300000000 | uint64(r.IntN(7)) }, // the bottom byte alone
+		} {
+			o := make([]ord, n)
+			for i := range o {
+				o[i] = ord{gen(), int32(i)}
+			}
+			want := slices.Clone(o)
+			slices.SortStableFunc(want, func(a, b ord) int { return cmp.Compare(a.prefix, b.prefix) })
+			got := radixSort(o, make([]ord, n))
+			for i := range got {
+				if got[i].prefix != want[i].prefix {
+					t.Fatalf("n=%d: at %d prefix %x, want %x", n, i, got[i].prefix, want[i].prefix)
+				}
+			}
+			if n >= 256 && !slices.Equal(got, want) {
+				t.Fatalf("n=%d: not stable", n)
+			}
+		}
 	}
 }
