@@ -379,6 +379,7 @@ type mergeIter struct {
 	err      error
 	ops      [][]byte // merge operands of the current key, newest first
 	bufs     [][]byte // reused for ops and the base value
+	ties     []int    // the runs whose next key is the current one
 }
 
 func newMergeIter(runs []*run, bottom bool, combine combineFn) *mergeIter {
@@ -392,12 +393,25 @@ func newMergeIter(runs []*run, bottom bool, combine combineFn) *mergeIter {
 
 func (m *mergeIter) next() bool {
 	for m.err == nil {
+		// The smallest key, and every run that has it (ascending).
 		best := -1
+		ties := m.ties[:0]
 		for i, it := range m.its {
-			if m.live[i] && (best < 0 || bytes.Compare(it.key, m.its[best].key) < 0) {
-				best = i
+			if !m.live[i] {
+				continue
+			}
+			c := -1
+			if best >= 0 {
+				c = bytes.Compare(it.key, m.its[best].key)
+			}
+			switch {
+			case c < 0:
+				best, ties = i, append(ties[:0], i)
+			case c == 0:
+				ties = append(ties, i)
 			}
 		}
+		m.ties = ties
 		if best < 0 {
 			for _, it := range m.its {
 				if it.err != nil {
@@ -420,11 +434,9 @@ func (m *mergeIter) next() bool {
 			used++
 			return m.bufs[used-1]
 		}
-		for i := len(m.its) - 1; i >= 0; i-- {
+		for t := len(ties) - 1; t >= 0; t-- {
+			i := ties[t]
 			it := m.its[i]
-			if !m.live[i] || !bytes.Equal(it.key, m.key) {
-				continue
-			}
 			if !haveBase {
 				switch it.kind {
 				case entryMerge:
