@@ -56,7 +56,7 @@ type Keyed[K Key, V any] struct {
 	cache    *keyedMap[K, V]
 	complete bool
 	nocache  bool
-	dirty    []K
+	dirty    []dirtyKey[K]
 	// batch holds merge operands given by MergeAll to a state without
 	// cache, older than every dirty slot; lookups write it out first.
 	batch []frozenEntry[K, V]
@@ -223,7 +223,7 @@ func NewKeyed[K Key, V any](j KeyedJob, name string, opts KeyedOptions[V]) (*Key
 	}
 	if opts.NoCache && k.complete {
 		k.complete = false
-		k.cache = newKeyedMap[K, V](k.kk, 0)
+		k.cache = k.cache.empty()
 	}
 	k.nocache = opts.NoCache
 	k.removeStale()
@@ -420,12 +420,14 @@ func (k *Keyed[K, V]) exists(key K) (bool, error) {
 	return ok, err
 }
 
-// touch lists key, whose slot is s, among the changes since the last
+// touch lists the key of slot s among the changes since the last
 // checkpoint, once.
-func (k *Keyed[K, V]) touch(key K, s *slot[V]) {
+func (k *Keyed[K, V]) touch(s *slot[V]) {
 	if s.epoch != k.epoch {
 		s.epoch = k.epoch
-		k.dirty = append(k.dirty, key)
+		// The table's copy of the key, and its hash (s's key is the
+		// last one looked up or inserted): takeDirty finds it faster.
+		k.dirty = append(k.dirty, dirtyKey[K]{k.cache.keyOf(s), k.cache.last})
 	}
 }
 
@@ -449,7 +451,7 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 		k.count++
 	}
 	s.v, s.kind = v, entryPut
-	k.touch(key, s)
+	k.touch(s)
 	return k.account()
 }
 
@@ -459,7 +461,7 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 func (k *Keyed[K, V]) Update(key K, fn func(old V, ok bool) V) error {
 	if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
 		s.v = fn(s.v, true)
-		k.touch(key, s)
+		k.touch(s)
 		return k.account()
 	}
 	old, ok, err := k.Get(key)
@@ -494,7 +496,7 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	default:
 		s.v = k.merge(s.v, v)
 	}
-	k.touch(key, s)
+	k.touch(s)
 	return k.account()
 }
 
@@ -563,7 +565,7 @@ func (k *Keyed[K, V]) Delete(key K) error {
 	// A merge operand's key exists once it is folded: unsure already.
 	var zero V
 	s.v, s.kind = zero, entryDelete
-	k.touch(key, s)
+	k.touch(s)
 	return k.account()
 }
 
@@ -617,7 +619,7 @@ func (k *Keyed[K, V]) spill() error {
 		return fmt.Errorf("ckpt: keyed state %q: spill to disk: %w", k.name, err)
 	}
 	k.complete = false
-	k.cache = newKeyedMap[K, V](k.kk, 0)
+	k.cache = k.cache.empty()
 	return nil
 }
 
@@ -630,17 +632,17 @@ func (k *Keyed[K, V]) takeDirty(clear bool) []frozenEntry[K, V] {
 	clear = clear || k.nocache
 	out := slices.Grow(k.batch, len(k.dirty))
 	k.batch = nil
-	for _, key := range k.dirty {
-		s := k.cache.find(key)
+	// Part of the job's pause at every checkpoint: the lookups overlap.
+	k.cache.findEach(k.dirty, func(key K, s *slot[V]) {
 		out = append(out, frozenEntry[K, V]{key: key, v: s.v, kind: s.kind})
 		if !clear && (s.kind == entryMerge || s.kind == entryDelete && k.complete) {
 			k.cache.delete(key)
 		}
-	}
-	k.dirty = make([]K, 0, len(k.dirty))
+	})
+	k.dirty = make([]dirtyKey[K], 0, len(k.dirty))
 	k.epoch++
 	if clear {
-		k.cache = newKeyedMap[K, V](k.kk, 0)
+		k.cache = k.cache.empty()
 	}
 	return out
 }

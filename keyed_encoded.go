@@ -61,7 +61,7 @@ func (k *Keyed[K, V]) MergeEncoded(b EncodedBatch) error {
 	// Values held in memory no longer include every operand.
 	if k.complete || k.cache.len() > 0 {
 		k.complete = false
-		k.cache = newKeyedMap[K, V](k.kk, 0)
+		k.cache = k.cache.empty()
 	}
 	k.pend = append(k.pend, b)
 	k.unsure = true

@@ -18,6 +18,16 @@ type keyedMap[K Key, V any] struct {
 	dead  int // deleted entries still in the table
 	mask  uint64
 	iseed uint64 // for integer keys
+	last  uint64 // the hash of the key last given to find or insert
+	sink  uint8  // keeps findEach's loads from being dropped
+}
+
+// dirtyKey is a key listed for the next checkpoint, with its hash (the
+// same in every map of one state: see empty), so that finding it again
+// reads neither its bytes nor anything but its place in the table.
+type dirtyKey[K Key] struct {
+	key K
+	h   uint64
 }
 
 // mapEntry is an entry of the table; its control byte (s.ctrl: empty,
@@ -38,6 +48,14 @@ func newKeyedMap[K Key, V any](kk keyKind, size int) *keyedMap[K, V] {
 	m.iseed = maphash.Comparable(m.seed, uint64(0x9e3779b97f4a7c15)) | 1
 	m.alloc(size)
 	return m
+}
+
+// empty returns an empty map with m's hash seed, so that the hashes of
+// m's keys hold in it too.
+func (m *keyedMap[K, V]) empty() *keyedMap[K, V] {
+	e := &keyedMap[K, V]{kk: m.kk, seed: m.seed, iseed: m.iseed}
+	e.alloc(0)
+	return e
 }
 
 // alloc makes room for size entries, empty.
@@ -72,7 +90,41 @@ func (m *keyedMap[K, V]) len() int { return m.n }
 
 // find returns key's slot, or nil.
 func (m *keyedMap[K, V]) find(key K) *slot[V] {
-	h := m.hash(key)
+	m.last = m.hash(key)
+	return m.findHash(key, m.last)
+}
+
+// keyOf returns the key stored with s, which is a slot of m's. A key
+// listed from here shares its bytes with the table's copy, so looking it
+// up again compares pointers, not bytes far away in memory.
+func (m *keyedMap[K, V]) keyOf(s *slot[V]) K {
+	var e mapEntry[K, V]
+	return (*mapEntry[K, V])(unsafe.Add(unsafe.Pointer(s), -int(unsafe.Offsetof(e.s)))).key
+}
+
+// findEach calls fn with each key and its slot (nil if absent), in
+// order. The keys are looked up a batch at a time, each batch's first
+// probes loaded before any is used: in a table far larger than the CPU's
+// caches almost every lookup misses them, and this way the misses
+// overlap instead of coming one after another. fn may delete keys.
+func (m *keyedMap[K, V]) findEach(keys []dirtyKey[K], fn func(K, *slot[V])) {
+	const batch = 16
+	for len(keys) > 0 {
+		n := min(len(keys), batch)
+		var x uint8
+		for _, d := range keys[:n] {
+			x += m.ents[d.h&m.mask].s.ctrl
+		}
+		m.sink += x
+		for _, d := range keys[:n] {
+			fn(d.key, m.findHash(d.key, d.h))
+		}
+		keys = keys[n:]
+	}
+}
+
+// findHash returns key's slot, or nil; h is key's hash.
+func (m *keyedMap[K, V]) findHash(key K, h uint64) *slot[V] {
 	t := tag(h)
 	for i := h & m.mask; ; i = (i + 1) & m.mask {
 		e := &m.ents[i]
@@ -94,6 +146,7 @@ func (m *keyedMap[K, V]) insert(key K) *slot[V] {
 		m.rehash()
 	}
 	h := m.hash(key)
+	m.last = h
 	i := h & m.mask
 	for m.ents[i].s.ctrl > ctrlDeleted {
 		i = (i + 1) & m.mask

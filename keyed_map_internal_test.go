@@ -70,3 +70,54 @@ func testKeyedMap[K Key](t *testing.T, kk keyKind, key func(int) K) {
 		t.Fatalf("%d entries for %d keys: tombstones are not cleared", len(m.ents), len(model))
 	}
 }
+
+// findEach finds what find finds, key after key, across batch boundaries
+// and while its function deletes the keys it is given; a key listed from
+// its slot (keyOf) and the hash find computed (last) find the same slot.
+func TestKeyedMapFindEach(t *testing.T) {
+	m := newKeyedMap[string, int](keyKindOf[string](), 0)
+	for i := range 1000 {
+		m.insert(fmt.Sprintf("k%d", i)).v = i
+	}
+	var keys []dirtyKey[string]
+	for i := 0; i < 1100; i += 3 { // a third present and deleted, some absent
+		key := fmt.Sprintf("k%d", i)
+		keys = append(keys, dirtyKey[string]{key, m.hash(key)})
+	}
+	keys = append(keys, keys[5]) // deleted by then: absent
+	n := 0
+	m.findEach(keys, func(key string, s *slot[int]) {
+		var i int
+		fmt.Sscanf(key, "k%d", &i)
+		switch {
+		case n == len(keys)-1 || i >= 1000:
+			if s != nil {
+				t.Fatalf("key %d: %s found, want absent", n, key)
+			}
+		case s == nil || s.v != i:
+			t.Fatalf("key %d: %s: slot %v, want value %d", n, key, s, i)
+		default:
+			m.delete(key)
+		}
+		n++
+	})
+	for i := range 1000 {
+		key := fmt.Sprintf("k%d", i)
+		s := m.find(key)
+		if s == nil {
+			continue
+		}
+		if got := m.keyOf(s); got != key || m.last != m.hash(key) {
+			t.Fatalf("keyOf = %q, last = %x; want %q, %x", got, m.last, key, m.hash(key))
+		}
+		if i == 1 {
+			// An empty map of the same seed hashes alike.
+			if e := m.empty(); e.hash(key) != m.hash(key) || e.len() != 0 {
+				t.Fatal("empty() hashes differently or is not empty")
+			}
+		}
+	}
+	if n != len(keys) || m.len() != 1000-334 {
+		t.Fatalf("%d calls for %d keys, %d keys left, want %d", n, len(keys), m.len(), 1000-334)
+	}
+}
