@@ -233,6 +233,29 @@ func TestVerifyAllOK(t *testing.T) {
 	}
 }
 
+// verify of every checkpoint counts the blobs no kept checkpoint names,
+// and exits 0 for them.
+func TestVerifyCountsUnreferencedBlobs(t *testing.T) {
+	dir, _ := ordersStore(t)
+	r := ckptRun(t, nil, "checkpoints", "verify", "--store", dir, "--job", "orders").want(t, exitOK)
+	if strings.Contains(r.stdout, "named by no kept checkpoint") {
+		t.Fatalf("a clean store reported unreferenced blobs:\n%s", r.stdout)
+	}
+	stray := filepath.Join(dir, "jobs", "orders", "blobs", strings.Repeat("ab", 32))
+	if err := os.WriteFile(stray, []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = ckptRun(t, nil, "checkpoints", "verify", "--store", dir, "--job", "orders").want(t, exitOK)
+	if !strings.Contains(r.stdout, "1 of the job's") || !strings.Contains(r.stdout, "named by no kept checkpoint") {
+		t.Fatalf("verify did not report the stray blob:\n%s", r.stdout)
+	}
+	// One checkpoint, or JSON: nothing about the others' blobs.
+	r = ckptRun(t, nil, "checkpoints", "verify", "--store", dir, "--job", "orders", "--json").want(t, exitOK)
+	if strings.Contains(r.stdout, "named by no kept checkpoint") {
+		t.Fatalf("verify --json printed the count:\n%s", r.stdout)
+	}
+}
+
 func TestVerifyCorruptBlob(t *testing.T) {
 	dir, cps := ordersStore(t)
 	bad := blobOf(t, cps[1])

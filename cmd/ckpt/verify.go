@@ -28,6 +28,11 @@ read each manifest and every blob of state it names, and check every
 checksum and content hash. One line per checkpoint says ok, or CORRUPT with
 the store object at fault and what is wrong with it.
 
+Verifying every checkpoint also counts the job's blobs that no kept
+checkpoint names (what a crash leaves before a commit or during a
+cleanup), which the job's next run removes; they are reported, not an
+error.
+
 The exit code is 3 when any checkpoint is corrupt; the error line names
 them and says which checkpoint the job would resume from. A checkpoint
 written in a format this ckpt does not read is reported as unreadable
@@ -100,6 +105,17 @@ written in a format this ckpt does not read is reported as unreadable
 					a.infof("checkpoint %d of job %q verifies\n", entries[0].Seq, job)
 				} else {
 					a.infof("all %d checkpoints of job %q verify\n", len(entries), job)
+				}
+				if seq == 0 {
+					// Blobs that no kept manifest names: harmless, but
+					// space, and worth knowing of after a crash.
+					bc, err := ckpt.CheckBlobs(ctx, st, job)
+					if err != nil {
+						return err
+					}
+					if n := len(bc.Unreferenced); n > 0 {
+						a.infof("%d of the job's %d blobs are named by no kept checkpoint (left by a crash or an interrupted cleanup); the job's next run removes them\n", n, bc.Blobs)
+					}
 				}
 			}
 			return nil
