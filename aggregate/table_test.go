@@ -3,9 +3,13 @@ package aggregate
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
+	"github.com/ckptdev/ckpt/convert"
+	"github.com/ckptdev/ckpt/sink"
 	"math/big"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -198,5 +202,50 @@ func TestRadixSort(t *testing.T) {
 				t.Fatalf("n=%d: not stable", n)
 			}
 		}
+	}
+}
+
+// writeFrom stops reading the groups at the first one the formatting
+// goroutine cannot write, and returns its error, after batches of good
+// groups have gone through both goroutines; a read error comes back too.
+func TestWriteFromStopsAtABadGroup(t *testing.T) {
+	a := &aggregator{opts: Options{GroupBy: []string{"k"}, Aggs: []Spec{{Op: Count}}, To: convert.CSV}}
+	val, err := (&partial{count: 1, accs: []acc{{}}}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "out.csv")
+	out, err := sink.OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	const good = 50_000 // several batches
+	yielded := 0
+	err = a.writeFrom(out, func(fn func(key, val []byte) bool) error {
+		// The reader runs at most a few batches (tens of thousands of
+		// groups) ahead of the writer.
+		for i := range 20 * good {
+			key := appendGroupKey(nil, []string{fmt.Sprintf("g%07d", i)})
+			if i == good {
+				key = []byte("no end") // not appendGroupKey's form
+			}
+			yielded++
+			if !fn(key, val) {
+				return nil
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errCorruptKey) {
+		t.Fatalf("writeFrom = %v, want the corrupt key's error", err)
+	}
+	if yielded == 20*good {
+		t.Fatal("the groups after the bad one were all read")
+	}
+	readErr := errors.New("run unreadable")
+	err = a.writeFrom(out, func(fn func(key, val []byte) bool) error { return readErr })
+	if !errors.Is(err, readErr) {
+		t.Fatalf("writeFrom = %v, want the read error", err)
 	}
 }
