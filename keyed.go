@@ -89,6 +89,15 @@ type Keyed[K Key, V any] struct {
 	encInFlight bool
 	failed      error // set when a checkpoint could not write its run
 
+	// snap is the copy of a checkpoint's changes that the background
+	// commit makes after the job's pause (keyed_snap.go); copying is set
+	// until it is over, and meanwhile changes to cache take cmu. spare
+	// is the list of keys of a copy that is over, for reuse.
+	snap    *keyedSnap[K, V]
+	copying atomic.Bool
+	cmu     sync.Mutex
+	spare   []dirtyKey[K]
+
 	buf []byte
 }
 
@@ -323,6 +332,8 @@ func (k *Keyed[K, V]) Len() (int64, error) {
 // when the state is larger than its memory budget and reading the local
 // disk fails.
 func (k *Keyed[K, V]) Get(key K) (V, bool, error) {
+	// No lock while a checkpoint copies from the table: a read looks at
+	// nothing the copier writes (keyed_snap.go).
 	if err := k.flushBatch(); err != nil {
 		var zero V
 		return zero, false, err
@@ -421,9 +432,11 @@ func (k *Keyed[K, V]) exists(key K) (bool, error) {
 }
 
 // touch lists the key of slot s among the changes since the last
-// checkpoint, once.
+// checkpoint, once. It is called before s changes: a copy in progress
+// that has yet to copy s copies it first.
 func (k *Keyed[K, V]) touch(s *slot[V]) {
 	if s.epoch != k.epoch {
+		k.save(s)
 		s.epoch = k.epoch
 		// The table's copy of the key, and its hash (s's key is the
 		// last one looked up or inserted): takeDirty finds it faster.
@@ -433,6 +446,22 @@ func (k *Keyed[K, V]) touch(s *slot[V]) {
 
 // Put sets the value of key.
 func (k *Keyed[K, V]) Put(key K, v V) error {
+	if k.copying.Load() {
+		k.cmu.Lock()
+		err := k.put(key, v)
+		k.cmu.Unlock()
+		if err != nil {
+			return err
+		}
+		return k.account()
+	}
+	if err := k.put(key, v); err != nil {
+		return err
+	}
+	return k.account()
+}
+
+func (k *Keyed[K, V]) put(key K, v V) error {
 	if err := k.flushBatch(); err != nil {
 		return err
 	}
@@ -450,18 +479,27 @@ func (k *Keyed[K, V]) Put(key K, v V) error {
 	case s.kind == entryDelete:
 		k.count++
 	}
-	s.v, s.kind = v, entryPut
 	k.touch(s)
-	return k.account()
+	s.v, s.kind = v, entryPut
+	return nil
 }
 
 // Update sets the value of key to fn(old, ok), where old and ok are what
 // Get would return: a read-modify-write that looks a key held in memory
 // up once. fn must not use the state.
 func (k *Keyed[K, V]) Update(key K, fn func(old V, ok bool) V) error {
-	if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
-		s.v = fn(s.v, true)
+	if k.copying.Load() {
+		k.cmu.Lock()
+		if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
+			k.touch(s)
+			s.v = fn(s.v, true)
+			k.cmu.Unlock()
+			return k.account()
+		}
+		k.cmu.Unlock()
+	} else if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
 		k.touch(s)
+		s.v = fn(s.v, true)
 		return k.account()
 	}
 	old, ok, err := k.Get(key)
@@ -479,10 +517,21 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 	if k.merge == nil {
 		return fmt.Errorf("ckpt: keyed state %q: Merge needs KeyedOptions.Merge", k.name)
 	}
+	if k.copying.Load() {
+		k.cmu.Lock()
+		k.mergeOne(key, v)
+		k.cmu.Unlock()
+	} else {
+		k.mergeOne(key, v)
+	}
+	return k.account()
+}
+
+func (k *Keyed[K, V]) mergeOne(key K, v V) {
 	s := k.cache.find(key)
-	switch {
-	case s == nil:
+	if s == nil {
 		s = k.cache.insert(key)
+		k.touch(s)
 		s.v, s.kind = v, entryMerge
 		if k.complete {
 			s.kind = entryPut
@@ -490,14 +539,15 @@ func (k *Keyed[K, V]) Merge(key K, v V) error {
 		} else {
 			k.unsure = true
 		}
-	case s.kind == entryDelete:
-		s.v, s.kind = v, entryPut
-		k.count++
-	default:
-		s.v = k.merge(s.v, v)
+		return
 	}
 	k.touch(s)
-	return k.account()
+	if s.kind == entryDelete {
+		s.v, s.kind = v, entryPut
+		k.count++
+	} else {
+		s.v = k.merge(s.v, v)
+	}
 }
 
 // MergeAll merges every entry of seq as Merge would; its keys must be
@@ -540,33 +590,50 @@ func (k *Keyed[K, V]) flushBatch() error {
 
 // Delete removes key; a missing key is not an error.
 func (k *Keyed[K, V]) Delete(key K) error {
-	if err := k.flushBatch(); err != nil {
+	if k.copying.Load() {
+		k.cmu.Lock()
+		changed, err := k.delete(key)
+		k.cmu.Unlock()
+		if !changed || err != nil {
+			return err
+		}
+		return k.account()
+	}
+	if changed, err := k.delete(key); !changed || err != nil {
 		return err
+	}
+	return k.account()
+}
+
+// delete removes key, and reports whether that changed the state.
+func (k *Keyed[K, V]) delete(key K) (bool, error) {
+	if err := k.flushBatch(); err != nil {
+		return false, err
 	}
 	s := k.cache.find(key)
 	switch {
 	case s == nil:
 		ok, err := k.exists(key)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if k.complete || !ok && !k.unsure {
-			return nil
+			return false, nil
 		}
 		if ok {
 			k.count--
 		}
 		s = k.cache.insert(key)
 	case s.kind == entryDelete:
-		return nil
+		return false, nil
 	case s.kind == entryPut:
 		k.count--
 	}
 	// A merge operand's key exists once it is folded: unsure already.
+	k.touch(s)
 	var zero V
 	s.v, s.kind = zero, entryDelete
-	k.touch(s)
-	return k.account()
+	return true, nil
 }
 
 // account checks the memory budget every so many changes, spilling the
@@ -640,11 +707,19 @@ func (k *Keyed[K, V]) takeDirty(clear bool) []frozenEntry[K, V] {
 		}
 	})
 	k.dirty = make([]dirtyKey[K], 0, len(k.dirty))
-	k.epoch++
+	k.nextEpoch()
 	if clear {
 		k.cache = k.cache.empty()
 	}
 	return out
+}
+
+// nextEpoch starts a new epoch. No epoch is 0: a slot read from the runs
+// or copied by a checkpoint has epoch 0.
+func (k *Keyed[K, V]) nextEpoch() {
+	if k.epoch++; k.epoch == 0 {
+		k.epoch = 1
+	}
 }
 
 // flushDirty waits for the checkpoint in flight to write its run, then
@@ -671,6 +746,7 @@ func (k *Keyed[K, V]) flushDirty(clear bool) error {
 
 // waitFrozen waits until the checkpoint in flight has written its run.
 func (k *Keyed[K, V]) waitFrozen() error {
+	k.finishCopy()
 	if k.inflight != nil {
 		<-k.inflight
 		k.inflight, k.encInFlight = nil, false
@@ -687,6 +763,7 @@ func (k *Keyed[K, V]) waitFrozen() error {
 // false. fn must not change the state.
 func (k *Keyed[K, V]) Range(fn func(key K, v V) bool) error {
 	if k.complete {
+		// Reads, which take no lock during a checkpoint's copy (Get).
 		keys := make([]K, 0, k.cache.len())
 		k.cache.all(func(key K, s *slot[V]) bool {
 			if s.kind == entryPut {

@@ -94,13 +94,24 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 			return KeyedRef{}, 0, err
 		}
 	}
-	frozen := k.takeDirty(false)
+	// The job's pause: a state held whole in memory only takes the list
+	// of changed keys, and the commit copies their values (keyed_snap.go).
+	var frozen []frozenEntry[K, V]
+	var sn *keyedSnap[K, V]
+	if k.cowOK() {
+		sn = k.snapshot()
+	} else {
+		frozen = k.takeDirty(false)
+	}
 	enc := k.pend
 	k.pend = nil
 	k.encInFlight = len(enc) > 0
 	k.mu.Lock()
 	k.frozen, k.frozenIdx = frozen, nil
 	k.frozenLen.Store(int64(len(frozen)))
+	if sn != nil {
+		k.frozenLen.Store(int64(len(sn.keys)))
+	}
 	runs := slices.Clone(k.runs)
 	k.mu.Unlock()
 	n := int64(-1) // not known
@@ -110,6 +121,9 @@ func (k *Keyed[K, V]) freeze() keyedFinish {
 	done := make(chan struct{})
 	k.inflight = done
 	return func(ctx context.Context, st store.Store, prefix string, known blobSet) (KeyedRef, int64, error) {
+		if sn != nil {
+			frozen = k.copyAll(sn)
+		}
 		runs, err := k.settle(enc, frozen, runs, done)
 		if err != nil || st == nil {
 			return KeyedRef{}, 0, err

@@ -50,6 +50,7 @@ func (k *Keyed[K, V]) MergeEncoded(b EncodedBatch) error {
 	if b.Len() == 0 {
 		return nil
 	}
+	k.finishCopy()
 	// Batches are older than the changes held in memory, which the run
 	// written after theirs holds: changes made before this batch go to
 	// a run of their own first.

@@ -524,6 +524,43 @@ func TestKeyedAsyncCheckpoints(t *testing.T) {
 	checkNoOrphans(t, st, "kv")
 }
 
+// A checkpoint of a state held in memory copies the changed values in
+// the background, while the job goes on changing them: resumed, each
+// checkpoint holds the state of its instant, not of the moment its copy
+// got to a key.
+func TestKeyedCheckpointCopiesWhileTheJobChanges(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	local := t.TempDir()
+	cfg := ckpt.Config{Every: ckpt.Every{Records: 1}, Retain: 2}
+	r := rand.New(rand.NewPCG(21, 22))
+	model := make(map[string]int64)
+	for round := range 6 {
+		dir := local
+		if round%2 == 1 {
+			dir = t.TempDir()
+		}
+		j, k := openKeyedJob(t, st, dir, cfg)
+		checkKeyed(t, k, model)
+		randomOps(t, r, k, model, 20000, 30000)
+		at := maps.Clone(model)
+		// The checkpoint, in the background; then changes to the keys it
+		// is copying.
+		if err := j.Advance(ctx, 1, 0); err != nil {
+			t.Fatal(err)
+		}
+		randomOps(t, r, k, model, 5000, 30000)
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		model = at
+	}
+	j, k := openKeyedJob(t, st, local, cfg)
+	defer j.Close()
+	checkKeyed(t, k, model)
+	checkNoOrphans(t, st, "kv")
+}
+
 // MergeAll on a state without cache lists batches of operands without a
 // table; mixed with single changes and reads, the state is as if each
 // operand had been folded in order.

@@ -29,9 +29,12 @@ import (
 const (
 	envStore = "CKPT_KEYED_CHILD_STORE"
 	envDir   = "CKPT_KEYED_CHILD_DIR"
-	job      = "keyed"
-	records  = 120_000
-	space    = 20_000
+	// envInMemory, set to 1, lifts the child's memory budget: its state
+	// stays in memory, and checkpoints copy its changes after the pause.
+	envInMemory = "CKPT_KEYED_CHILD_IN_MEMORY"
+	job         = "keyed"
+	records     = 120_000
+	space       = 20_000
 )
 
 type position struct {
@@ -40,9 +43,9 @@ type position struct {
 
 // TestKeyedChild is the process the crash loops kill: it applies records
 // (puts, read-modify-writes and deletes chosen by each record's number)
-// to a keyed state that spills past a small memory budget, checkpointing
-// every few thousand records, and at the end writes the state in key
-// order to out.txt.
+// to a keyed state that spills past a small memory budget (or, with
+// envInMemory, stays in memory), checkpointing every few thousand
+// records, and at the end writes the state in key order to out.txt.
 func TestKeyedChild(t *testing.T) {
 	url, dir := os.Getenv(envStore), os.Getenv(envDir)
 	if url == "" {
@@ -57,10 +60,14 @@ func TestKeyedChild(t *testing.T) {
 
 func runChild(url, dir string) error {
 	ctx := context.Background()
+	memory := int64(256 << 10)
+	if os.Getenv(envInMemory) == "1" {
+		memory = 0
+	}
 	j, err := ckpt.Open[position](ctx, job, ckpt.Config{
 		Store:    url,
 		Every:    ckpt.Every{Records: 3000},
-		Memory:   256 << 10,
+		Memory:   memory,
 		LocalDir: filepath.Join(dir, "local"),
 		Codec:    codec.Gob{},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -246,6 +253,13 @@ func openURL(t *testing.T, url string) func() store.Store {
 func TestKilledKeyedJobLocal(t *testing.T) {
 	url := filepath.Join(t.TempDir(), "store")
 	crashLoop(t, url, nil, openURL(t, url))
+}
+
+// The same on a state held in memory, whose checkpoints copy the changed
+// values in the background while the job changes them.
+func TestKilledKeyedJobInMemory(t *testing.T) {
+	url := filepath.Join(t.TempDir(), "store")
+	crashLoop(t, url, []string{envInMemory + "=1"}, openURL(t, url))
 }
 
 func TestKilledKeyedJobS3(t *testing.T) {
