@@ -39,7 +39,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := .:FuzzDecodeManifest .:FuzzDecodeBlob ./source:FuzzCSV ./source:FuzzLines \
 	./internal/records:FuzzScan ./internal/records:FuzzAppendString ./internal/records:FuzzIsNumber \
 	./internal/records:FuzzAppendCSVField ./aggregate:FuzzStateUnmarshal ./aggregate:FuzzFastDecimal \
-	.:FuzzRun ./aggregate:FuzzGroupKey ./aggregate:FuzzPartial \
+	.:FuzzRun .:FuzzPlainJSONString ./aggregate:FuzzGroupKey ./aggregate:FuzzPartial \
 	./parquetio:FuzzSource ./parquetio:FuzzPosition
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -265,21 +265,10 @@ func (k *Keyed[K, V]) load(ref KeyedRef, nocache bool) error {
 		return nil
 	}
 	k.cache = newKeyedMap[K, V](k.kk, int(max(ref.Len, 0)))
-	err := k.scan(k.runs, func(key, val []byte) error {
-		kd, err := decodeKey[K](k.kk, key)
-		if err != nil {
-			return err
-		}
-		v, err := k.decode(val)
-		if err != nil {
-			return err
-		}
-		if s := k.cache.find(kd); s != nil {
-			s.v = v
-		} else {
-			k.cache.insert(kd).v = v
-		}
-		return nil
+	// The merge yields each key once: inserted without a lookup. A
+	// duplicate would show in the count below.
+	err := k.decodeRuns(k.runs, func(es []frozenEntry[K, V]) {
+		k.cache.insertEach(es)
 	})
 	if err != nil {
 		return err
@@ -839,10 +828,16 @@ func (k *Keyed[K, V]) combine(older, newer []byte) ([]byte, error) {
 func (k *Keyed[K, V]) decode(b []byte) (V, error) {
 	var v V
 	if _, ok := k.codec.(codec.JSON); ok {
+		if p, ok := any(&v).(*string); ok {
+			if s, ok := plainJSONString(b); ok {
+				*p = s
+				return v, nil
+			}
+		}
 		// What codec.JSON.Decode does for one value (trailing data is
 		// refused too), without a json.Decoder and its buffer per value.
 		if err := json.Unmarshal(b, &v); err != nil {
-			return v, fmt.Errorf("decode value: json: %w", err)
+			return v, fmt.Errorf("decode value: %w", err)
 		}
 		return v, nil
 	}

@@ -1,9 +1,13 @@
 package ckpt
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ckptdev/ckpt/codec"
 )
 
 // FuzzRun reads arbitrary bytes as a local run: iterating, indexing and
@@ -51,6 +55,32 @@ func FuzzRun(f *testing.F) {
 		}
 		m := newMergeIter([]*run{r, r}, true, func(a, b []byte) ([]byte, error) { return append(a, b...), nil })
 		for m.next() {
+		}
+	})
+}
+
+// FuzzPlainJSONString: where the fast path decodes a value, it decodes it
+// as encoding/json does; strings that JSON encodes are mostly plain.
+func FuzzPlainJSONString(f *testing.F) {
+	for _, s := range []string{`"abc"`, "\"abc\"\n", `"a\"b"`, `"a\u00e9"`, "\"\xff\"", "\"é\"", `""`, `"a\nb"`, "\"\x01\"", `"<&>"`, ` "x"`, `"x" `, `"`, `x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := plainJSONString(b)
+		var want string
+		err := json.Unmarshal(b, &want)
+		if ok && (err != nil || got != want) {
+			t.Fatalf("%q: fast path %q, encoding/json %q, %v", b, got, want, err)
+		}
+		// What codec.JSON writes for a string is decoded by the fast path
+		// unless it needed escaping.
+		var buf bytes.Buffer
+		if err := (codec.JSON{}).Encode(&buf, string(b)); err != nil {
+			t.Fatal(err)
+		}
+		got, ok = plainJSONString(buf.Bytes())
+		if plain := !bytes.ContainsAny(buf.Bytes()[1:buf.Len()-2], "\\"); ok != plain || ok && got != string(b) {
+			t.Fatalf("%q encoded as %q: fast path %q, %v", b, buf.Bytes(), got, ok)
 		}
 	})
 }

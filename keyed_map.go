@@ -142,10 +142,14 @@ func (m *keyedMap[K, V]) findHash(key K, h uint64) *slot[V] {
 // insert adds key, which find did not find, with a zero slot, and returns
 // the slot.
 func (m *keyedMap[K, V]) insert(key K) *slot[V] {
+	return m.insertHash(key, m.hash(key))
+}
+
+// insertHash is insert of a key whose hash is h.
+func (m *keyedMap[K, V]) insertHash(key K, h uint64) *slot[V] {
 	if (m.n+m.dead+1)*4 > len(m.ents)*3 {
 		m.rehash()
 	}
-	h := m.hash(key)
 	m.last = h
 	i := h & m.mask
 	for m.ents[i].s.ctrl > ctrlDeleted {
@@ -157,6 +161,27 @@ func (m *keyedMap[K, V]) insert(key K) *slot[V] {
 	m.ents[i] = mapEntry[K, V]{key: key, s: slot[V]{ctrl: tag(h)}}
 	m.n++
 	return &m.ents[i].s
+}
+
+// insertEach inserts the keys of es, none of which is in the table, with
+// their values. The keys are hashed a batch at a time and their first
+// slots loaded before any is used, as in findEach.
+func (m *keyedMap[K, V]) insertEach(es []frozenEntry[K, V]) {
+	const batch = 16
+	var hs [batch]uint64
+	for len(es) > 0 {
+		n := min(len(es), batch)
+		var x uint8
+		for i := range n {
+			hs[i] = m.hash(es[i].key)
+			x += m.ents[hs[i]&m.mask].s.ctrl
+		}
+		m.sink += x
+		for i := range n {
+			m.insertHash(es[i].key, hs[i]).v = es[i].v
+		}
+		es = es[n:]
+	}
 }
 
 // delete removes key, if present.

@@ -121,3 +121,30 @@ func TestKeyedMapFindEach(t *testing.T) {
 		t.Fatalf("%d calls for %d keys, %d keys left, want %d", n, len(keys), m.len(), 1000-334)
 	}
 }
+
+// insertEach, as a restore uses it: batches of new keys into a table
+// that starts empty and grows (its slots move) between and within
+// batches.
+func TestKeyedMapInsertEach(t *testing.T) {
+	m := newKeyedMap[uint64, int](keyKindOf[uint64](), 0)
+	var es []frozenEntry[uint64, int]
+	for i := range 5000 {
+		es = append(es, frozenEntry[uint64, int]{key: uint64(i) * 7919, v: i})
+	}
+	for len(es) > 0 {
+		n := min(len(es), 37)
+		m.insertEach(es[:n])
+		es = es[n:]
+	}
+	if m.len() != 5000 {
+		t.Fatalf("len %d, want 5000", m.len())
+	}
+	for i := range 5000 {
+		if s := m.find(uint64(i) * 7919); s == nil || s.v != i || s.kind != entryPut {
+			t.Fatalf("key %d: %v", i, s)
+		}
+	}
+	if s := m.find(1); s != nil {
+		t.Fatal("an absent key is found")
+	}
+}

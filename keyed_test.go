@@ -561,6 +561,59 @@ func TestKeyedCheckpointCopiesWhileTheJobChanges(t *testing.T) {
 	checkNoOrphans(t, st, "kv")
 }
 
+// A state reopened with a value type its values do not decode to fails
+// to open, naming the state, whichever batch of the parallel restore
+// meets the first bad value.
+func TestKeyedRestoreOfUndecodableValuesFails(t *testing.T) {
+	ctx := context.Background()
+	st := openDirStore(t, t.TempDir())
+	cfg := ckpt.Config{Backend: st, NoSignals: true, LocalDir: t.TempDir(), Logger: quietLogger()}
+	j, err := ckpt.Open[keyedJobState](ctx, "kv", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ckpt.NewKeyed[string, string](j, "counts", ckpt.KeyedOptions[string]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50_000 {
+		if err := k.Put(fmt.Sprintf("key-%06d", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	for range 3 {
+		j, err = ckpt.Open[keyedJobState](ctx, "kv", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ckpt.NewKeyed[string, int64](j, "counts", ckpt.KeyedOptions[int64]{})
+		j.Close()
+		if err == nil || !strings.Contains(err.Error(), `keyed state "counts"`) || !strings.Contains(err.Error(), "decode value") {
+			t.Fatalf("opened string values as int64: %v", err)
+		}
+	}
+	// Opened right, the same state is whole.
+	j, err = ckpt.Open[keyedJobState](ctx, "kv", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	k, err = ckpt.NewKeyed[string, string](j, "counts", ckpt.KeyedOptions[string]{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := k.Len(); n != 50_000 {
+		t.Fatalf("Len %d", n)
+	}
+	if v, ok, _ := k.Get("key-012345"); !ok || v != "12345" {
+		t.Fatalf("Get: %q, %v", v, ok)
+	}
+}
+
 // MergeAll on a state without cache lists batches of operands without a
 // table; mixed with single changes and reads, the state is as if each
 // operand had been folded in order.
