@@ -30,7 +30,7 @@ type keyedSnap[K Key, V any] struct {
 	keys  []dirtyKey[K] // the changed keys
 	next  int           // keys[:next] are copied or skipped
 	out   []frozenEntry[K, V]
-	drop  []dirtyKey[K] // tombstones copied, to remove from the table
+	drop  []K // tombstones copied, to remove from the table
 }
 
 // snapBatch is how many keys the background copies per hold of the
@@ -84,7 +84,7 @@ func (k *Keyed[K, V]) copySnap(sn *keyedSnap[K, V], max int) bool {
 		sn.out = append(sn.out, frozenEntry[K, V]{key: key, v: s.v, kind: s.kind})
 		s.epoch = 0
 		if s.kind == entryDelete {
-			sn.drop = append(sn.drop, dirtyKey[K]{key: key})
+			sn.drop = append(sn.drop, key)
 		}
 	})
 	sn.next += len(keys)
@@ -120,9 +120,9 @@ func (k *Keyed[K, V]) finishCopy() {
 		k.copySnap(sn, -1)
 		k.cmu.Unlock()
 	}
-	for _, d := range sn.drop {
-		if s := k.cache.find(d.key); s != nil && s.epoch == 0 && s.kind == entryDelete {
-			k.cache.delete(d.key)
+	for _, key := range sn.drop {
+		if s := k.cache.find(key); s != nil && s.epoch == 0 && s.kind == entryDelete {
+			k.cache.delete(key)
 		}
 	}
 	k.snap = nil
@@ -130,7 +130,8 @@ func (k *Keyed[K, V]) finishCopy() {
 }
 
 // save copies s's value into the copy in progress before the job changes
-// it, if s still holds the value the copy is to take. The caller holds
+// it, if s still holds the value the copy is to take (which no slot does
+// once the copy is over). While a copy is in progress the caller holds
 // cmu; s is the slot of the key last looked up.
 func (k *Keyed[K, V]) save(s *slot[V]) {
 	if sn := k.snap; sn != nil && s.epoch == sn.epoch {
