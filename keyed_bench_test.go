@@ -26,6 +26,16 @@ func keyedBenchKeys() int {
 	return 1_000_000
 }
 
+// keyedBenchCheckpoints is the number of checkpoints of the space test of
+// BenchmarkKeyedState: 200 unless CKPT_KEYED_BENCH_CHECKPOINTS says
+// otherwise.
+func keyedBenchCheckpoints() int {
+	if n, err := strconv.Atoi(os.Getenv("CKPT_KEYED_BENCH_CHECKPOINTS")); err == nil && n > 0 {
+		return n
+	}
+	return 200
+}
+
 func benchValue(i, round int) string {
 	return fmt.Sprintf("%016x%016x%016x%016x", uint64(i)*0x9e3779b97f4a7c15, uint64(round), uint64(i)^0xdeadbeef, uint64(i+round)*31)
 }
@@ -51,8 +61,9 @@ type fullState struct {
 //   - restore/load: opening the job and its keyed state from the store
 //     with an empty local directory (download), and with the local copy
 //     (local), over opening the full-state job (the best of three each);
-//   - space/live: the store's bytes after 200 checkpoints of 1 % each with
-//     three retained, over the bytes of one full checkpoint of the state.
+//   - space/live: the store's bytes after 200 checkpoints (or
+//     CKPT_KEYED_BENCH_CHECKPOINTS) of 1 % each with three retained, over
+//     the bytes of one full checkpoint of the state.
 //
 // Run it once: go test -run '^$' -bench KeyedState -benchtime 1x.
 func BenchmarkKeyedState(b *testing.B) {
@@ -254,7 +265,7 @@ func BenchmarkKeyedState(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		for round := range 200 {
+		for round := range keyedBenchCheckpoints() {
 			for range step {
 				i := r.IntN(n)
 				if err := sk.Put(fmt.Sprintf("key-%09d", i), benchValue(i, round+1)); err != nil {
