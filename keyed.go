@@ -477,6 +477,9 @@ func (k *Keyed[K, V]) put(key K, v V) error {
 // Get would return: a read-modify-write that looks a key held in memory
 // up once. fn must not use the state.
 func (k *Keyed[K, V]) Update(key K, fn func(old V, ok bool) V) error {
+	// The path with the lock and the one without are spelled out: folded
+	// into one behind a "locked" flag and helpers, Update ran at 0.55 of
+	// a Go map's speed instead of 0.8 to 0.9 (a million keys).
 	if k.copying.Load() {
 		k.cmu.Lock()
 		if s := k.cache.find(key); s != nil && s.kind == entryPut && len(k.batch) == 0 {
